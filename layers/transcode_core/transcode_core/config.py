@@ -1,0 +1,65 @@
+"""Settings from environment variables, read and validated once (CONTRACT "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from transcode_core.errors import ConfigurationError
+
+WEBHOOK_MAX_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    topic_arn: str
+    provider_api_url: str | None
+    provider_secret_id: str | None
+    batch_size: int = 25  # encoding.com media ids per GetStatus extended request
+    concurrency: int = 8  # parallel single-job reads (Xvid)
+    page_size: int = 100  # list page size (Xvid, VOD Station)
+    connect_timeout: float = 3.05
+    read_timeout: float = 20.0
+    http_retries: int = 3
+    stall_minutes: float = 120.0
+    secret_max_age: int = 300  # seconds a secret is cached in a warm Lambda
+    provider_timezone: str = "UTC"  # zone of provider dates that carry no offset (encoding.com)
+    discovery_days: float = 2.0  # how far back listings discover jobs (VOD Station window)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        missing = [name for name in ("TABLE_NAME", "TOPIC_ARN") if not env.get(name)]
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+        return cls(
+            table_name=env["TABLE_NAME"],
+            topic_arn=env["TOPIC_ARN"],
+            provider_api_url=env.get("PROVIDER_API_URL") or None,
+            provider_secret_id=env.get("PROVIDER_SECRET_ID") or None,
+            batch_size=_number(env, "BATCH_SIZE", 25, int, low=1, high=1000),
+            concurrency=_number(env, "CONCURRENCY", 8, int, low=1, high=64),
+            page_size=_number(env, "PAGE_SIZE", 100, int, low=1, high=5000),
+            connect_timeout=_number(env, "HTTP_CONNECT_TIMEOUT", 3.05, float, low=0.1, high=60),
+            read_timeout=_number(env, "HTTP_READ_TIMEOUT", 20.0, float, low=0.1, high=300),
+            http_retries=_number(env, "HTTP_RETRIES", 3, int, low=0, high=10),
+            stall_minutes=_number(env, "STALL_MINUTES", 120.0, float, low=0, high=60 * 24 * 30),
+            secret_max_age=_number(env, "SECRET_MAX_AGE", 300, int, low=0, high=86400),
+            provider_timezone=env.get("PROVIDER_TIMEZONE") or "UTC",
+            discovery_days=_number(env, "DISCOVERY_DAYS", 2.0, float, low=0, high=365),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default, kind, *, low, high):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={raw!r} is outside {low}..{high}")
+    return value

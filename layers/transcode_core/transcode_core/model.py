@@ -1,0 +1,271 @@
+"""Canonical job states and the rules of change (CONTRACT "Canonical status and the rules of change").
+
+Pure: no I/O, no AWS, no Lambda. The pipeline asks `decide()` what a snapshot means for a stored job and
+writes exactly what it answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+
+class Status(str, Enum):
+    SUBMITTED = "SUBMITTED"
+    DOWNLOADING = "DOWNLOADING"
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    UPLOADING = "UPLOADING"
+    COMPLETE = "COMPLETE"
+    ERROR = "ERROR"
+    CANCELED = "CANCELED"
+    UNKNOWN = "UNKNOWN"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL = frozenset({Status.COMPLETE, Status.ERROR, Status.CANCELED})
+_TERMINAL_RANK = 5
+_RANK = {
+    Status.UNKNOWN: -1,  # only ever stored for a job first seen with a word nobody knows
+    Status.SUBMITTED: 0,
+    Status.DOWNLOADING: 1,
+    Status.QUEUED: 2,
+    Status.PROCESSING: 3,
+    Status.UPLOADING: 4,
+    Status.COMPLETE: _TERMINAL_RANK,
+    Status.ERROR: _TERMINAL_RANK,
+    Status.CANCELED: _TERMINAL_RANK,
+}
+EVENT_NAMES = {
+    Status.COMPLETE: "job.completed",
+    Status.ERROR: "job.failed",
+    Status.CANCELED: "job.canceled",
+}
+STALLED = "STALLED"
+STALLED_EVENT = "job.stalled"
+
+
+def rank(status: Status) -> int:
+    return _RANK[status]
+
+
+def is_terminal(status: Status | str) -> bool:
+    return Status(status) in TERMINAL
+
+
+def map_status(provider_word: str | None, words: Mapping[str, Status]) -> Status:
+    """The canonical status of a provider's word; `words` keys are lower case. Unknown words -> UNKNOWN."""
+    if not provider_word:
+        return Status.UNKNOWN
+    return words.get(" ".join(str(provider_word).split()).lower(), Status.UNKNOWN)
+
+
+def status_words(table: Mapping[Status, tuple[str, ...]]) -> dict[str, Status]:
+    """Turns a readable {Status: (words...)} table into the lookup `map_status` uses."""
+    return {word.lower(): status for status, words in table.items() for word in words}
+
+
+@dataclass(frozen=True)
+class Destination:
+    url: str
+    status: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    id: str
+    status: Status | None = None
+    provider_status: str | None = None
+    progress: float | None = None
+    size_bytes: int | None = None
+    destinations: tuple[Destination, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)  # provider extras (filename, label, link)
+
+
+@dataclass(frozen=True)
+class JobError:
+    message: str
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a provider says about one job right now, already normalized by its adapter."""
+
+    provider: str
+    job_id: str
+    status: Status
+    provider_status: str
+    progress: float | None = None
+    source_url: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    outputs: tuple[Output, ...] = ()
+    error: JobError | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)  # provider extras kept on the item
+    requeued: bool = False  # the provider says outright that this is a new run of the job
+
+
+class Kind(str, Enum):
+    """What a decided change is; also the metric dimension of writes."""
+
+    NEW = "new"
+    ADVANCE = "advance"
+    PROGRESS = "progress"
+    REFRESH = "refresh"
+    NEW_ATTEMPT = "new_attempt"
+    UNKNOWN_WORD = "unknown_word"
+    STALLED = "stalled"
+
+
+@dataclass(frozen=True)
+class Change:
+    """The job's fields after the change (only the public, CONTRACT fields) and what kind of change it is."""
+
+    kind: Kind
+    fields: dict[str, Any]
+    previous_status: Status | None
+    publishes: bool  # a terminal status was entered (or a stall seen): an event goes into the outbox
+
+
+def clamp_progress(value: Any) -> float | None:
+    """A percentage as a number in 0..100; None when absent or not a number."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number != number:  # NaN
+        return None
+    number = min(max(number, 0.0), 100.0)
+    return int(number) if number.is_integer() else round(number, 2)
+
+
+def snapshot_fields(snapshot: Snapshot) -> dict[str, Any]:
+    """The item fields a snapshot describes; None and empty values are left out."""
+    fields: dict[str, Any] = {
+        "status": snapshot.status.value,
+        "provider_status": snapshot.provider_status,
+        "progress": clamp_progress(snapshot.progress),
+        "source_url": snapshot.source_url,
+        "created_at": snapshot.created_at,
+        "started_at": snapshot.started_at,
+        "finished_at": snapshot.finished_at,
+        "outputs": [_output_map(output) for output in snapshot.outputs] or None,
+        "error": _drop_none({"message": snapshot.error.message, "code": snapshot.error.code})
+        if snapshot.error
+        else None,
+    }
+    fields["details"] = dict(snapshot.details) or None
+    return _drop_none(fields)
+
+
+def _output_map(output: Output) -> dict[str, Any]:
+    mapped = {
+        "id": output.id,
+        "status": output.status.value if output.status else None,
+        "provider_status": output.provider_status,
+        "progress": clamp_progress(output.progress),
+        "size_bytes": output.size_bytes,
+        "destinations": [_drop_none(vars(d).copy()) for d in output.destinations],
+    }
+    mapped.update(output.details)
+    return _drop_none(mapped)
+
+
+def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+# What a new attempt does not inherit from the previous one.
+_PER_ATTEMPT = ("progress", "finished_at", "error", "outputs")
+
+
+def decide(stored: Mapping[str, Any] | None, snapshot: Snapshot) -> Change | None:
+    """Applies the CONTRACT's rules of change. None means: write nothing."""
+    observed = snapshot_fields(snapshot)
+    if stored is None or "status" not in stored:
+        # First sight (or a job registered through the API and never polled yet).
+        fields = dict(observed)
+        if stored:
+            fields = {**_public(stored), **observed}
+        return Change(Kind.NEW, fields, None, snapshot.status in TERMINAL)
+
+    current = Status(stored["status"])
+    new = snapshot.status
+    base = _public(stored)
+
+    if new is Status.UNKNOWN:
+        # Rule 5: keep the raw word, never move, never publish.
+        if stored.get("provider_status") == snapshot.provider_status:
+            return None
+        return Change(Kind.UNKNOWN_WORD, {**base, "provider_status": snapshot.provider_status}, current, False)
+
+    if current in TERMINAL:
+        if _is_new_attempt(stored, snapshot):
+            fields = {key: value for key, value in base.items() if key not in _PER_ATTEMPT}
+            fields.update(observed)
+            return Change(Kind.NEW_ATTEMPT, fields, current, new in TERMINAL)
+        if new is not current:
+            return None  # rule 1/2: a terminal job does not leave its state without a new attempt
+        return _same_status(stored, base, observed, current)
+
+    if rank(new) < rank(current):
+        return None  # rule 1: stale
+    if new is current:
+        return _same_status(stored, base, observed, current)
+    fields = {**base, **observed}
+    if new not in TERMINAL and "progress" not in observed:
+        fields.pop("progress", None)  # the old stage's progress says nothing about the new one
+    return Change(Kind.ADVANCE, fields, current, new in TERMINAL)
+
+
+def _same_status(stored: Mapping[str, Any], base: dict, observed: dict, current: Status) -> Change | None:
+    fields = {**base, **observed}
+    old_progress = stored.get("progress")
+    new_progress = observed.get("progress")
+    if old_progress is not None and (new_progress is None or new_progress < old_progress):
+        fields["progress"] = old_progress  # rule 3: progress never goes down within a status
+    if fields == base:
+        return None  # rule 4
+    progressed_only = {k: v for k, v in fields.items() if k != "progress"} == {
+        k: v for k, v in base.items() if k != "progress"
+    }
+    kind = Kind.PROGRESS if progressed_only else Kind.REFRESH
+    return Change(kind, fields, current, False)
+
+
+def _is_new_attempt(stored: Mapping[str, Any], snapshot: Snapshot) -> bool:
+    if snapshot.requeued:
+        return True
+    old_start, new_start = stored.get("started_at"), snapshot.started_at
+    if old_start and new_start:
+        return new_start > old_start  # ISO 8601 UTC 'Z' strings sort as times
+    return False
+
+
+# The item fields that snapshots own; keys, version, attempt and bookkeeping belong to the store.
+SNAPSHOT_FIELDS = frozenset(
+    {
+        "status",
+        "provider_status",
+        "progress",
+        "source_url",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "outputs",
+        "error",
+        "details",
+    }
+)
+
+
+def _public(stored: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in stored.items() if key in SNAPSHOT_FIELDS}

@@ -1,0 +1,87 @@
+"""What every provider adapter offers the pipeline, and the spec the registry holds for it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import requests
+
+from transcode_core.config import Settings
+from transcode_core.errors import ProviderError
+from transcode_core.model import Snapshot
+from transcode_core.webhook import WebhookBody
+
+StoredJob = Mapping[str, Any]  # a job item as the store returns it (plain Python values)
+
+
+@dataclass(frozen=True)
+class PollFailure:
+    """One call of a poll failed: these jobs stay as they were; the pipeline logs and counts it."""
+
+    error: ProviderError
+    job_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class PollContext:
+    """What an adapter knows of the store when it polls."""
+
+    active_jobs: Sequence[StoredJob]  # this provider's jobs that are not terminal, from the active index
+    lookup: Callable[[Sequence[str]], dict[str, StoredJob]]  # job_id -> stored item, for listed jobs
+    now: datetime
+    settings: Settings
+    stats: dict[str, int] = field(default_factory=dict)  # adapter counters the pipeline turns into metrics
+
+
+class Adapter(ABC):
+    """A provider's client and normalizer. Builds Snapshots; never touches the table or the topic."""
+
+    provider: str
+
+    def __init__(
+        self, *, api_url: str, credentials: Mapping[str, str], session: requests.Session, settings: Settings
+    ) -> None:
+        self.api_url = api_url
+        self.credentials = credentials
+        self.session = session
+        self.settings = settings
+
+    @abstractmethod
+    def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
+        """Snapshots of the active jobs and of jobs discovered in listings; a failed call yields a
+        PollFailure and the poll goes on with the rest."""
+
+    @abstractmethod
+    def webhook_job_ids(self, body: WebhookBody) -> list[str]:
+        """The job ids a webhook body names; BadRequest when it names none or cannot be read."""
+
+    @abstractmethod
+    def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
+        """The current state of these jobs, read from the provider's API."""
+
+    def webhook_snapshots(self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]) -> list[Snapshot]:
+        """A webhook is a hint: read the named jobs from the API and apply what it says. Providers whose API
+        cannot read one job (VOD Station) override this and build snapshots from the body itself."""
+        snapshots: list[Snapshot] = []
+        for result in self.read_jobs(self.webhook_job_ids(body)):
+            if isinstance(result, PollFailure):
+                raise result.error
+            snapshots.append(result)
+        return snapshots
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    id: str
+    default_api_url: str
+    secret_keys: tuple[str, ...]
+    adapter: type[Adapter]
+    status_words: Mapping[str, Any]  # lower-case word -> Status, for the README and tests
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

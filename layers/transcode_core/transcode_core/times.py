@@ -1,0 +1,55 @@
+"""Time parsing to the CONTRACT's form: ISO 8601 UTC with a `Z` suffix."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone, tzinfo
+from zoneinfo import ZoneInfo
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso_z(moment: datetime) -> str:
+    """A datetime as `YYYY-MM-DDTHH:MM:SSZ` (microseconds kept only when present)."""
+    moment = moment.astimezone(timezone.utc)
+    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def parse_time(value: object, *, assume: tzinfo = timezone.utc) -> str | None:
+    """A provider's date (ISO 8601 with or without offset, `YYYY-MM-DD HH:MM:SS`, `+0900` offsets,
+    microseconds) as ISO Z; None for empty, zero (`0000-00-00 00:00:00`) or unreadable values.
+    `assume` is the zone of dates that carry no offset."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text or text.startswith("0000-00-00"):
+        return None
+    # Python 3.11 reads "+09:00" but not "+0900" in fromisoformat; normalize the offset.
+    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=assume)
+    return iso_z(moment)
+
+
+def from_epoch_ms(value: object) -> str | None:
+    """Epoch milliseconds (number or numeric string) as ISO Z; None when absent or not a number."""
+    if value is None or value == "":
+        return None
+    try:
+        millis = int(float(value))
+    except (TypeError, ValueError):
+        return None
+    if millis <= 0:
+        return None
+    return iso_z(datetime.fromtimestamp(millis / 1000, tz=timezone.utc))
+
+
+def zone(name: str) -> tzinfo:
+    return timezone.utc if name.upper() in ("UTC", "Z") else ZoneInfo(name)

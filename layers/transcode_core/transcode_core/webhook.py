@@ -1,0 +1,60 @@
+"""Webhook checks shared by every provider: token, size, body decoding. No Lambda types here."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+from xml.etree.ElementTree import Element
+
+from transcode_core.config import WEBHOOK_MAX_BYTES
+from transcode_core.errors import BadRequest, PayloadTooLarge, Unauthorized
+from transcode_core.xmlsafe import XmlRejected, parse_xml
+
+
+def authenticate(given_token: str | None, expected_token: str) -> None:
+    """Constant-time comparison of the `token` query parameter with the secret's `webhook_token`."""
+    if not given_token or not hmac.compare_digest(given_token.encode(), expected_token.encode()):
+        raise Unauthorized("missing or wrong token")
+
+
+def check_size(body: str | bytes | None, limit: int = WEBHOOK_MAX_BYTES) -> None:
+    size = len(body.encode() if isinstance(body, str) else body or b"")
+    if size > limit:
+        raise PayloadTooLarge(f"body of {size} bytes is over the {limit} byte limit")
+
+
+@dataclass(frozen=True)
+class WebhookBody:
+    """A decoded webhook body with the ways providers send one: JSON, form fields, XML."""
+
+    text: str
+    content_type: str = ""
+
+    @property
+    def is_form(self) -> bool:
+        return "application/x-www-form-urlencoded" in self.content_type.lower()
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            raise BadRequest("body is not valid JSON") from None
+
+    def json_object(self) -> dict[str, Any]:
+        document = self.json()
+        if not isinstance(document, dict):
+            raise BadRequest("body is not a JSON object")
+        return document
+
+    def form(self) -> dict[str, str]:
+        """Form fields (the last value of a repeated field)."""
+        return dict(parse_qsl(self.text, keep_blank_values=True))
+
+    def xml(self, text: str | None = None) -> Element:
+        try:
+            return parse_xml(self.text if text is None else text)
+        except XmlRejected as exc:
+            raise BadRequest(str(exc)) from None
