@@ -26,7 +26,9 @@ class Settings:
     stall_minutes: float = 120.0
     secret_max_age: int = 300  # seconds a secret is cached in a warm Lambda
     provider_timezone: str = "UTC"  # zone of provider dates that carry no offset (encoding.com)
-    discovery_days: float = 2.0  # how far back listings discover jobs (VOD Station window)
+    discovery_days: float = 2.0  # how far back listings discover jobs (TransparentEdge, VOD Station)
+    rewatch_minutes: float = 60.0  # a terminal job PUT again through the jobs API is polled this long
+    history_days: int = 365  # history items expire through the table's TTL after this; 0 keeps them
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -49,6 +51,8 @@ class Settings:
             secret_max_age=_number(env, "SECRET_MAX_AGE", 300, int, low=0, high=86400),
             provider_timezone=env.get("PROVIDER_TIMEZONE") or "UTC",
             discovery_days=_number(env, "DISCOVERY_DAYS", 2.0, float, low=0, high=365),
+            rewatch_minutes=_number(env, "REWATCH_MINUTES", 60.0, float, low=1, high=60 * 24 * 30),
+            history_days=_number(env, "HISTORY_DAYS", 365, int, low=0, high=36500),
         )
 
 

@@ -44,11 +44,11 @@ def from_epoch_ms(value: object) -> str | None:
         return None
     try:
         millis = int(float(value))
-    except (TypeError, ValueError):
+        if millis <= 0:
+            return None
+        return iso_z(datetime.fromtimestamp(millis / 1000, tz=timezone.utc))
+    except (TypeError, ValueError, OverflowError, OSError):  # not a number, infinite, or beyond year 9999
         return None
-    if millis <= 0:
-        return None
-    return iso_z(datetime.fromtimestamp(millis / 1000, tz=timezone.utc))
 
 
 def zone(name: str) -> tzinfo:

@@ -1,0 +1,5 @@
+"""transparent_edge provider function: poll on the EventBridge schedule, webhook on the HTTP API (CONTRACT)."""
+
+from transcode_core.lambda_entry import provider_handler
+
+lambda_handler = provider_handler("transparent_edge")

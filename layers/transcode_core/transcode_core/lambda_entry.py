@@ -1,0 +1,178 @@
+"""The Lambda edge: the only module that knows Lambda events. Each provider function's app.py is
+`lambda_handler = provider_handler("<id>")`; this tells the two triggers apart, maps the core's errors to
+HTTP answers in one place and hands everything else to the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+import boto3
+import requests
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.utilities import parameters
+
+from transcode_core.config import Settings
+from transcode_core.errors import (
+    BadRequest,
+    ConfigurationError,
+    DependencyUnavailable,
+    PayloadTooLarge,
+    ProviderError,
+    ProviderUnavailable,
+    Unauthorized,
+)
+from transcode_core.http import build_session
+from transcode_core.observability import MetricUnit, logger, metrics, tracer
+from transcode_core.pipeline import Pipeline, Report
+from transcode_core.providers import get_spec
+from transcode_core.providers.base import Adapter, ProviderSpec
+from transcode_core.secrets import load_credentials
+from transcode_core.notify import Notifier
+from transcode_core.store import JobStore
+from transcode_core.webhook import WebhookBody, authenticate, check_size
+
+WEBHOOK_ROUTES = {
+    "encoding_com": "/webhooks/encoding-com",
+    "transparent_edge": "/webhooks/transparent-edge",
+    "xvid": "/webhooks/xvid",
+    "vod_station": "/webhooks/vod-station",
+}
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a warm Lambda reuses between invocations."""
+
+    settings: Settings
+    store: JobStore
+    notifier: Notifier
+    session: requests.Session
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    settings = Settings.from_env()
+    return Services(
+        settings=settings,
+        store=JobStore(settings.table_name, history_days=settings.history_days, client=boto3.client("dynamodb")),
+        notifier=Notifier(settings.topic_arn, client=boto3.client("sns")),
+        session=build_session(
+            retries=settings.http_retries,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        ),
+    )
+
+
+def reset_services() -> None:
+    """Forget cached clients, settings and secrets (tests and the local runner change the environment)."""
+    services.cache_clear()
+    parameters.clear_caches()
+
+
+def build_adapter(spec: ProviderSpec, svc: Services, credentials: dict[str, str]) -> Adapter:
+    return spec.adapter(
+        api_url=svc.settings.provider_api_url or spec.default_api_url,
+        credentials=credentials,
+        session=svc.session,
+        settings=svc.settings,
+    )
+
+
+def run_poll(spec: ProviderSpec) -> Report:
+    svc = services()
+    credentials = load_credentials(svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age)
+    pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings)
+    report = pipeline.poll(build_adapter(spec, svc, credentials))
+    logger.info("poll finished", extra={"report": report.to_dict()})
+    return report
+
+
+def is_http_event(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("version") == "2.0" and "http" in event.get("requestContext", {})
+
+
+def _error(status: int, message: str, metric: str) -> Response:
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": message})
+
+
+def install_error_answers(app: APIGatewayHttpResolver) -> None:
+    """The one place where the core's exceptions become HTTP answers (webhooks and the jobs API)."""
+
+    @app.exception_handler(Unauthorized)
+    def unauthorized(exc: Unauthorized) -> Response:
+        logger.warning("request refused: bad token")
+        return _error(401, "unauthorized", "RequestsRejected")
+
+    @app.exception_handler(PayloadTooLarge)
+    def too_large(exc: PayloadTooLarge) -> Response:
+        logger.warning("request refused: too large", extra={"reason": str(exc)})
+        return _error(413, str(exc), "RequestsRejected")
+
+    @app.exception_handler(BadRequest)
+    def bad_request(exc: BadRequest) -> Response:
+        logger.warning("request refused: bad body", extra={"reason": str(exc)})
+        return _error(400, str(exc), "RequestsRejected")
+
+    @app.exception_handler(ProviderUnavailable)
+    def provider_down(exc: ProviderUnavailable) -> Response:
+        logger.error("provider unreachable", extra={"reason": str(exc)})
+        return _error(503, "provider API unreachable, retry later", "RequestsDeferred")
+
+    @app.exception_handler(DependencyUnavailable)
+    def dependency_down(exc: DependencyUnavailable) -> Response:
+        logger.error("dependency unreachable", extra={"reason": str(exc)})
+        return _error(503, "service temporarily unavailable, retry later", "RequestsDeferred")
+
+    @app.exception_handler(ProviderError)
+    def provider_error(exc: ProviderError) -> Response:
+        logger.error("provider answered with an error", extra={"reason": str(exc)})
+        return _error(502, f"provider error: {exc.message}", "RequestsDeferred")
+
+    @app.exception_handler(ConfigurationError)
+    def misconfigured(exc: ConfigurationError) -> Response:
+        logger.error("function misconfigured", extra={"reason": str(exc)})
+        return _error(500, "service misconfigured", "ConfigurationErrors")
+
+
+def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
+    spec = get_spec(provider)
+    app = APIGatewayHttpResolver()
+    install_error_answers(app)
+
+    @app.post(WEBHOOK_ROUTES[provider])
+    @tracer.capture_method
+    def webhook() -> dict[str, int]:
+        event = app.current_event
+        svc = services()
+        credentials = load_credentials(
+            svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
+        )
+        authenticate(event.get_query_string_value("token"), credentials["webhook_token"])
+        text = event.decoded_body or ""
+        check_size(text)
+        body = WebhookBody(text=text, content_type=event.headers.get("content-type", ""))
+        adapter = build_adapter(spec, svc, credentials)
+        snapshots = adapter.webhook_snapshots(body, lambda job_ids: svc.store.get_many(provider, job_ids))
+        if not snapshots:
+            logger.info("webhook accepted; it names no job that can be applied yet")
+            return {"accepted": 0}
+        report = Pipeline(provider, svc.store, svc.notifier, svc.settings).ingest(snapshots)
+        logger.info("webhook applied", extra={"report": report.to_dict()})
+        return {"accepted": report.snapshots - len(report.job_failures)}
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict, context: Any) -> dict:
+        metrics.set_default_dimensions(provider=provider)  # Metrics state is shared by every handler
+        if is_http_event(event):
+            return app.resolve(event, context)
+        # An EventBridge scheduled event, or the {} that EventBridge Scheduler sends: a poll.
+        return run_poll(spec).to_dict()
+
+    return lambda_handler
+

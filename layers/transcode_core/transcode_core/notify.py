@@ -1,0 +1,108 @@
+"""The job event (CONTRACT "Events on the topic"): its JSON, its email text, its SNS attributes, and the
+publisher. Events are built when the state change is written (they travel in the job item's outbox), so
+a retried publish sends exactly the same message with the same event_id."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from transcode_core.errors import DependencyUnavailable
+from transcode_core.model import EVENT_NAMES, STALLED, STALLED_EVENT, Status
+
+SCHEMA = "transcode-status.job-event/1"
+SUBJECT_LIMIT = 100
+
+
+def event_id(provider: str, job_id: str, attempt: int, status_or_stalled: str) -> str:
+    return f"{provider}#{job_id}#{attempt}#{status_or_stalled}"
+
+
+def build_event(
+    job: Mapping[str, Any], previous_status: str | None, occurred_at: str, *, stalled: bool = False
+) -> dict[str, Any]:
+    """The CONTRACT event for a job (its public item, after the change) entering a terminal state, or
+    having stalled."""
+    status = Status(job["status"])
+    return {
+        "schema": SCHEMA,
+        "event_id": event_id(job["provider"], job["job_id"], job["attempt"], STALLED if stalled else status.value),
+        "event": STALLED_EVENT if stalled else EVENT_NAMES[status],
+        "provider": job["provider"],
+        "job_id": job["job_id"],
+        "status": status.value,
+        "previous_status": previous_status,
+        "provider_status": job.get("provider_status"),
+        "attempt": job["attempt"],
+        "occurred_at": occurred_at,
+        "job": dict(job),
+    }
+
+
+def subject(event: Mapping[str, Any]) -> str:
+    label = STALLED if event["event"] == STALLED_EVENT else event["status"]
+    text = f"[{label}] {event['provider']} job {event['job_id']}"
+    # SNS subjects: printable ASCII, no line breaks, at most 100 characters.
+    text = re.sub(r"[^\x20-\x7e]", "?", text)
+    return text if len(text) <= SUBJECT_LIMIT else text[: SUBJECT_LIMIT - 3] + "..."
+
+
+def email_text(event: Mapping[str, Any]) -> str:
+    job = event["job"]
+    what = {
+        "job.completed": "finished",
+        "job.failed": "failed",
+        "job.canceled": "was canceled",
+        "job.stalled": f"has shown no change for a while (still {event['status']})",
+    }[event["event"]]
+    lines = [
+        f"{event['provider']} job {event['job_id']} {what}.",
+        f"Status: {event['status']} (provider says: {event.get('provider_status') or 'n/a'}), attempt {event['attempt']}",
+        f"When: {event['occurred_at']}",
+    ]
+    if job.get("source_url"):
+        lines.append(f"Source: {job['source_url']}")
+    error = job.get("error")
+    if error and event["status"] == Status.ERROR.value:
+        code = f" (code {error['code']})" if error.get("code") else ""
+        lines.append(f"Error: {error.get('message', 'unknown')}{code}")
+    for output in job.get("outputs") or []:
+        status = output.get("provider_status") or output.get("status") or ""
+        lines.append(f"Output {output.get('id')}: {status}")
+        for destination in output.get("destinations") or []:
+            failure = f" - {destination['error']}" if destination.get("error") else ""
+            lines.append(f"  -> {destination.get('url')} {destination.get('status') or ''}{failure}".rstrip())
+    lines.append(f"Event id: {event['event_id']}")
+    return "\n".join(lines)
+
+
+def sns_request(topic_arn: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    """The Publish arguments: JSON for every machine protocol, readable text for email."""
+    body = json.dumps(event, sort_keys=True, separators=(",", ":"))
+    return {
+        "TopicArn": topic_arn,
+        "MessageStructure": "json",
+        "Message": json.dumps({"default": body, "email": email_text(event)}),
+        "Subject": subject(event),
+        "MessageAttributes": {
+            name: {"DataType": "String", "StringValue": str(event[name])} for name in ("provider", "status", "event")
+        },
+    }
+
+
+class Notifier:
+    def __init__(self, topic_arn: str, client: Any = None) -> None:
+        self.topic_arn = topic_arn
+        self.client = client or boto3.client("sns")
+
+    def publish(self, event: Mapping[str, Any]) -> str:
+        """Publishes one event; raises DependencyUnavailable when the topic cannot be reached."""
+        try:
+            return self.client.publish(**sns_request(self.topic_arn, event))["MessageId"]
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+            raise DependencyUnavailable(f"publishing {event['event_id']} failed: {code}") from None

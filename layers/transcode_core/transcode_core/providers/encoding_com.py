@@ -1,0 +1,335 @@
+"""encoding.com: GetStatus extended for batches of media ids (XML API by default, JSON API on request).
+
+encoding.com has no listing to discover jobs from here: jobs are registered through the jobs API or named by
+a webhook, so a poll reads only the active jobs. Every call is a form POST to the API URL itself with one field,
+`xml` (`<query>...</query>`) or `json` (`{"query": {...}}`); errors come back with HTTP 200 as
+`<response><errors><error>...</error></errors></response>`. XML answers go through `xmlsafe.to_plain`, which gives
+them the JSON API's shape, so one normalizer reads both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import tzinfo
+from typing import Any
+from xml.etree.ElementTree import Element, SubElement, tostring
+from zoneinfo import ZoneInfoNotFoundError
+
+from transcode_core.errors import BadRequest, ConfigurationError, ProviderError
+from transcode_core.http import json_body, send
+from transcode_core.model import (
+    Destination,
+    JobError,
+    Output,
+    Snapshot,
+    Status,
+    clamp_progress,
+    map_status,
+    status_words,
+)
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, iter_chunks
+from transcode_core.times import parse_time, zone
+from transcode_core.urls import redact_url
+from transcode_core.webhook import WebhookBody
+from transcode_core.xmlsafe import XmlRejected, as_list, parse_xml, to_plain
+
+PROVIDER = "encoding_com"
+FORMAT_ENV = "ENCODING_COM_FORMAT"  # "xml" (default) or "json": which of the two APIs to call
+API_FORMATS = ("xml", "json")
+
+# CONTRACT's row, and nothing else: `Closed` (GetMediaList) and whatever StopMedia/CancelMedia leave are
+# unconfirmed, so they stay UNKNOWN rather than guessed.
+STATUS_WORDS = status_words(
+    {
+        Status.SUBMITTED: ("New",),
+        Status.DOWNLOADING: ("Downloading",),
+        Status.QUEUED: ("Ready to process", "Waiting for encoder"),
+        Status.PROCESSING: ("Processing",),
+        Status.UPLOADING: ("Saving",),
+        Status.COMPLETE: ("Finished",),
+        Status.ERROR: ("Error",),
+    }
+)
+
+_MEDIA_ID = re.compile(r"[0-9]{1,20}")
+_DESTINATION_ERROR = re.compile(r"error\b\s*[:\-]?\s*(.*)", re.IGNORECASE | re.DOTALL)
+
+
+class EncodingComAdapter(Adapter):
+    provider = PROVIDER
+
+    def __init__(self, *, api_format: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        chosen = (api_format or os.environ.get(FORMAT_ENV) or "xml").strip().lower()
+        if chosen not in API_FORMATS:
+            raise ConfigurationError(f"{FORMAT_ENV}={chosen!r} is not one of {', '.join(API_FORMATS)}")
+        self.api_format = chosen
+        self.timezone = _provider_zone(self.settings.provider_timezone)
+        missing = [key for key in ("user_id", "user_key") if not self.credentials.get(key)]
+        if missing:
+            raise ConfigurationError(f"encoding.com credentials lack: {', '.join(missing)}")
+
+    # --- Adapter ------------------------------------------------------------------------------------
+    def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
+        media_ids = list(dict.fromkeys(str(job["job_id"]) for job in context.active_jobs))
+        yield from self._read(media_ids, context.stats)
+
+    def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
+        yield from self._read(list(dict.fromkeys(job_ids)), None)
+
+    def webhook_job_ids(self, body: WebhookBody) -> list[str]:
+        result = notify_result(body)
+        media_ids = [_text(value) for value in as_list(result.get("mediaid"))]
+        media_ids = [media_id for media_id in media_ids if media_id]
+        if not media_ids:
+            raise BadRequest("encoding.com notification names no media id")
+        for media_id in media_ids:
+            if not is_media_id(media_id):
+                raise BadRequest(f"encoding.com notification names media id {media_id[:40]!r}, not a positive integer")
+        return list(dict.fromkeys(media_ids))
+
+    # --- calls --------------------------------------------------------------------------------------
+    def _read(self, media_ids: list[str], stats: dict[str, int] | None) -> Iterator[Snapshot | PollFailure]:
+        readable = []
+        for media_id in media_ids:
+            if is_media_id(media_id):
+                readable.append(media_id)
+            else:  # sending it would make encoding.com refuse the whole batch
+                yield _failure(f"media id {media_id[:40]!r} is not a positive integer", (media_id,))
+        for chunk in iter_chunks(readable, self.settings.batch_size):
+            batch = tuple(chunk)
+            if stats is not None:
+                stats["status_calls"] = stats.get("status_calls", 0) + 1
+            try:
+                document = self._call({"action": "GetStatus", "extended": "yes", "mediaid": ",".join(batch)})
+                jobs = jobs_by_media_id(document)
+            except ProviderError as exc:  # ProviderUnavailable too: this batch stays as it was, the next is tried
+                exc.job_ids = batch
+                yield PollFailure(exc, batch)
+                continue
+            for media_id in batch:
+                job = jobs.get(_media_key(media_id))
+                if job is None:
+                    yield _failure(f"GetStatus did not return media {media_id}", (media_id,))
+                elif errors := provider_errors(job):
+                    yield _failure(f"GetStatus for media {media_id}: {'; '.join(errors)}", (media_id,))
+                else:
+                    yield normalize_job(job, media_id=media_id, assume=self.timezone)
+
+    def _call(self, fields: Mapping[str, str]) -> dict[str, Any]:
+        """One API call; the `response` document as plain data. ProviderError when it reports errors."""
+        query = {"userid": self.credentials["user_id"], "userkey": self.credentials["user_key"], **fields}
+        response = send(PROVIDER, self.session, "POST", self.api_url, data=query_form(query, self.api_format))
+        if response.status_code != 200:
+            raise ProviderError(PROVIDER, f"{fields.get('action')} answered HTTP {response.status_code}")
+        if self.api_format == "json":
+            document = json_body(PROVIDER, response)
+            inner = document.get("response") if isinstance(document, dict) else None
+            if not isinstance(inner, dict):
+                raise ProviderError(PROVIDER, "the JSON answer holds no response object")
+        else:
+            try:
+                root = parse_xml(response.content.strip())
+            except XmlRejected as exc:
+                raise ProviderError(PROVIDER, f"the answer is not readable XML ({exc})") from None
+            if root.tag != "response":
+                raise ProviderError(PROVIDER, f"the XML answer is a <{root.tag[:40]}>, not a <response>")
+            plain = to_plain(root)
+            inner = plain if isinstance(plain, dict) else {}
+        errors = provider_errors(inner)
+        if errors:
+            raise ProviderError(PROVIDER, f"{fields.get('action')} refused: {'; '.join(errors)}")
+        return inner
+
+
+SPEC = ProviderSpec(
+    id=PROVIDER,
+    default_api_url="https://manage.encoding.com/",
+    secret_keys=("user_id", "user_key"),
+    adapter=EncodingComAdapter,
+    status_words=STATUS_WORDS,
+)
+
+
+# --- requests ---------------------------------------------------------------------------------------
+def query_form(query: Mapping[str, str], api_format: str) -> dict[str, str]:
+    """The form body of a call: `xml` or `json` holding the query. ElementTree escapes the values."""
+    if api_format == "json":
+        return {"json": json.dumps({"query": dict(query)})}
+    root = Element("query")
+    for name, value in query.items():
+        SubElement(root, name).text = str(value)
+    return {"xml": '<?xml version="1.0"?>\n' + tostring(root, encoding="unicode")}
+
+
+# --- answers ----------------------------------------------------------------------------------------
+def provider_errors(document: Mapping[str, Any]) -> list[str]:
+    """The texts of `errors/error` (one error comes as a string, several as a list)."""
+    errors = document.get("errors")
+    if isinstance(errors, dict):
+        texts = [_text(error) for error in as_list(errors.get("error"))]
+        return [text for text in texts if text] or ["(an error without text)"]
+    text = _text(errors)
+    return [text] if text else []
+
+
+def jobs_by_media_id(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The `job` entries of a GetStatus extended answer by media id (a basic answer is one job itself)."""
+    entries = as_list(document.get("job")) if "job" in document else [document]
+    jobs: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        media_id = _text(entry.get("id")) if isinstance(entry, dict) else None
+        if media_id and is_media_id(media_id):
+            jobs[_media_key(media_id)] = entry
+    return jobs
+
+
+def normalize_job(job: Mapping[str, Any], *, media_id: str, assume: tzinfo) -> Snapshot:
+    """One media of GetStatus (extended or basic; XML via to_plain, or JSON) as a Snapshot."""
+    word = _text(job.get("status")) or ""
+    status = map_status(word, STATUS_WORDS)
+    outputs = tuple(
+        _normalize_format(fmt, index, assume)
+        for index, fmt in enumerate(as_list(job.get("format")))
+        if isinstance(fmt, dict)
+    )
+    error = None
+    if status is Status.ERROR:
+        error = JobError(_error_message(job, outputs) or "encoding.com reported Error without a description")
+    return Snapshot(
+        provider=PROVIDER,
+        job_id=media_id,
+        status=status,
+        provider_status=word,
+        progress=clamp_progress(_text(job.get("progress"))),
+        source_url=redact_url(_text(job.get("sourcefile"))),
+        created_at=parse_time(_text(job.get("created")), assume=assume),
+        started_at=parse_time(_text(job.get("started")), assume=assume),
+        finished_at=parse_time(_text(job.get("finished")), assume=assume),
+        outputs=outputs,
+        error=error,
+    )
+
+
+def _normalize_format(fmt: Mapping[str, Any], index: int, assume: tzinfo) -> Output:
+    word = _text(fmt.get("status"))
+    urls = as_list(fmt.get("destination"))
+    states = as_list(fmt.get("destination_status"))
+    destinations = []
+    for position, url in enumerate(urls):
+        url_text = _text(url)
+        if not url_text:  # the JSON API sends null for a destination it has no URL for
+            continue
+        state, error = parse_destination_status(_text(states[position]) if position < len(states) else None)
+        destinations.append(Destination(url=redact_url(url_text) or "", status=state, error=error))
+    details = {
+        key: value
+        for key, value in (
+            ("output", _text(fmt.get("output"))),
+            ("s3_destination", redact_url(_text(fmt.get("s3_destination")))),
+            ("cf_destination", redact_url(_text(fmt.get("cf_destination")))),
+            ("description", _text(fmt.get("description"))),
+        )
+        if value
+    }
+    return Output(
+        id=_text(fmt.get("id")) or str(index + 1),
+        status=map_status(word, STATUS_WORDS) if word else None,
+        provider_status=word,
+        progress=clamp_progress(_text(fmt.get("progress"))),
+        size_bytes=_size(fmt.get("convertedsize")) or _size(fmt.get("file_size")),
+        destinations=tuple(destinations),
+        details=details,
+    )
+
+
+def parse_destination_status(text: str | None) -> tuple[str | None, str | None]:
+    """`Saved` -> ("Saved", None); `Error (Access denied)` -> ("Error", "Access denied"); others as sent."""
+    if not text:
+        return None, None
+    failed = _DESTINATION_ERROR.fullmatch(text.strip())
+    if not failed:
+        return text, None
+    detail = failed.group(1).strip()
+    if detail.startswith("(") and detail.endswith(")"):
+        detail = detail[1:-1].strip()
+    return "Error", detail or None
+
+
+def _error_message(job: Mapping[str, Any], outputs: Sequence[Output]) -> str | None:
+    """The media's description; else the first format description or destination error."""
+    description = _text(job.get("description"))
+    if description:
+        return description
+    for output in outputs:
+        if output.status is Status.ERROR and output.details.get("description"):
+            return str(output.details["description"])
+        for destination in output.destinations:
+            if destination.error:
+                return destination.error
+    return None
+
+
+# --- notifications ----------------------------------------------------------------------------------
+def notify_result(body: WebhookBody) -> dict[str, Any]:
+    """The `result` of a notification: form field `xml` or `json`, or a raw XML or JSON body."""
+    if body.is_form:
+        fields = body.form()
+        if fields.get("xml", "").strip():
+            return _result_of(to_plain(body.xml(fields["xml"].strip())))
+        if fields.get("json", "").strip():
+            return _result_of(WebhookBody(fields["json"]).json_object())
+        raise BadRequest("encoding.com notification form holds neither an xml nor a json field")
+    text = body.text.strip()
+    if text.startswith("<"):
+        return _result_of(to_plain(body.xml(text)))
+    if text.startswith("{"):
+        return _result_of(body.json_object())
+    raise BadRequest("encoding.com notification is neither XML nor JSON")
+
+
+def _result_of(document: Any) -> dict[str, Any]:
+    # XML: the root <result> is the document itself; JSON: {"result": {...}}.
+    if isinstance(document, dict) and isinstance(document.get("result"), dict):
+        return document["result"]
+    return document if isinstance(document, dict) else {}
+
+
+# --- small readers ----------------------------------------------------------------------------------
+def is_media_id(value: str) -> bool:
+    """encoding.com media ids are positive integers."""
+    return bool(_MEDIA_ID.fullmatch(value)) and int(value) > 0
+
+
+def _media_key(media_id: str) -> str:
+    return str(int(media_id))
+
+
+def _text(value: Any) -> str | None:
+    """A leaf value as stripped text; None for null, empty, or a nested object."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value).strip() or None
+
+
+def _size(value: Any) -> int | None:
+    """A byte count; None when absent, not a number, or 0 (what encoding.com sends before the file exists)."""
+    try:
+        size = int(float(_text(value) or ""))
+    except (ValueError, OverflowError):
+        return None
+    return size if size > 0 else None
+
+
+def _failure(message: str, media_ids: tuple[str, ...]) -> PollFailure:
+    return PollFailure(ProviderError(PROVIDER, message, job_ids=media_ids), media_ids)
+
+
+def _provider_zone(name: str) -> tzinfo:
+    try:
+        return zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(f"PROVIDER_TIMEZONE={name!r} is not a time zone") from None

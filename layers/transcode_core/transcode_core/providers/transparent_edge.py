@@ -1,0 +1,415 @@
+"""TransparentEdge (transparentcdn) transcoding: OAuth2 client, order listing/detail reads, normalizer.
+
+The API (PROVIDERS.md, seed "Get job information"):
+- `POST v1/oauth2/access_token/` (client credentials) gives a Bearer token with `expires_in` seconds.
+- `GET v1/media/{company_id}/transcode` lists every order of the company: `[{id, created_on, status}]`.
+- `GET v1/media/{company_id}/transcode/{order_id}` gives one order with its sub-jobs, upload destinations,
+  `timestamp` (when the order was processed), `duration`, `size` and `comment`.
+
+A poll costs one list call plus one detail call per order that is new, changed its status word in the list,
+or is still active. Orders that are terminal and unchanged cost nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import fmean
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from transcode_core import http
+from transcode_core.config import Settings
+from transcode_core.errors import BadRequest, ConfigurationError, ProviderError, ProviderUnavailable
+from transcode_core.model import TERMINAL, Destination, JobError, Output, Snapshot, Status, map_status, status_words
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
+from transcode_core.times import parse_time
+from transcode_core.urls import join_url, redact_url
+from transcode_core.webhook import WebhookBody
+
+PROVIDER = "transparent_edge"
+DEFAULT_API_URL = "https://api.transparentcdn.com/"
+SECRET_KEYS = ("company_id", "client_id", "client_secret")
+OAUTH_PATH = "v1/oauth2/access_token/"
+
+# Only FINISHED and ERROR are documented; the other words are the usual spellings, assumed (README).
+STATUS_WORDS = status_words(
+    {
+        Status.QUEUED: ("QUEUED", "PENDING", "WAITING", "ENQUEUED"),
+        Status.PROCESSING: ("PROCESSING", "RUNNING", "TRANSCODING", "IN_PROGRESS", "IN PROGRESS", "STARTED"),
+        Status.UPLOADING: ("UPLOADING",),
+        Status.COMPLETE: ("FINISHED",),
+        Status.ERROR: ("ERROR",),
+        Status.CANCELED: ("CANCELED", "CANCELLED", "ABORTED"),
+    }
+)
+CONFIRMED_WORDS = frozenset({"finished", "error"})
+
+TOKEN_MARGIN_SECONDS = 60.0  # renew this long before the token's expiry
+DEFAULT_TOKEN_SECONDS = 3600.0  # when the token answer gives no usable expires_in (a 401 renews it anyway)
+MAX_ORDER_ID_LENGTH = 200
+
+_clock = time.monotonic  # token expiry clock (tests move it)
+
+
+@dataclass(frozen=True)
+class _CachedToken:
+    value: str
+    renew_at: float  # _clock() value after which a new token is fetched
+
+
+# Tokens outlive one invocation: a warm Lambda reuses its token until shortly before it expires.
+_TOKENS: dict[tuple[str, str], _CachedToken] = {}
+_TOKENS_LOCK = threading.Lock()
+
+
+def clear_token_cache() -> None:
+    with _TOKENS_LOCK:
+        _TOKENS.clear()
+
+
+class TransparentEdgeClient:
+    """The API calls, with the Bearer token cached per (API URL, client id) and renewed once on a 401."""
+
+    def __init__(self, *, api_url: str, credentials: Mapping[str, str], session: requests.Session) -> None:
+        missing = [key for key in SECRET_KEYS if not credentials.get(key)]
+        if missing:
+            raise ConfigurationError(f"{PROVIDER} credentials lack: {', '.join(missing)}")
+        self.api_url = api_url
+        self.session = session
+        self.company_id = str(credentials["company_id"])
+        self._client_id = str(credentials["client_id"])
+        self._client_secret = str(credentials["client_secret"])
+        self._cache_key = (api_url.rstrip("/"), self._client_id)
+
+    def list_orders(self) -> list[dict[str, Any]]:
+        document = self._get(f"v1/media/{quote(self.company_id, safe='')}/transcode", "the order list")
+        if not isinstance(document, list):
+            raise ProviderError(PROVIDER, f"the order list is a JSON {type(document).__name__}, not a list")
+        return document
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        path = f"v1/media/{quote(self.company_id, safe='')}/transcode/{quote(order_id, safe='')}"
+        document = self._get(path, f"order {order_id}", job_ids=(order_id,))
+        if not isinstance(document, dict):
+            raise ProviderError(
+                PROVIDER,
+                f"order {order_id}: the detail is a JSON {type(document).__name__}, not an object",
+                job_ids=(order_id,),
+            )
+        return document
+
+    def token(self) -> str:
+        with _TOKENS_LOCK:
+            cached = _TOKENS.get(self._cache_key)
+            if cached and _clock() < cached.renew_at:
+                return cached.value
+            fresh = self._fetch_token()
+            _TOKENS[self._cache_key] = fresh
+            return fresh.value
+
+    def _forget(self, token: str) -> None:
+        with _TOKENS_LOCK:
+            cached = _TOKENS.get(self._cache_key)
+            if cached and cached.value == token:  # another thread may have renewed it already
+                del _TOKENS[self._cache_key]
+
+    def _fetch_token(self) -> _CachedToken:
+        response = http.send(
+            PROVIDER,
+            self.session,
+            "POST",
+            join_url(self.api_url, OAUTH_PATH),
+            data={
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "grant_type": "client_credentials",
+            },
+        )
+        if response.status_code != 200:
+            raise ProviderError(
+                PROVIDER, f"the token endpoint refused the client credentials (HTTP {response.status_code})"
+            )
+        document = http.json_body(PROVIDER, response)
+        value = document.get("access_token") if isinstance(document, dict) else None
+        if not isinstance(value, str) or not value:
+            raise ProviderError(PROVIDER, "the token endpoint answered without an access_token")
+        try:
+            lifetime = float(document.get("expires_in"))
+        except (TypeError, ValueError):
+            lifetime = DEFAULT_TOKEN_SECONDS
+        lifetime = max(lifetime, 0.0)
+        return _CachedToken(value, _clock() + lifetime - min(TOKEN_MARGIN_SECONDS, lifetime / 2))
+
+    def _get(self, path: str, what: str, *, job_ids: tuple[str, ...] = ()) -> object:
+        url = join_url(self.api_url, path)
+        token = self.token()
+        response = self._send_get(url, token, what, job_ids)
+        if response.status_code == 401:  # revoked or expired early: one new token, one more try
+            self._forget(token)
+            response = self._send_get(url, self.token(), what, job_ids)
+        if response.status_code == 401:
+            raise ProviderError(PROVIDER, f"{what}: the API refused a fresh access token (HTTP 401)", job_ids=job_ids)
+        if response.status_code != 200:
+            raise ProviderError(PROVIDER, f"{what}: HTTP {response.status_code}", job_ids=job_ids)
+        try:
+            return http.json_body(PROVIDER, response)
+        except ProviderError as exc:
+            raise ProviderError(PROVIDER, f"{what}: {exc.message}", job_ids=job_ids) from None
+
+    def _send_get(self, url: str, token: str, what: str, job_ids: tuple[str, ...]) -> requests.Response:
+        try:
+            return http.send(PROVIDER, self.session, "GET", url, headers={"Authorization": f"Bearer {token}"})
+        except ProviderUnavailable as exc:
+            # Re-worded so that messages name the order, not the path (which holds the company id).
+            cause = exc.__cause__
+            reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
+            raise ProviderUnavailable(PROVIDER, f"{what}: {reason}", job_ids=job_ids) from exc
+
+
+class TransparentEdgeAdapter(Adapter):
+    provider = PROVIDER
+
+    def __init__(
+        self, *, api_url: str, credentials: Mapping[str, str], session: requests.Session, settings: Settings
+    ) -> None:
+        super().__init__(api_url=api_url, credentials=credentials, session=session, settings=settings)
+        self.client = TransparentEdgeClient(api_url=api_url, credentials=credentials, session=session)
+
+    def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
+        stats = context.stats
+        active = {str(item["job_id"]): item for item in context.active_jobs}
+        self.client.token()  # without a token nothing can be done: raise before anything else
+        _count(stats, "list_calls")
+        try:
+            listing = self.client.list_orders()
+        except ProviderUnavailable:
+            raise  # the provider is down: every other call would fail too
+        except ProviderError as exc:
+            # Nothing can be discovered, but the tracked orders can still be read one by one.
+            yield PollFailure(exc)
+            yield from self._read(list(active), {}, stats)
+            return
+
+        listed, malformed = _index_listing(listing)
+        if malformed:
+            yield PollFailure(ProviderError(PROVIDER, f"{malformed} listed order(s) without an id or not an object"))
+        to_read = self._orders_to_read(listed, active, context)
+        missing = [job_id for job_id in active if job_id not in listed]  # never miss a finish
+        yield from self._read(to_read + missing, listed, stats)
+
+    def _orders_to_read(
+        self, listed: dict[str, dict[str, Any]], active: Mapping[str, StoredJob], context: PollContext
+    ) -> list[str]:
+        """The listed orders that need a detail call: active, new (within the discovery window) or changed."""
+        stats = context.stats
+        window_start = context.now - timedelta(days=context.settings.discovery_days)
+        recent: set[str] = set()
+        candidates: list[str] = []
+        for order_id, entry in listed.items():
+            if order_id in active:
+                continue
+            if _created_since(entry, window_start):
+                recent.add(order_id)
+                candidates.append(order_id)
+            elif not _is_terminal_word(entry.get("status")):
+                candidates.append(order_id)  # an old order running again: requeued, if we track it
+            else:
+                _count(stats, "unchanged")  # old, terminal in the list, not active: nothing to learn
+        stored = context.lookup(candidates) if candidates else {}
+        to_read = [order_id for order_id in listed if order_id in active]
+        for order_id in candidates:
+            item = stored.get(order_id)
+            if item is None:
+                if order_id in recent:
+                    _count(stats, "discovered")
+                    to_read.append(order_id)
+                else:
+                    _count(stats, "skipped_old")
+            elif _same_word(listed[order_id].get("status"), item.get("provider_status")):
+                _count(stats, "unchanged")
+            else:
+                to_read.append(order_id)
+        return to_read
+
+    def _read(
+        self, order_ids: Sequence[str], listed: Mapping[str, Mapping[str, Any]], stats: dict[str, int]
+    ) -> Iterator[Snapshot | PollFailure]:
+        for position, order_id in enumerate(order_ids):
+            _count(stats, "detail_calls")
+            try:
+                detail = self.client.order(order_id)
+                yield normalize_order(order_id, detail, listed.get(order_id))
+            except ProviderUnavailable as exc:
+                # The provider went away: the remaining reads would each wait through retries in vain.
+                yield PollFailure(exc, tuple(order_ids[position:]))
+                return
+            except ProviderError as exc:
+                yield PollFailure(exc, (order_id,))
+
+    def webhook_job_ids(self, body: WebhookBody) -> list[str]:
+        document = body.json_object()
+        order_id = document.get("order_id", document.get("id"))
+        if isinstance(order_id, bool) or not isinstance(order_id, (str, int)):
+            raise BadRequest("the body names no order (order_id or id)")
+        order_id = str(order_id).strip()
+        if not order_id or len(order_id) > MAX_ORDER_ID_LENGTH:
+            raise BadRequest("the body names no readable order id")
+        return [order_id]
+
+    def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
+        return self._read(list(job_ids), {}, {})
+
+
+# --- normalizer ----------------------------------------------------------------------------------------
+
+
+def normalize_order(order_id: str, detail: Mapping[str, Any], listed: Mapping[str, Any] | None = None) -> Snapshot:
+    """One order's detail (and its list entry, which alone carries `created_on`) as a Snapshot.
+
+    The requested id is the job id: the documented detail example carries an `order_id` that differs from
+    the id it was read with, so the body's id is not trusted."""
+    listed = listed or {}
+    word = detail.get("status", listed.get("status"))
+    if not isinstance(word, str) or not word.strip():
+        raise ProviderError(PROVIDER, f"order {order_id}: the detail has no status", job_ids=(order_id,))
+    status = map_status(word, STATUS_WORDS)
+    sub_jobs = detail.get("transcodingjob_set") or []
+    uploads = detail.get("transcodingupload_set") or []
+    if not isinstance(sub_jobs, list) or not isinstance(uploads, list):
+        raise ProviderError(
+            PROVIDER, f"order {order_id}: transcodingjob_set/transcodingupload_set is not a list", job_ids=(order_id,)
+        )
+    sub_jobs = [job for job in sub_jobs if isinstance(job, dict)]
+    scale = _progress_scale(sub_jobs, status)
+    destinations = tuple(
+        Destination(url=url)
+        for url in (redact_url(_text(upload.get("upload_url"))) for upload in uploads if isinstance(upload, dict))
+        if url
+    )
+    outputs = _outputs(sub_jobs, status, scale, destinations)
+    progress_values = [output.progress for output in outputs if output.progress is not None]
+    if status is Status.COMPLETE:
+        progress: float | None = 100.0
+    else:
+        progress = round(fmean(progress_values), 2) if progress_values else None
+    download = detail.get("transcodingdownload")
+    source_url = redact_url(_text(download.get("download_url"))) if isinstance(download, dict) else None
+    comment = _text(detail.get("comment"))
+    return Snapshot(
+        provider=PROVIDER,
+        job_id=order_id,
+        status=status,
+        provider_status=word,
+        progress=progress,
+        source_url=source_url or None,
+        created_at=parse_time(detail.get("created_on") or listed.get("created_on")),
+        started_at=parse_time(detail.get("timestamp")),
+        outputs=outputs,
+        error=JobError(comment or "the order failed") if status is Status.ERROR else None,
+        details={key: detail[key] for key in ("duration", "size") if _is_number(detail.get(key))},
+    )
+
+
+def _outputs(
+    sub_jobs: list[dict[str, Any]], status: Status, scale: float, destinations: tuple[Destination, ...]
+) -> tuple[Output, ...]:
+    outputs: list[Output] = []
+    seen: set[str] = set()
+    for position, job in enumerate(sub_jobs, start=1):
+        profile = job.get("profile") if isinstance(job.get("profile"), dict) else {}
+        output_id = _text(profile.get("name")) or _text(profile.get("id")) or f"job-{position}"
+        if output_id in seen:  # two sub-jobs of one profile: keep both
+            output_id = f"{output_id} #{position}"
+        seen.add(output_id)
+        word = _text(job.get("status"))
+        progress = _scaled(job.get("progress"), scale)
+        if status is Status.COMPLETE:
+            progress = 100.0
+        extras = {"filename": _text(job.get("filename")), "label": _text(job.get("label"))}
+        outputs.append(
+            Output(
+                id=output_id,
+                status=map_status(word, STATUS_WORDS) if word else (status if status in TERMINAL else None),
+                provider_status=word,
+                progress=progress,
+                destinations=destinations,
+                details={key: value for key, value in extras.items() if value},
+            )
+        )
+    return tuple(outputs)
+
+
+def _progress_scale(sub_jobs: list[dict[str, Any]], status: Status) -> float:
+    """The documents do not say whether `progress` is 0-1 or 0-100. Rule: when every value of the order is
+    at most 1.0 (and the order is not finished), the values are fractions; otherwise percentages."""
+    values = [float(job["progress"]) for job in sub_jobs if _is_number(job.get("progress"))]
+    if status is not Status.COMPLETE and values and max(values) <= 1.0:
+        return 100.0
+    return 1.0
+
+
+def _scaled(value: Any, scale: float) -> float | None:
+    if not _is_number(value):
+        return None
+    return round(min(max(float(value) * scale, 0.0), 100.0), 2)
+
+
+def _index_listing(listing: list[Any]) -> tuple[dict[str, dict[str, Any]], int]:
+    """The listed orders by id, and how many entries could not be read."""
+    listed: dict[str, dict[str, Any]] = {}
+    malformed = 0
+    for entry in listing:
+        order_id = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(order_id, bool) or not isinstance(order_id, (str, int)) or not str(order_id).strip():
+            malformed += 1
+            continue
+        listed[str(order_id).strip()] = entry
+    return listed, malformed
+
+
+def _created_since(entry: Mapping[str, Any], window_start: datetime) -> bool:
+    created = parse_time(entry.get("created_on"))
+    if created is None:
+        return True  # unknown age: discover it rather than miss it
+    return datetime.fromisoformat(created.replace("Z", "+00:00")) >= window_start
+
+
+def _is_terminal_word(word: Any) -> bool:
+    return map_status(word if isinstance(word, str) else None, STATUS_WORDS) in TERMINAL
+
+
+def _same_word(listed_word: Any, stored_word: Any) -> bool:
+    def norm(word: Any) -> str:
+        return " ".join(str(word or "").split()).lower()
+
+    return norm(listed_word) == norm(stored_word)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _count(stats: dict[str, int], name: str) -> None:
+    stats[name] = stats.get(name, 0) + 1
+
+
+SPEC = ProviderSpec(
+    id=PROVIDER,
+    default_api_url=DEFAULT_API_URL,
+    secret_keys=SECRET_KEYS,
+    adapter=TransparentEdgeAdapter,
+    status_words=STATUS_WORDS,
+)

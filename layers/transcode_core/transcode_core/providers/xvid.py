@@ -1,0 +1,373 @@
+"""Xvid MediaHub API v1 (PROVIDERS.md "Xvid"): OAuth client-credentials client, the `inprogress` job listing
+(discovery) plus single-job reads for tracked jobs that left it, and the normalizer.
+
+Assumed, not confirmed by Xvid's documents (the README lists them): the list envelope `{"jobs": [...]}` (a
+bare list is accepted too) and every status word but SUCCESS.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from transcode_core import http, times, urls
+from transcode_core.errors import BadRequest, ProviderError, ProviderUnavailable
+from transcode_core.model import (
+    TERMINAL,
+    JobError,
+    Output,
+    Snapshot,
+    Status,
+    clamp_progress,
+    map_status,
+    status_words,
+)
+from transcode_core.observability import logger
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec
+from transcode_core.webhook import WebhookBody
+
+PROVIDER = "xvid"
+DEFAULT_API_URL = "https://api.xvid.com/v1/"
+MAX_PAGE_SIZE = 5000  # the largest `limit` GET jobs takes
+DEFAULT_TOKEN_SECONDS = 3600  # when the token answer carries no expires_in
+TOKEN_MARGIN_SECONDS = 60  # renew this long before expiry, so a token does not die in the middle of a poll
+MAX_ERROR_CHARS = 1000  # an error_msg is stored and mailed: keep a runaway one from bloating the item
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a safe path segment; Xvid's own ids are 24 hex digits
+
+STATUS_WORDS = status_words(
+    {
+        # Only SUCCESS is documented; the rest are the usual spellings (README: "assumed").
+        Status.SUBMITTED: ("CREATED", "NEW", "SUBMITTED"),
+        Status.DOWNLOADING: ("DOWNLOADING",),
+        Status.QUEUED: ("QUEUED", "PENDING", "WAITING"),
+        Status.PROCESSING: ("PROCESSING", "RUNNING", "ENCODING", "IN_PROGRESS", "STARTED"),
+        Status.UPLOADING: ("UPLOADING",),
+        Status.COMPLETE: ("SUCCESS",),
+        Status.ERROR: ("FAILED", "FAILURE", "ERROR"),
+        Status.CANCELED: ("CANCELED", "CANCELLED", "ABORTED"),
+    }
+)
+_TERMINAL_VALUES = frozenset(status.value for status in TERMINAL)
+
+
+# --- access tokens: module-level, so a warm Lambda reuses its token across invocations --------------------
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    renew_at: float  # _clock() seconds
+
+
+_tokens: dict[tuple[str, str], _Token] = {}  # (api_url, client_id) -> token
+_tokens_lock = threading.Lock()  # one token request at a time, however many reads run in parallel
+_clock = time.monotonic  # tests move it
+
+
+def clear_token_cache() -> None:
+    with _tokens_lock:
+        _tokens.clear()
+
+
+def is_job_id(value: object) -> bool:
+    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
+
+
+class XvidAdapter(Adapter):
+    provider = PROVIDER
+
+    # --- the pipeline's calls -----------------------------------------------------------------------
+    def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
+        """Jobs running now or finished in the last 15 minutes (listing, which also discovers new jobs), then
+        the tracked jobs the listing no longer shows, one by one: a finish between two polls is never missed."""
+        stats = context.stats
+        for counter in ("list_calls", "detail_calls", "discovered"):
+            stats.setdefault(counter, 0)
+        self._token()  # without a token nothing can be done: raise
+        tracked = [job["job_id"] for job in context.active_jobs if job.get("status") not in _TERMINAL_VALUES]
+        listed: set[str] = set()
+        outage = yield from self._list_in_progress(stats, listed)
+        stats["discovered"] += len(listed.difference(tracked))
+        unlisted = [job_id for job_id in tracked if job_id not in listed]
+        if outage:
+            # The API is unreachable: single reads would only fail one by one after their retries.
+            if unlisted:
+                yield PollFailure(outage, tuple(unlisted))
+            return
+        yield from self._read_concurrently(unlisted, stats)
+
+    def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
+        if job_ids:
+            self._token()
+        yield from self._read_concurrently(list(job_ids), {})
+
+    def webhook_job_ids(self, body: WebhookBody) -> list[str]:
+        """The job a JSON body names: `job_id`, `job.id` or `id` (most specific first). What Xvid posts, if
+        anything, is undocumented; the webhook is only a hint to read that job from the API."""
+        document = body.json_object()
+        nested = document.get("job")
+        candidates = (
+            document.get("job_id"),
+            nested.get("id") if isinstance(nested, dict) else None,
+            document.get("id"),
+        )
+        job_id = next((value for value in candidates if value not in (None, "")), None)
+        if job_id is None:
+            raise BadRequest("the body names no job: expected job_id, job.id or id")
+        if not is_job_id(job_id):
+            raise BadRequest("the job id is not a valid Xvid job id (letters, digits, _ and -, at most 64)")
+        return [job_id]
+
+    # --- listing and single reads -------------------------------------------------------------------
+    def _list_in_progress(
+        self, stats: dict[str, int], listed: set[str]
+    ) -> Generator[Snapshot | PollFailure, None, ProviderUnavailable | None]:
+        """Pages of `GET jobs?inprogress=true`; adds every listed job id to `listed`. Returns the
+        ProviderUnavailable that stopped it, if the API could not be reached."""
+        limit = min(self.settings.page_size, MAX_PAGE_SIZE)
+        start = 0
+        while True:
+            stats["list_calls"] += 1
+            try:
+                jobs = page_jobs(self._get_json("jobs", {"inprogress": "true", "start": start, "limit": limit}))
+            except ProviderUnavailable as outage:
+                yield PollFailure(outage)
+                return outage
+            except ProviderError as error:
+                # Where the listing ends cannot be known now: the single reads cover the tracked jobs.
+                yield PollFailure(ProviderError(PROVIDER, f"job list at start={start}: {error.message}"))
+                return None
+            new_ids = {job["id"] for job in jobs if isinstance(job, dict) and is_job_id(job.get("id"))} - listed
+            for job in jobs:
+                try:
+                    snapshot = to_snapshot(job)
+                except ProviderError as error:
+                    yield PollFailure(error, error.job_ids)
+                    continue
+                listed.add(snapshot.job_id)
+                yield snapshot
+            if len(jobs) < limit:
+                return None
+            if not new_ids:
+                # A full page of nothing new: the API ignores `start` (or sends junk); stop rather than loop.
+                yield PollFailure(ProviderError(PROVIDER, f"job list at start={start} brings no new job; stopped"))
+                return None
+            start += len(jobs)
+
+    def _read_concurrently(self, job_ids: list[str], stats: dict[str, int]) -> Iterator[Snapshot | PollFailure]:
+        if not job_ids:
+            return
+        stats["detail_calls"] = stats.get("detail_calls", 0) + len(job_ids)
+        workers = min(self.settings.concurrency, len(job_ids))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xvid-read") as pool:
+            yield from pool.map(self._read_job, job_ids)
+
+    def _read_job(self, job_id: str) -> Snapshot | PollFailure:
+        """`GET jobs/{id}`; never raises, so one bad job cannot stop the others."""
+        if not is_job_id(job_id):
+            error = ProviderError(PROVIDER, f"job id {job_id!r:.80} is not a valid Xvid job id", job_ids=(job_id,))
+            return PollFailure(error, (job_id,))
+        try:
+            snapshot = to_snapshot(single_job(self._get_json(f"jobs/{job_id}")))
+        except ProviderError as error:
+            # Same type (ProviderUnavailable stays one, for the webhook's 503), with the job named.
+            return PollFailure(type(error)(PROVIDER, f"job {job_id}: {error.message}", job_ids=(job_id,)), (job_id,))
+        if snapshot.job_id != job_id:
+            error = ProviderError(
+                PROVIDER, f"job {job_id}: the answer is about job {snapshot.job_id}", job_ids=(job_id,)
+            )
+            return PollFailure(error, (job_id,))
+        return snapshot
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+    def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        url = urls.join_url(self.api_url, path)
+        query = {"format": "json", **(params or {})}
+        token = self._token()
+        response = self._get(url, query, token)
+        if response.status_code == 401:  # revoked or expired early: one new token, one more try
+            response = self._get(url, query, self._token(stale=token))
+        if response.status_code == 401:
+            raise ProviderError(PROVIDER, f"GET {path}: a fresh access token was refused (HTTP 401)")
+        if response.status_code == 404:
+            raise ProviderError(PROVIDER, f"GET {path}: not found (HTTP 404)")
+        if not response.ok:
+            raise ProviderError(PROVIDER, f"GET {path}: HTTP {response.status_code}")
+        return http.json_body(PROVIDER, response)
+
+    def _get(self, url: str, query: Mapping[str, Any], token: str) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        return http.send(PROVIDER, self.session, "GET", url, params=query, headers=headers)
+
+    def _token(self, stale: str | None = None) -> str:
+        """The cached access token, or a new one when it is about to expire or is `stale` (refused with 401).
+        Threads that all saw the same stale token get one new token between them."""
+        key = (self.api_url.rstrip("/"), self.credentials["client_id"])
+        with _tokens_lock:
+            cached = _tokens.get(key)
+            if cached and cached.value != stale and _clock() < cached.renew_at:
+                return cached.value
+            token = self._request_token()
+            _tokens[key] = token
+            return token.value
+
+    def _request_token(self) -> _Token:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.credentials["client_id"],
+            "client_secret": self.credentials["client_secret"],
+        }
+        url = urls.join_url(self.api_url, "oauth2/token")
+        response = http.send(PROVIDER, self.session, "POST", url, data=form, headers={"Accept": "application/json"})
+        if not response.ok:
+            raise ProviderError(
+                PROVIDER,
+                f"token request refused (HTTP {response.status_code}{_oauth_error(response)}): "
+                "check the secret's client_id and client_secret",
+            )
+        document = http.json_body(PROVIDER, response)
+        value = document.get("access_token") if isinstance(document, dict) else None
+        if not isinstance(value, str) or not value:
+            raise ProviderError(PROVIDER, "the token answer holds no access_token")
+        lifetime = _seconds(document.get("expires_in"))
+        logger.info("xvid access token obtained", extra={"expires_in": lifetime})
+        return _Token(value, _clock() + lifetime - min(TOKEN_MARGIN_SECONDS, lifetime / 10))
+
+
+# --- documents -> snapshots (pure) -----------------------------------------------------------------------
+def page_jobs(document: Any) -> list[Any]:
+    """The jobs of a `GET jobs` answer: `{"jobs": [...]}` (assumed envelope) or a bare list. `{}` and
+    `{"jobs": null}` are an empty page (show_null=false leaves unset keys out)."""
+    if isinstance(document, dict):
+        if document and "jobs" not in document:
+            raise ProviderError(PROVIDER, f'job list: expected {{"jobs": [...]}}, got keys {sorted(document)[:5]}')
+        document = document.get("jobs") or []
+    if not isinstance(document, list):
+        raise ProviderError(PROVIDER, f"job list: expected a list of jobs, got {type(document).__name__}")
+    return document
+
+
+def single_job(document: Any) -> Any:
+    """The job of a `GET jobs/{id}` answer, `{"job": {...}}`."""
+    if not isinstance(document, dict) or not isinstance(document.get("job"), dict):
+        raise ProviderError(PROVIDER, 'expected {"job": {...}}')
+    return document["job"]
+
+
+def to_snapshot(job: Any) -> Snapshot:
+    """One job document (the seed's shape) as a Snapshot; ProviderError when it lacks what a job must have."""
+    if not isinstance(job, dict):
+        raise ProviderError(PROVIDER, f"a job is a {type(job).__name__}, not an object")
+    job_id = job.get("id")
+    if not is_job_id(job_id):
+        raise ProviderError(PROVIDER, f"a job has no valid id ({job_id!r:.80})")
+    word = job.get("status")
+    if not isinstance(word, str) or not word.strip():
+        raise ProviderError(PROVIDER, f"job {job_id} has no status", job_ids=(job_id,))
+    status = map_status(word, STATUS_WORDS)
+    source = _field(job.get("input"), "input_name")
+    return Snapshot(
+        provider=PROVIDER,
+        job_id=job_id,
+        status=status,
+        provider_status=word,
+        progress=clamp_progress(job.get("percentage_completed")),
+        source_url=urls.redact_url(source) if isinstance(source, str) else None,
+        created_at=times.from_epoch_ms(job.get("created_at")),
+        started_at=None,  # Xvid documents no start time
+        finished_at=times.from_epoch_ms(job.get("finished_at")),
+        outputs=_outputs(job_id, job.get("outputs")),
+        error=_error(job, word) if status is Status.ERROR else None,
+        details=_without_none(
+            {
+                "provider_updated_at": times.from_epoch_ms(job.get("updated_at")),
+                "output_prefix": _text(job.get("output_prefix")),
+                "input_file_id": _ref_id(_field(job.get("input"), "file")),
+            }
+        ),
+    )
+
+
+def _outputs(job_id: str, outputs: Any) -> tuple[Output, ...]:
+    if outputs is None:
+        return ()
+    if not isinstance(outputs, list):
+        raise ProviderError(PROVIDER, f"job {job_id}: outputs is not a list", job_ids=(job_id,))
+    result = []
+    for index, output in enumerate(outputs):
+        if not isinstance(output, dict):
+            raise ProviderError(PROVIDER, f"job {job_id}: output {index} is not an object", job_ids=(job_id,))
+        file_id = _ref_id(output.get("file"))
+        thumbnail_ids = [
+            _ref_id(thumb.get("file")) for thumb in output.get("thumbnails") or [] if isinstance(thumb, dict)
+        ]
+        result.append(
+            Output(
+                id=_text(output.get("output_name")) or file_id or str(index),
+                progress=clamp_progress(output.get("percentage_completed")),
+                details=_without_none(
+                    {
+                        "file_id": file_id,
+                        "preset_id": _ref_id(output.get("preset")),
+                        "thumbnail_zip_file_id": _ref_id(_field(output.get("thumbnail_zip"), "file")),
+                        "thumbnail_file_ids": [tid for tid in thumbnail_ids if tid] or None,
+                    }
+                ),
+            )
+        )
+    return tuple(result)
+
+
+def _error(job: Mapping[str, Any], word: str) -> JobError:
+    message = _text(job.get("error_msg")) or f"Xvid reported {word}"
+    return JobError(message=message[:MAX_ERROR_CHARS], code=_text(job.get("error_code")))
+
+
+def _field(mapping: Any, key: str) -> Any:
+    return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+def _ref_id(reference: Any) -> str | None:
+    """The id of a `{id, href}` reference (or of an embedded object, with expand)."""
+    return _text(_field(reference, "id"))
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    return str(value).strip() or None
+
+
+def _without_none(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_TOKEN_SECONDS
+    return seconds if 0 < seconds < float("inf") else DEFAULT_TOKEN_SECONDS
+
+
+def _oauth_error(response: requests.Response) -> str:
+    """The OAuth `error` code of a refused token request (e.g. invalid_client), never the whole body."""
+    try:
+        code = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f", {code}" if isinstance(code, str) and _JOB_ID.fullmatch(code) else ""
+
+
+SPEC = ProviderSpec(
+    id=PROVIDER,
+    default_api_url=DEFAULT_API_URL,
+    secret_keys=("client_id", "client_secret"),
+    adapter=XvidAdapter,
+    status_words=STATUS_WORDS,
+)

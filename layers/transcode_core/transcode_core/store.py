@@ -1,0 +1,297 @@
+"""The jobs table (CONTRACT "The jobs table"): one item per job, history items, the sparse active index.
+
+Everything above this module works with plain Python dicts; DynamoDB types, conditions and errors stay
+here. A job item carries `active_provider` (the ActiveJobs index key) while it needs polling or holds an
+unpublished event, so finding the work of a poll is one Query, never a Scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Sequence
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from transcode_core.errors import DependencyUnavailable
+from transcode_core.model import Status, is_terminal
+from transcode_core.times import iso_z, utc_now
+
+ACTIVE_INDEX = "ActiveJobs"
+JOB_SK = "JOB"
+# Bookkeeping attributes: never shown by the jobs API nor published.
+INTERNAL_FIELDS = frozenset(
+    {"pk", "sk", "active_provider", "outbox", "rewatch_until", "stalled_attempt", "expires_at"}
+)
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_BATCH_GET_LIMIT = 100
+
+
+class Conflict(Exception):
+    """A conditional write lost a race; `current` is the item as it is now (from the failed write itself)."""
+
+    def __init__(self, current: dict[str, Any] | None) -> None:
+        super().__init__("the job changed since it was read")
+        self.current = current
+
+
+def job_key(provider: str, job_id: str) -> dict[str, str]:
+    return {"pk": f"{provider}#{job_id}", "sk": JOB_SK}
+
+
+def public_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The job as users see it (jobs API GET, the event's `job`): without keys and bookkeeping."""
+    return {key: value for key, value in item.items() if key not in INTERNAL_FIELDS}
+
+
+def needs_index(item: Mapping[str, Any], now_iso: str) -> bool:
+    """Whether a job belongs on the ActiveJobs index: it is not terminal, has an unpublished event, or was
+    asked to be watched again (jobs API PUT on a terminal job)."""
+    if "status" not in item or not is_terminal(item["status"]):
+        return True
+    return bool(item.get("outbox")) or (item.get("rewatch_until") or "") > now_iso
+
+
+@dataclass
+class JobStore:
+    table_name: str
+    history_days: int = 365  # history items expire through the table's TTL; 0 keeps them forever
+    client: Any = None
+
+    def __post_init__(self) -> None:
+        if self.client is None:
+            self.client = boto3.client("dynamodb")
+
+    # --- reads --------------------------------------------------------------------------------------
+    def get(self, provider: str, job_id: str) -> dict[str, Any] | None:
+        answer = self._call(
+            "get_item", TableName=self.table_name, Key=_to_dynamo(job_key(provider, job_id)), ConsistentRead=True
+        )
+        return _from_dynamo(answer["Item"]) if "Item" in answer else None
+
+    def get_many(self, provider: str, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored items by job id (missing ones left out), in batches of 100 with unprocessed keys retried."""
+        found: dict[str, dict[str, Any]] = {}
+        unique_ids = list(dict.fromkeys(job_ids))
+        for start in range(0, len(unique_ids), _BATCH_GET_LIMIT):
+            keys = [_to_dynamo(job_key(provider, job_id)) for job_id in unique_ids[start : start + _BATCH_GET_LIMIT]]
+            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            for _ in range(10):
+                answer = self._call("batch_get_item", RequestItems=request)
+                for raw in answer.get("Responses", {}).get(self.table_name, []):
+                    item = _from_dynamo(raw)
+                    found[item["job_id"]] = item
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise DependencyUnavailable("the jobs table kept some reads unprocessed")
+        return found
+
+    def active_jobs(self, provider: str) -> list[dict[str, Any]]:
+        """Every job of this provider on the ActiveJobs index (a Query per page, never a Scan)."""
+        items: list[dict[str, Any]] = []
+        paginator_args = {
+            "TableName": self.table_name,
+            "IndexName": ACTIVE_INDEX,
+            "KeyConditionExpression": "active_provider = :p",
+            "ExpressionAttributeValues": {":p": {"S": provider}},
+        }
+        while True:
+            answer = self._call("query", **paginator_args)
+            items.extend(_from_dynamo(raw) for raw in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                return items
+            paginator_args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def history(self, provider: str, job_id: str) -> list[dict[str, Any]]:
+        answer = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :event)",
+            ExpressionAttributeValues={":pk": {"S": f"{provider}#{job_id}"}, ":event": {"S": "EVENT#"}},
+        )
+        return [_from_dynamo(raw) for raw in answer.get("Items", [])]
+
+    # --- writes -------------------------------------------------------------------------------------
+    def commit(self, item: Mapping[str, Any], expected_version: int | None, source: str) -> None:
+        """Writes the job item and its history item in one transaction, if the stored version is still
+        `expected_version` (None: the job must not exist yet). Raises Conflict with the current item."""
+        condition = (
+            {"ConditionExpression": "attribute_not_exists(pk)"}
+            if expected_version is None
+            else {
+                "ConditionExpression": "version = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+            }
+        )
+        history = self._history_item(item, source)
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": _to_dynamo(item),
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                            **condition,
+                        }
+                    },
+                    {"Put": {"TableName": self.table_name, "Item": _to_dynamo(history)}},
+                ],
+                passthrough=("TransactionCanceledException",),
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                old = reasons[0].get("Item")
+                raise Conflict(_from_dynamo(old) if old else None) from None
+            raise DependencyUnavailable(f"jobs table write cancelled: {_reason_codes(reasons)}") from None
+
+    def clear_outbox(self, item: Mapping[str, Any], event_id: str) -> None:
+        """Forgets a published event. When it was the job's last one and the job needs no more polling, the
+        job leaves the active index in the same write."""
+        names = {"#event": event_id}
+        rest = [key for key in item.get("outbox", {}) if key != event_id]
+        now_iso = iso_z(utc_now())
+        if not rest and not needs_index({**item, "outbox": {}}, now_iso):
+            try:
+                self._call(
+                    "update_item",
+                    TableName=self.table_name,
+                    Key=_to_dynamo(job_key(item["provider"], item["job_id"])),
+                    UpdateExpression="REMOVE outbox, active_provider",
+                    ConditionExpression="attribute_exists(outbox.#event) AND size(outbox) = :one AND version = :v",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":one": {"N": "1"}, ":v": {"N": str(item["version"])}},
+                    passthrough=("ConditionalCheckFailedException",),
+                )
+                return
+            except ClientError:
+                pass  # the job changed meanwhile: fall back to removing just this event
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_to_dynamo(job_key(item["provider"], item["job_id"])),
+                UpdateExpression="REMOVE outbox.#event",
+                ConditionExpression="attribute_exists(outbox.#event)",
+                ExpressionAttributeNames=names,
+                passthrough=("ConditionalCheckFailedException",),
+            )
+        except ClientError:
+            pass  # already cleared by a concurrent run
+
+    def deactivate(self, item: Mapping[str, Any]) -> bool:
+        """Takes a terminal job with nothing to publish off the active index (if it did not change)."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_to_dynamo(job_key(item["provider"], item["job_id"])),
+                UpdateExpression="REMOVE active_provider, rewatch_until",
+                ConditionExpression="version = :v AND (attribute_not_exists(outbox) OR size(outbox) = :zero)",
+                ExpressionAttributeValues={":v": {"N": str(item["version"])}, ":zero": {"N": "0"}},
+                passthrough=("ConditionalCheckFailedException",),
+            )
+            return True
+        except ClientError:
+            return False
+
+    def register(self, provider: str, job_id: str, *, rewatch_minutes: float) -> tuple[bool, dict[str, Any]]:
+        """Starts tracking a job (jobs API PUT). Returns (created, item). A terminal job is put back on the
+        poll list for `rewatch_minutes`, so a restart at the provider is seen."""
+        now = utc_now()
+        item: dict[str, Any] = {
+            **job_key(provider, job_id),
+            "provider": provider,
+            "job_id": job_id,
+            "status": Status.SUBMITTED.value,
+            "attempt": 1,
+            "version": 1,
+            "updated_at": iso_z(now),
+            "active_provider": provider,
+        }
+        try:
+            self.commit(item, None, "api")
+            return True, item
+        except Conflict as lost:
+            existing = lost.current or self.get(provider, job_id) or {}
+        if existing.get("status") and is_terminal(existing["status"]):
+            until = iso_z(now + timedelta(minutes=rewatch_minutes))
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_to_dynamo(job_key(provider, job_id)),
+                UpdateExpression="SET active_provider = :p, rewatch_until = :until",
+                ExpressionAttributeValues={":p": {"S": provider}, ":until": {"S": until}},
+            )
+            existing = {**existing, "active_provider": provider, "rewatch_until": until}
+        return False, existing
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _history_item(self, item: Mapping[str, Any], source: str) -> dict[str, Any]:
+        history = {
+            "pk": item["pk"],
+            "sk": f"EVENT#{item['updated_at']}#{item['version']}",
+            "status": item.get("status"),
+            "provider_status": item.get("provider_status"),
+            "progress": item.get("progress"),
+            "source": source,
+            "version": item["version"],
+            "attempt": item.get("attempt", 1),
+        }
+        if self.history_days > 0:
+            history["expires_at"] = int(utc_now().timestamp()) + self.history_days * 86400
+        return {key: value for key, value in history.items() if value is not None}
+
+    def _call(self, operation: str, passthrough: Iterable[str] = (), **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in passthrough:
+                raise
+            raise DependencyUnavailable(
+                f"jobs table {operation} failed: {exc.response['Error']['Code']}"
+            ) from None
+        except BotoCoreError as exc:
+            raise DependencyUnavailable(f"jobs table {operation} failed: {type(exc).__name__}") from None
+
+
+def _reason_codes(reasons: list[dict[str, Any]]) -> str:
+    return ", ".join(reason.get("Code", "?") for reason in reasons) or "unknown"
+
+
+def _to_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(_decimals(value)) for key, value in item.items() if value is not None}
+
+
+def _from_dynamo(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in raw.items()}
+
+
+def _decimals(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: _decimals(inner) for key, inner in value.items() if inner is not None}
+    if isinstance(value, (list, tuple)):
+        return [_decimals(inner) for inner in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_plain(inner) for inner in value]
+    if isinstance(value, set):
+        return sorted(_plain(inner) for inner in value)
+    return value

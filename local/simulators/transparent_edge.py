@@ -1,0 +1,276 @@
+"""A TransparentEdge transcoding API on 127.0.0.1: OAuth2 client credentials, order list, order detail (the
+seed's shape), requeue. Orders advance through their lifecycle on command (`advance`, `tick`)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, json_response
+
+# Only FINISHED and ERROR are documented; QUEUED and PROCESSING are the assumed words in between.
+LIFECYCLE = ["QUEUED", "PROCESSING", "PROCESSING", "FINISHED"]
+ERROR_LIFECYCLE = ["QUEUED", "PROCESSING", "ERROR"]
+SIM_CLIENT_SECRET = "sim-secret"
+DEFAULT_PROFILES = (("Prueba escalado", "prioridad alta"), ("Test HLS", "prioridad media"))
+
+_TOKEN = re.compile(r"^/v1/oauth2/access_token/?$")
+_LIST = re.compile(r"^/v1/media/(?P<company>[^/]+)/transcode/?$")
+_DETAIL = re.compile(r"^/v1/media/(?P<company>[^/]+)/transcode/(?P<order>[^/]+)/?$")
+_REQUEUE = re.compile(r"^/v1/media/(?P<company>[^/]+)/transcode_requeue/(?P<order>[^/]+)/?$")
+
+
+@dataclass
+class SimOrder:
+    order_id: str
+    created_on: datetime
+    timestamp: datetime  # "when the work request was processed": a requeue moves it later
+    lifecycle: Lifecycle
+    jobs: list[dict[str, Any]]
+    source_url: str
+    upload_url: str
+    error_comment: str
+    progress_scale: float  # 1.0: the sub-jobs report fractions; 100.0: percentages
+    progress: list[float] | None = None  # set_progress() values, until the next advance
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.lifecycle.status
+
+    def sub_job_progress(self) -> list[float]:
+        if self.progress is not None:
+            return list(self.progress)
+        if self.status == "FINISHED":
+            return [0.0 for _ in self.jobs]  # the documented FINISHED example shows 0.0
+        if self.status == "QUEUED":
+            return [0.0 for _ in self.jobs]
+        steps = max(len(self.lifecycle.steps) - 1, 1)
+        done_steps = self.lifecycle.index - (1 if self.status == "ERROR" else 0)  # failed during the last step
+        return [round(done_steps / steps * self.progress_scale, 4) for _ in self.jobs]
+
+    def comment(self) -> str:
+        if self.status == "ERROR":
+            return self.error_comment
+        if self.status == "FINISHED":
+            return f"Order {self.order_id} finished"
+        return ""
+
+
+class TransparentEdgeSimulator(Simulator):
+    def __init__(
+        self,
+        *,
+        company_id: str = "1234",
+        client_id: str = "sim-client",
+        client_secret: str = SIM_CLIENT_SECRET,
+        token_ttl: int = 36000,
+    ) -> None:
+        super().__init__()
+        self.company_id = company_id
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_ttl = token_ttl
+        self.orders: dict[str, SimOrder] = {}
+        self.tokens: dict[str, float] = {}  # access token -> monotonic expiry
+        self.injected: dict[str, list[SimResponse]] = {}  # kind -> answers to give verbatim, in order
+        self._serial = itertools.count(1237)
+
+    # --- test and local-run controls ----------------------------------------------------------------
+    def add_order(
+        self,
+        *,
+        fail: bool = False,
+        comment: str = "Error downloading the source file",
+        steps: list[str] | None = None,
+        created_on: datetime | None = None,
+        profiles: tuple[tuple[str, str], ...] = DEFAULT_PROFILES,
+        progress_scale: float = 1.0,
+        source_url: str = "ftp://usuario:clave@ftp.tuservidor.com/otro.mp4",
+        upload_url: str = "ftp://usuario:clave@ftp.tuservidor.com/salida/",
+    ) -> str:
+        """A new order (QUEUED); ids look like the real ones ("1631092552-1237")."""
+        created = created_on or datetime.now(UTC)
+        with self.lock:
+            order_id = f"{int(created.timestamp())}-{next(self._serial)}"
+            lifecycle = Lifecycle(steps or (ERROR_LIFECYCLE if fail else LIFECYCLE))
+            jobs = [
+                {
+                    "profile": {"id": 80 + position, "name": name},
+                    "filename": f"{order_id}-{position}.mp4",
+                    "label": label,
+                }
+                for position, (name, label) in enumerate(profiles, start=1)
+            ]
+            self.orders[order_id] = SimOrder(
+                order_id=order_id,
+                created_on=created,
+                timestamp=created,
+                lifecycle=lifecycle,
+                jobs=jobs,
+                source_url=source_url,
+                upload_url=upload_url,
+                error_comment=comment,
+                progress_scale=progress_scale,
+            )
+            return order_id
+
+    def advance(self, order_id: str, steps: int = 1) -> str:
+        with self.lock:
+            order = self.orders[order_id]
+            order.progress = None
+            return order.lifecycle.advance(steps)
+
+    def tick(self) -> None:
+        """Every order one step further."""
+        with self.lock:
+            for order_id in self.orders:
+                self.advance(order_id)
+
+    def finish(self, order_id: str) -> str:
+        """To the end of the order's lifecycle (FINISHED, or ERROR for a failing order)."""
+        return self.advance(order_id, len(self.orders[order_id].lifecycle.steps))
+
+    def set_status(self, order_id: str, word: str) -> None:
+        """The order shows this word from now on (any word, also ones the adapter does not know)."""
+        with self.lock:
+            self.orders[order_id].lifecycle.restart([word])
+
+    def set_progress(self, order_id: str, values: list[float]) -> None:
+        """The sub-jobs' `progress` values as sent, until the next advance."""
+        with self.lock:
+            self.orders[order_id].progress = list(values)
+
+    def requeue(self, order_id: str, *, fail: bool = False) -> None:
+        """The order runs again from QUEUED, with a later processing `timestamp`."""
+        with self.lock:
+            order = self.orders[order_id]
+            order.lifecycle.restart(ERROR_LIFECYCLE if fail else LIFECYCLE)
+            order.progress = None
+            order.timestamp = max(datetime.now(UTC), order.timestamp + timedelta(milliseconds=1))
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens = dict.fromkeys(self.tokens, 0.0)
+
+    def inject(self, kind: str, body: Any, status: int = 200) -> None:
+        """Answer the next request of this kind ("token", "list", "detail", "requeue") with this body."""
+        with self.lock:
+            self.injected.setdefault(kind, []).append(SimResponse(status, body))
+
+    def token_calls(self) -> int:
+        return self.count("POST", "/v1/oauth2/access_token")
+
+    def list_calls(self) -> int:
+        with self.lock:
+            return sum(1 for request in self.requests if _LIST.match(request.path))
+
+    def detail_calls(self, order_id: str | None = None) -> int:
+        with self.lock:
+            matches = (_DETAIL.match(request.path) for request in self.requests)
+            return sum(1 for match in matches if match and order_id in (None, unquote(match["order"])))
+
+    # --- the API ------------------------------------------------------------------------------------
+    def handle(self, request: SimRequest) -> SimResponse:
+        if _TOKEN.match(request.path):
+            return self._injected("token") or self._token(request)
+        for kind, pattern in (("list", _LIST), ("detail", _DETAIL), ("requeue", _REQUEUE)):
+            match = pattern.match(request.path)
+            if match:
+                refusal = self._refusal(request, match["company"])
+                if refusal:
+                    return refusal
+                injected = self._injected(kind)
+                if injected:
+                    return injected
+                order_id = unquote(match["order"]) if "order" in pattern.groupindex else None
+                return getattr(self, f"_{kind}")(request, order_id)
+        return json_response({"detail": "Not found."}, 404)
+
+    def _injected(self, kind: str) -> SimResponse | None:
+        queue = self.injected.get(kind)
+        return queue.pop(0) if queue else None
+
+    def _token(self, request: SimRequest) -> SimResponse:
+        if request.method != "POST":
+            return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405)
+        form = request.form()
+        if form.get("grant_type") != "client_credentials":
+            return json_response({"error": "unsupported_grant_type"}, 400)
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return json_response({"error": "invalid_client"}, 401)
+        token = secrets.token_hex(15)
+        self.tokens[token] = time.monotonic() + self.token_ttl
+        return json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl, "scope": "read write"}
+        )
+
+    def _refusal(self, request: SimRequest, company_id: str) -> SimResponse | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or self.tokens.get(token, 0.0) <= time.monotonic():
+            return json_response({"detail": "Authentication credentials were not provided."}, 401)
+        if unquote(company_id) != self.company_id:
+            return json_response({"detail": "You do not have permission to perform this action."}, 403)
+        return None
+
+    def _list(self, request: SimRequest, _: None) -> SimResponse:
+        if request.method != "GET":
+            return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405)
+        newest_first = sorted(self.orders.values(), key=lambda order: order.created_on, reverse=True)
+        return json_response(
+            [
+                {"id": order.order_id, "created_on": str(order.created_on), "status": order.status}
+                for order in newest_first
+            ]
+        )
+
+    def _detail(self, request: SimRequest, order_id: str) -> SimResponse:
+        order = self.orders.get(order_id)
+        if order is None:
+            return json_response({"detail": "Not found."}, 404)
+        if request.method != "GET":
+            return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405)
+        upload_protocol = order.upload_url.split(":", 1)[0].upper()
+        return json_response(
+            {
+                "order_id": order.order_id,
+                "transcodingupload_set": [
+                    {
+                        "upload_url": order.upload_url,
+                        "upload_protocol": upload_protocol,
+                        "upload_user": "usuario",
+                        "upload_password": "clave",
+                    }
+                ],
+                "transcodingdownload": {
+                    "download_url": order.source_url,
+                    "download_protocol": order.source_url.split(":", 1)[0].upper(),
+                    "download_user": "usuario",
+                },
+                "transcodingnotification_set": [{"callback_url": None, "email": "correo@tuservidor.com"}],
+                "transcodingjob_set": [
+                    {**job, "progress": progress}
+                    for job, progress in zip(order.jobs, order.sub_job_progress(), strict=False)
+                ],
+                "duration": 95.143,
+                "size": 12118497,
+                "filename": order.jobs[0]["filename"] if order.jobs else None,
+                "label": order.jobs[0]["label"] if order.jobs else None,
+                "status": order.status,
+                "timestamp": str(order.timestamp),
+                "comment": order.comment(),
+                **order.extra,
+            }
+        )
+
+    def _requeue(self, request: SimRequest, order_id: str) -> SimResponse:
+        if order_id not in self.orders:
+            return json_response({"detail": "Not found."}, 404)
+        self.requeue(order_id)
+        return json_response({"order_id": order_id, "status": self.orders[order_id].status})

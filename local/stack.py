@@ -1,0 +1,224 @@
+"""The project's AWS side without AWS: the table, topic and secrets created from template.yaml's
+definitions in whatever endpoint boto3 talks to (moto's `mock_aws` in tests, a moto server in the local
+run, or real AWS), and the functions invoked the way Lambda would, with real-shaped events."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+
+from local.lambda_events import LambdaContext, http_event, scheduled_event
+from local.template import load_template, table_definition
+
+ROOT = Path(__file__).resolve().parent.parent
+WEBHOOK_PATHS = {
+    "encoding_com": "/webhooks/encoding-com",
+    "transparent_edge": "/webhooks/transparent-edge",
+    "xvid": "/webhooks/xvid",
+    "vod_station": "/webhooks/vod-station",
+}
+FUNCTION_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "transcode-status",
+    "POWERTOOLS_METRICS_NAMESPACE": "TranscodeStatus",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+
+def layer_on_path() -> None:
+    """Puts the core layer where Lambda puts it (/opt/python), i.e. first on sys.path."""
+    layer = str(ROOT / "layers" / "transcode_core")
+    if layer not in sys.path:
+        sys.path.insert(0, layer)
+
+
+class LocalStack:
+    def __init__(self, name: str = "transcode-status-local", template: Path = ROOT / "template.yaml") -> None:
+        layer_on_path()
+        self.name = name
+        self.template = load_template(template)
+        self.dynamodb = boto3.client("dynamodb")
+        self.sns = boto3.client("sns")
+        self.sqs = boto3.client("sqs")
+        self.secrets = boto3.client("secretsmanager")
+        self.table_name = f"{name}-jobs"
+        self.topic_arn = ""
+        self.queue_url = ""
+        self.function_env: dict[str, dict[str, str]] = {}
+        self.received: list[dict[str, Any]] = []
+        self._modules: dict[str, ModuleType] = {}
+
+    # --- resources ----------------------------------------------------------------------------------
+    def create(self) -> "LocalStack":
+        self.dynamodb.create_table(TableName=self.table_name, **table_definition(self.template))
+        self.dynamodb.get_waiter("table_exists").wait(TableName=self.table_name)
+        self.topic_arn = self.sns.create_topic(Name=f"{self.name}-job-events")["TopicArn"]
+        # An SQS subscriber stands in for email/chat/automation, so we can read what was published.
+        self.queue_url = self.sqs.create_queue(QueueName=f"{self.name}-subscriber")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        return self
+
+    def configure(
+        self,
+        provider: str,
+        api_url: str,
+        credentials: dict[str, str],
+        *,
+        webhook_token: str = "test-token",
+        env: dict[str, str] | None = None,
+    ) -> str:
+        """Stores the provider's secret and sets its function's environment. Returns the secret's ARN."""
+        secret_name = f"{self.name}/{provider}"
+        value = json.dumps({**credentials, "webhook_token": webhook_token})
+        try:
+            arn = self.secrets.create_secret(Name=secret_name, SecretString=value)["ARN"]
+        except self.secrets.exceptions.ResourceExistsException:
+            arn = self.secrets.put_secret_value(SecretId=secret_name, SecretString=value)["ARN"]
+        self.function_env[provider] = {
+            "TABLE_NAME": self.table_name,
+            "TOPIC_ARN": self.topic_arn,
+            "PROVIDER_API_URL": api_url,
+            "PROVIDER_SECRET_ID": arn,
+            "HTTP_RETRIES": "1",
+            **(env or {}),
+        }
+        return arn
+
+    # --- invoking functions -------------------------------------------------------------------------
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Runs functions/<function>/app.py's handler with its environment, as its own Lambda would."""
+        env = {**FUNCTION_ENV, **self.function_env.get(function, {"TABLE_NAME": self.table_name, "TOPIC_ARN": self.topic_arn})}
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        try:
+            module = self._module(function)
+            from transcode_core.lambda_entry import reset_services
+
+            reset_services()  # each function is its own process in Lambda: no settings shared between them
+            return module.lambda_handler(event, LambdaContext(function_name=function))
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def poll(self, provider: str) -> dict[str, Any]:
+        return self.invoke(provider, scheduled_event())
+
+    def webhook(
+        self,
+        provider: str,
+        body: str | bytes | None,
+        *,
+        token: str | None = "test-token",
+        content_type: str = "application/json",
+        base64: bool = False,
+        query: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        params = dict(query or {})
+        if token is not None:
+            params["token"] = token
+        path = WEBHOOK_PATHS[provider]
+        event = http_event(
+            "POST", path, f"POST {path}", body=body, query=params, headers={"content-type": content_type}, base64=base64
+        )
+        return _answer(self.invoke(provider, event))
+
+    def track(self, provider: str, job_id: str) -> int:
+        return self.jobs_api("PUT", provider, job_id)[0]
+
+    def jobs_api(self, method: str, provider: str, job_id: str) -> tuple[int, Any]:
+        path = f"/jobs/{provider}/{job_id}"
+        event = http_event(
+            method,
+            path,
+            f"{method} /jobs/{{provider}}/{{job_id}}",
+            path_parameters={"provider": provider, "job_id": job_id},
+            iam_caller=True,
+        )
+        return _answer(self.invoke("jobs_api", event))
+
+    # --- reading what happened ----------------------------------------------------------------------
+    def job(self, provider: str, job_id: str) -> dict[str, Any] | None:
+        from transcode_core.store import JobStore, public_item
+
+        item = JobStore(self.table_name, client=self.dynamodb).get(provider, job_id)
+        return public_item(item) if item else None
+
+    def raw_job(self, provider: str, job_id: str) -> dict[str, Any] | None:
+        from transcode_core.store import JobStore
+
+        return JobStore(self.table_name, client=self.dynamodb).get(provider, job_id)
+
+    def jobs(self, provider: str | None = None) -> list[dict[str, Any]]:
+        from transcode_core.store import JOB_SK, _from_dynamo, public_item
+
+        items: list[dict[str, Any]] = []
+        for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table_name):  # test helper only
+            items.extend(_from_dynamo(raw) for raw in page["Items"])
+        return sorted(
+            (public_item(item) for item in items if item["sk"] == JOB_SK and provider in (None, item["provider"])),
+            key=lambda item: item["job_id"],
+        )
+
+    def history(self, provider: str, job_id: str) -> list[dict[str, Any]]:
+        from transcode_core.store import JobStore
+
+        return JobStore(self.table_name, client=self.dynamodb).history(provider, job_id)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every SNS notification the subscriber queue received so far (subject, attributes, message)."""
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            batch = answer.get("Messages", [])
+            if not batch:
+                return list(self.received)
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                self.received.append(
+                    {
+                        "subject": envelope.get("Subject"),
+                        "attributes": {
+                            name: value.get("Value") for name, value in envelope.get("MessageAttributes", {}).items()
+                        },
+                        "message": json.loads(envelope["Message"]),
+                    }
+                )
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def events(self) -> list[dict[str, Any]]:
+        """The published job events (the JSON every machine subscriber gets), in order."""
+        return [notification["message"] for notification in self.messages()]
+
+    def _module(self, function: str) -> ModuleType:
+        if function not in self._modules:
+            path = ROOT / "functions" / function / "app.py"
+            spec = importlib.util.spec_from_file_location(f"function_{function}_{uuid.uuid4().hex[:8]}", path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._modules[function] = module
+        return self._modules[function]
+
+
+def _answer(response: dict[str, Any]) -> tuple[int, Any]:
+    body = response.get("body")
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = body
+    return response["statusCode"], parsed
+
+
