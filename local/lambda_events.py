@@ -42,13 +42,23 @@ def http_event(
         "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": urlencode(query or {}),
-        "headers": {"host": "api.example.com", "user-agent": "local", **{k.lower(): v for k, v in (headers or {}).items()}},
+        "headers": {
+            "host": "api.example.com",
+            "user-agent": "local",
+            **{k.lower(): v for k, v in (headers or {}).items()},
+        },
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "local",
             "domainName": "api.example.com",
             "domainPrefix": "api",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "local"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "local",
+            },
             "requestId": str(uuid.uuid4()),
             "routeKey": route_key,
             "stage": "$default",
@@ -65,7 +75,11 @@ def http_event(
         event["body"] = b64.b64encode(raw_body).decode() if base64 else raw_body.decode()
     if iam_caller:
         event["requestContext"]["authorizer"] = {
-            "iam": {"accessKey": "AKIALOCAL", "accountId": "123456789012", "userArn": "arn:aws:iam::123456789012:user/local"}
+            "iam": {
+                "accessKey": "AKIALOCAL",
+                "accountId": "123456789012",
+                "userArn": "arn:aws:iam::123456789012:user/local",
+            }
         }
     return event
 

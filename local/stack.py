@@ -57,15 +57,15 @@ class LocalStack:
         self._modules: dict[str, ModuleType] = {}
 
     # --- resources ----------------------------------------------------------------------------------
-    def create(self) -> "LocalStack":
+    def create(self) -> LocalStack:
         self.dynamodb.create_table(TableName=self.table_name, **table_definition(self.template))
         self.dynamodb.get_waiter("table_exists").wait(TableName=self.table_name)
         self.topic_arn = self.sns.create_topic(Name=f"{self.name}-job-events")["TopicArn"]
         # An SQS subscriber stands in for email/chat/automation, so we can read what was published.
         self.queue_url = self.sqs.create_queue(QueueName=f"{self.name}-subscriber")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
         return self
 
@@ -98,7 +98,10 @@ class LocalStack:
     # --- invoking functions -------------------------------------------------------------------------
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Runs functions/<function>/app.py's handler with its environment, as its own Lambda would."""
-        env = {**FUNCTION_ENV, **self.function_env.get(function, {"TABLE_NAME": self.table_name, "TOPIC_ARN": self.topic_arn})}
+        env = {
+            **FUNCTION_ENV,
+            **self.function_env.get(function, {"TABLE_NAME": self.table_name, "TOPIC_ARN": self.topic_arn}),
+        }
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         try:
@@ -220,5 +223,3 @@ def _answer(response: dict[str, Any]) -> tuple[int, Any]:
     except ValueError:
         parsed = body
     return response["statusCode"], parsed
-
-

@@ -60,7 +60,7 @@ class Simulator:
         raise NotImplementedError
 
     # --- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         simulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -105,7 +105,7 @@ class Simulator:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

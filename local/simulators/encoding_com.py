@@ -44,6 +44,7 @@ LIFECYCLE = [
 FAILS_ON_UPLOAD = [*LIFECYCLE[:-1], "Error"]  # the destination refuses the file
 FAILS_ON_DOWNLOAD = ["New", "Downloading", "Error"]  # the source cannot be read; formats stay New
 UPLOAD_ERROR = "Error (Access denied)"
+UPLOAD_DESCRIPTION = "Upload error: Access denied"
 DOWNLOAD_ERROR = "Download error:  The requested URL returned error: 403 Forbidden"
 
 Pairs = list[tuple[str, Any]]  # an ordered multi-map (like XML children); values are str or nested Pairs
@@ -284,7 +285,7 @@ class EncodingComSimulator(Simulator):
     def _notification_pairs(self, media: SimMedia) -> Pairs:
         pairs: Pairs = [("mediaid", media.media_id), ("source", media.source), ("status", media.status)]
         if media.status == "Error":
-            pairs.append(("description", DOWNLOAD_ERROR if media.failure == "download" else UPLOAD_ERROR))
+            pairs.append(("description", DOWNLOAD_ERROR if media.failure == "download" else UPLOAD_DESCRIPTION))
         for fmt in media.formats:
             format_pairs: Pairs = [("output", fmt.output)]
             for url in fmt.destinations:

@@ -6,7 +6,6 @@ import copy
 
 import pytest
 import requests
-
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError
 from transcode_core.model import Status, snapshot_fields
@@ -32,8 +31,18 @@ SEED_DETAIL = {
     },
     "transcodingnotification_set": [{"callback_url": None, "email": "correo@tuservidor.com"}],
     "transcodingjob_set": [
-        {"profile": {"id": 92, "name": "Prueba escalado"}, "filename": "nombre.mp4", "label": "prioridad alta", "progress": 0.0},
-        {"profile": {"id": 86, "name": "Test HLS"}, "filename": "nombre2.mp4", "label": "prioridad media", "progress": 0.0},
+        {
+            "profile": {"id": 92, "name": "Prueba escalado"},
+            "filename": "nombre.mp4",
+            "label": "prioridad alta",
+            "progress": 0.0,
+        },
+        {
+            "profile": {"id": 86, "name": "Test HLS"},
+            "filename": "nombre2.mp4",
+            "label": "prioridad media",
+            "progress": 0.0,
+        },
     ],
     "duration": 95.143,
     "size": 12118497,
@@ -217,7 +226,17 @@ def test_webhook_names_the_order(adapter, body, expected):
 
 @pytest.mark.parametrize(
     "body",
-    ["not json", "[]", '["1-1"]', "{}", '{"order_id": ""}', '{"order_id": true}', '{"id": {"x": 1}}', '{"id": null}'],
+    [
+        "not json",
+        "[]",
+        '["1-1"]',
+        "{}",
+        '{"id": ".."}',
+        '{"order_id": ""}',
+        '{"order_id": true}',
+        '{"id": {"x": 1}}',
+        '{"id": null}',
+    ],
 )
 def test_webhook_without_an_order_is_a_bad_request(adapter, body):
     with pytest.raises(BadRequest):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from transcode_core.errors import ConfigurationError
 
@@ -31,7 +31,7 @@ class Settings:
     history_days: int = 365  # history items expire through the table's TTL after this; 0 keeps them
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         missing = [name for name in ("TABLE_NAME", "TOPIC_ARN") if not env.get(name)]
         if missing:

@@ -4,9 +4,10 @@ HTTP answers in one place and hands everything else to the pipeline."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import requests
@@ -24,12 +25,12 @@ from transcode_core.errors import (
     Unauthorized,
 )
 from transcode_core.http import build_session
+from transcode_core.notify import Notifier
 from transcode_core.observability import MetricUnit, logger, metrics, tracer
 from transcode_core.pipeline import Pipeline, Report
 from transcode_core.providers import get_spec
 from transcode_core.providers.base import Adapter, ProviderSpec
 from transcode_core.secrets import load_credentials
-from transcode_core.notify import Notifier
 from transcode_core.store import JobStore
 from transcode_core.webhook import WebhookBody, authenticate, check_size
 
@@ -83,7 +84,9 @@ def build_adapter(spec: ProviderSpec, svc: Services, credentials: dict[str, str]
 
 def run_poll(spec: ProviderSpec) -> Report:
     svc = services()
-    credentials = load_credentials(svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age)
+    credentials = load_credentials(
+        svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
+    )
     pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings)
     report = pipeline.poll(build_adapter(spec, svc, credentials))
     logger.info("poll finished", extra={"report": report.to_dict()})
@@ -175,4 +178,3 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         return run_poll(spec).to_dict()
 
     return lambda_handler
-

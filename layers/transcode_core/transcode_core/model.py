@@ -6,12 +6,13 @@ writes exactly what it answers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Mapping
+from enum import StrEnum
+from typing import Any
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     SUBMITTED = "SUBMITTED"
     DOWNLOADING = "DOWNLOADING"
     QUEUED = "QUEUED"
@@ -21,9 +22,6 @@ class Status(str, Enum):
     ERROR = "ERROR"
     CANCELED = "CANCELED"
     UNKNOWN = "UNKNOWN"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 TERMINAL = frozenset({Status.COMPLETE, Status.ERROR, Status.CANCELED})
@@ -111,7 +109,7 @@ class Snapshot:
     requeued: bool = False  # the provider says outright that this is a new run of the job
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What a decided change is; also the metric dimension of writes."""
 
     NEW = "new"

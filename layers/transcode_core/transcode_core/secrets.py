@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import BotoCoreError, ClientError

@@ -7,10 +7,11 @@ unpublished event, so finding the work of a poll is one Query, never a Scan.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -23,9 +24,7 @@ from transcode_core.times import iso_z, utc_now
 ACTIVE_INDEX = "ActiveJobs"
 JOB_SK = "JOB"
 # Bookkeeping attributes: never shown by the jobs API nor published.
-INTERNAL_FIELDS = frozenset(
-    {"pk", "sk", "active_provider", "outbox", "rewatch_until", "stalled_attempt", "expires_at"}
-)
+INTERNAL_FIELDS = frozenset({"pk", "sk", "active_provider", "outbox", "rewatch_until", "stalled_attempt", "expires_at"})
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _BATCH_GET_LIMIT = 100
@@ -158,50 +157,30 @@ class JobStore:
         job leaves the active index in the same write."""
         names = {"#event": event_id}
         rest = [key for key in item.get("outbox", {}) if key != event_id]
-        now_iso = iso_z(utc_now())
-        if not rest and not needs_index({**item, "outbox": {}}, now_iso):
-            try:
-                self._call(
-                    "update_item",
-                    TableName=self.table_name,
-                    Key=_to_dynamo(job_key(item["provider"], item["job_id"])),
-                    UpdateExpression="REMOVE outbox, active_provider",
-                    ConditionExpression="attribute_exists(outbox.#event) AND size(outbox) = :one AND version = :v",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={":one": {"N": "1"}, ":v": {"N": str(item["version"])}},
-                    passthrough=("ConditionalCheckFailedException",),
-                )
-                return
-            except ClientError:
-                pass  # the job changed meanwhile: fall back to removing just this event
-        try:
-            self._call(
-                "update_item",
-                TableName=self.table_name,
-                Key=_to_dynamo(job_key(item["provider"], item["job_id"])),
-                UpdateExpression="REMOVE outbox.#event",
-                ConditionExpression="attribute_exists(outbox.#event)",
-                ExpressionAttributeNames=names,
-                passthrough=("ConditionalCheckFailedException",),
+        if (
+            not rest
+            and not needs_index({**item, "outbox": {}}, iso_z(utc_now()))
+            and self._update_if(
+                item,
+                "REMOVE outbox, active_provider",
+                "attribute_exists(outbox.#event) AND size(outbox) = :one AND version = :v",
+                names,
+                {":one": {"N": "1"}, ":v": {"N": str(item["version"])}},
             )
-        except ClientError:
-            pass  # already cleared by a concurrent run
+        ):
+            return
+        # Other events are pending, or the job changed meanwhile: remove just this one (if still there).
+        self._update_if(item, "REMOVE outbox.#event", "attribute_exists(outbox.#event)", names, None)
 
     def deactivate(self, item: Mapping[str, Any]) -> bool:
         """Takes a terminal job with nothing to publish off the active index (if it did not change)."""
-        try:
-            self._call(
-                "update_item",
-                TableName=self.table_name,
-                Key=_to_dynamo(job_key(item["provider"], item["job_id"])),
-                UpdateExpression="REMOVE active_provider, rewatch_until",
-                ConditionExpression="version = :v AND (attribute_not_exists(outbox) OR size(outbox) = :zero)",
-                ExpressionAttributeValues={":v": {"N": str(item["version"])}, ":zero": {"N": "0"}},
-                passthrough=("ConditionalCheckFailedException",),
-            )
-            return True
-        except ClientError:
-            return False
+        return self._update_if(
+            item,
+            "REMOVE active_provider, rewatch_until",
+            "version = :v AND (attribute_not_exists(outbox) OR size(outbox) = :zero)",
+            None,
+            {":v": {"N": str(item["version"])}, ":zero": {"N": "0"}},
+        )
 
     def register(self, provider: str, job_id: str, *, rewatch_minutes: float) -> tuple[bool, dict[str, Any]]:
         """Starts tracking a job (jobs API PUT). Returns (created, item). A terminal job is put back on the
@@ -235,6 +214,34 @@ class JobStore:
         return False, existing
 
     # --- internals ----------------------------------------------------------------------------------
+    def _update_if(
+        self,
+        item: Mapping[str, Any],
+        update: str,
+        condition: str,
+        names: dict[str, str] | None,
+        values: dict[str, Any] | None,
+    ) -> bool:
+        """A conditional UpdateItem on the job item; False when the condition no longer holds."""
+        extra: dict[str, Any] = {}
+        if names:
+            extra["ExpressionAttributeNames"] = names
+        if values:
+            extra["ExpressionAttributeValues"] = values
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_to_dynamo(job_key(item["provider"], item["job_id"])),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                passthrough=("ConditionalCheckFailedException",),
+                **extra,
+            )
+        except ClientError:
+            return False
+        return True
+
     def _history_item(self, item: Mapping[str, Any], source: str) -> dict[str, Any]:
         history = {
             "pk": item["pk"],
@@ -256,9 +263,7 @@ class JobStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] in passthrough:
                 raise
-            raise DependencyUnavailable(
-                f"jobs table {operation} failed: {exc.response['Error']['Code']}"
-            ) from None
+            raise DependencyUnavailable(f"jobs table {operation} failed: {exc.response['Error']['Code']}") from None
         except BotoCoreError as exc:
             raise DependencyUnavailable(f"jobs table {operation} failed: {type(exc).__name__}") from None
 

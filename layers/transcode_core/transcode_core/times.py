@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso_z(moment: datetime) -> str:
     """A datetime as `YYYY-MM-DDTHH:MM:SSZ` (microseconds kept only when present)."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
     return text.replace("+00:00", "Z")
 
 
-def parse_time(value: object, *, assume: tzinfo = timezone.utc) -> str | None:
+def parse_time(value: object, *, assume: tzinfo = UTC) -> str | None:
     """A provider's date (ISO 8601 with or without offset, `YYYY-MM-DD HH:MM:SS`, `+0900` offsets,
     microseconds) as ISO Z; None for empty, zero (`0000-00-00 00:00:00`) or unreadable values.
     `assume` is the zone of dates that carry no offset."""
@@ -46,10 +46,10 @@ def from_epoch_ms(value: object) -> str | None:
         millis = int(float(value))
         if millis <= 0:
             return None
-        return iso_z(datetime.fromtimestamp(millis / 1000, tz=timezone.utc))
+        return iso_z(datetime.fromtimestamp(millis / 1000, tz=UTC))
     except (TypeError, ValueError, OverflowError, OSError):  # not a number, infinite, or beyond year 9999
         return None
 
 
 def zone(name: str) -> tzinfo:
-    return timezone.utc if name.upper() in ("UTC", "Z") else ZoneInfo(name)
+    return UTC if name.upper() in ("UTC", "Z") else ZoneInfo(name)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import requests
 
@@ -62,7 +63,9 @@ class Adapter(ABC):
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
         """The current state of these jobs, read from the provider's API."""
 
-    def webhook_snapshots(self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]) -> list[Snapshot]:
+    def webhook_snapshots(
+        self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]
+    ) -> list[Snapshot]:
         """A webhook is a hint: read the named jobs from the API and apply what it says. Providers whose API
         cannot read one job (VOD Station) override this and build snapshots from the body itself."""
         snapshots: list[Snapshot] = []

@@ -258,7 +258,7 @@ class TransparentEdgeAdapter(Adapter):
         if isinstance(order_id, bool) or not isinstance(order_id, (str, int)):
             raise BadRequest("the body names no order (order_id or id)")
         order_id = str(order_id).strip()
-        if not order_id or len(order_id) > MAX_ORDER_ID_LENGTH:
+        if not order_id or order_id in (".", "..") or len(order_id) > MAX_ORDER_ID_LENGTH:
             raise BadRequest("the body names no readable order id")
         return [order_id]
 
@@ -277,7 +277,7 @@ def normalize_order(order_id: str, detail: Mapping[str, Any], listed: Mapping[st
     listed = listed or {}
     word = detail.get("status", listed.get("status"))
     if not isinstance(word, str) or not word.strip():
-        raise ProviderError(PROVIDER, f"order {order_id}: the detail has no status", job_ids=(order_id,))
+        raise ProviderError(PROVIDER, f"order {order_id}: the detail has no readable status", job_ids=(order_id,))
     status = map_status(word, STATUS_WORDS)
     sub_jobs = detail.get("transcodingjob_set") or []
     uploads = detail.get("transcodingupload_set") or []

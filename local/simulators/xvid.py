@@ -1,0 +1,292 @@
+"""Xvid MediaHub API v1 simulator: OAuth client-credentials tokens (`POST /oauth2/token`), `GET /jobs` with
+start/limit/inprogress/status and `GET /jobs/{id}` in the seed's shape (`{"job": {...}}`), Bearer checks.
+
+Time is the simulator's own clock (`clock_ms`, moved by `advance_clock`): it stamps created/updated/finished
+times, expires tokens and decides which finished jobs `inprogress=true` still lists (the last 15 minutes).
+Status words other than SUCCESS are the project's assumptions (README), as are the error bodies' shapes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, json_response
+
+PUBLIC_BASE = "https://api.xvid.com/v1/"
+INPROGRESS_WINDOW_MS = 15 * 60 * 1000
+MAX_LIMIT = 5000
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SUCCESS_STEPS = ("CREATED", "QUEUED", "PROCESSING", "PROCESSING", "UPLOADING", "SUCCESS")
+FAILURE_STEPS = ("CREATED", "QUEUED", "PROCESSING", "FAILED")
+TERMINAL_WORDS = frozenset({"SUCCESS", "FAILED", "FAILURE", "ERROR", "CANCELED", "CANCELLED", "ABORTED"})
+
+
+@dataclass
+class SimJob:
+    id: str
+    lifecycle: Lifecycle
+    status: str
+    input_name: str
+    outputs: list[dict[str, str]]  # {output_name, file_id, preset_id}
+    created_at: int
+    updated_at: int
+    input_file_id: str
+    percentage: int = 0
+    finished_at: int | None = None
+    error_msg: str | None = None
+    error_code: str | None = None
+    failure: tuple[str, str] = ("Encoding failed: unsupported codec", "E_CODEC")  # (error_msg, error_code)
+    version: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)  # raw fields merged into the document (tests)
+
+
+class XvidSimulator(Simulator):
+    def __init__(
+        self,
+        client_id: str = "sim-client",
+        client_secret: str = "sim-secret",  # noqa: S107 - the simulator's own credentials
+        token_ttl: int = 3600,
+    ) -> None:
+        super().__init__()
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_ttl = token_ttl  # seconds, sent as expires_in
+        self.clock_ms = START_MS
+        self.jobs: dict[str, SimJob] = {}  # in creation order: the listing's order
+        self.tokens: dict[str, int] = {}  # access token -> expiry (clock_ms)
+        self.read_delay = 0.0  # seconds each GET /jobs/{id} takes (to observe concurrency)
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests served at once
+        self._flight_lock = threading.Lock()
+        self._canned: dict[str, list[SimResponse]] = {}
+        self._next_id = 0x559CBBEC14EA67A7CAD60000
+
+    # --- test controls ------------------------------------------------------------------------------
+    def add_job(
+        self,
+        *,
+        fail: bool = False,
+        steps: tuple[str, ...] | list[str] | None = None,
+        outputs: tuple[str, ...] = ("MyTest",),
+        input_name: str = "uploads/vnaqaHDKsCfX6X1UNN1iU97aSpkspyPP/movie.mp4",
+        error_msg: str = "Encoding failed: unsupported codec",
+        error_code: str = "E_CODEC",
+    ) -> str:
+        """A new job (24-hex id) at the first step of its lifecycle; `fail` ends it in FAILED."""
+        with self.lock:
+            lifecycle = Lifecycle(list(steps or (FAILURE_STEPS if fail else SUCCESS_STEPS)))
+            job = SimJob(
+                id=self._new_id(),
+                lifecycle=lifecycle,
+                status=lifecycle.status,
+                input_name=input_name,
+                outputs=[
+                    {"output_name": name, "file_id": self._new_id(), "preset_id": self._new_id()} for name in outputs
+                ],
+                created_at=self.clock_ms,
+                updated_at=self.clock_ms,
+                input_file_id=self._new_id(),
+                failure=(error_msg, error_code),
+            )
+            self.jobs[job.id] = job
+            self._settle(job)
+            return job.id
+
+    def advance(self, job_id: str, steps: int = 1) -> str:
+        """Moves the job `steps` along its lifecycle; returns its status word."""
+        with self.lock:
+            job = self.jobs[job_id]
+            if job.status not in TERMINAL_WORDS:
+                job.status = job.lifecycle.advance(steps)
+                self._settle(job)
+            return job.status
+
+    def finish(self, job_id: str) -> str:
+        """Runs the job to the end of its lifecycle."""
+        return self.advance(job_id, len(self.jobs[job_id].lifecycle.steps))
+
+    def tick(self) -> None:
+        """One step for every job that has not ended."""
+        with self.lock:
+            for job_id in list(self.jobs):
+                self.advance(job_id)
+
+    def set_status(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        percentage: int | None = None,
+        error_msg: str | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        """Any word, documented or not (tests of unknown words); the lifecycle follows if it holds the word."""
+        with self.lock:
+            job = self.jobs[job_id]
+            if status in job.lifecycle.steps:
+                job.lifecycle.index = job.lifecycle.steps.index(status)
+            job.status = status
+            if error_msg is not None or error_code is not None:
+                job.failure = (error_msg or "", error_code or "")
+            self._settle(job)
+            if percentage is not None:
+                job.percentage = percentage
+
+    def advance_clock(self, minutes: float = 0.0, seconds: float = 0.0) -> None:
+        with self.lock:
+            self.clock_ms += int((minutes * 60 + seconds) * 1000)
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far is refused from now on (401)."""
+        with self.lock:
+            self.tokens.clear()
+
+    def answer_next(self, path: str, body: Any, status: int = 200) -> None:
+        """The next authorized request to `path` (e.g. "/jobs" or "/jobs/<id>") gets this answer."""
+        with self.lock:
+            self._canned.setdefault(path, []).append(SimResponse(status, body))
+
+    def document(self, job_id: str) -> dict[str, Any]:
+        """The job as `GET /jobs/{id}` shows it inside `{"job": ...}` (the seed's shape)."""
+        with self.lock:
+            job = self.jobs[job_id]
+            outputs = [
+                {
+                    "preset": _ref("presets", output["preset_id"]),
+                    "file": _ref("files", output["file_id"]),
+                    "output_name": output["output_name"],
+                    "percentage_completed": job.percentage,
+                    "thumbnail_zip": None,
+                    "thumbnails": [],
+                    "logos": [],
+                    "settings": None,
+                }
+                for output in job.outputs
+            ]
+            document = {
+                "pipeline": _ref("pipelines", "552b87a814eab3a29d1b3d90"),
+                "application": _ref("applications", "552cae3514ea10cb4d3ac69e"),
+                "user_data": None,
+                "input": {
+                    "input_name": job.input_name,
+                    "force_container": None,
+                    "force_aspect_ratio": None,
+                    "force_framerate": None,
+                    "force_interlaced": None,
+                    "file": _ref("files", job.input_file_id),
+                },
+                "autograph": None,
+                "output_prefix": f"{job.id}/",
+                "outputs": outputs,
+                "status": job.status,
+                "percentage_completed": job.percentage,
+                "error_msg": job.error_msg,
+                "error_code": job.error_code,
+                "finished_at": job.finished_at,
+                "version": job.version,
+                "user": _ref("users", "552b874d14eab3a29d1b3d8d"),
+                "created_at": job.created_at,
+                "updated_at": job.updated_at,
+                "id": job.id,
+                "href": f"{PUBLIC_BASE}jobs/{job.id}",
+            }
+            document.update(job.extra)
+            return document
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+    def dispatch(self, request: SimRequest) -> SimResponse:
+        with self._flight_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.read_delay and _route(request.path).startswith("/jobs/"):
+                time.sleep(self.read_delay)  # outside the lock, so parallel reads really overlap
+            return super().dispatch(request)
+        finally:
+            with self._flight_lock:
+                self.in_flight -= 1
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        path = _route(request.path)
+        if path == "/oauth2/token":
+            if request.method != "POST":
+                return json_response({"error": "invalid_request", "error_description": "use POST"}, 405)
+            return self._issue_token(request)
+        if not self._authorized(request):
+            return json_response({"error": "invalid_token", "error_description": "missing or expired token"}, 401)
+        canned = self._canned.get(path)
+        if canned:
+            return canned.pop(0)
+        if request.query.get("format", "json") != "json":
+            return json_response({"error": "bad_request", "message": "the simulator speaks json only"}, 400)
+        if request.method != "GET":
+            return json_response({"error": "method_not_allowed"}, 405)
+        if path == "/jobs":
+            return self._list(request)
+        if path.startswith("/jobs/"):
+            job_id = path.removeprefix("/jobs/")
+            if job_id not in self.jobs:
+                return json_response({"error": "not_found", "message": f"job {job_id} not found"}, 404)
+            return json_response({"job": self.document(job_id)})
+        return json_response({"error": "not_found"}, 404)
+
+    def _issue_token(self, request: SimRequest) -> SimResponse:
+        form = request.form()
+        if form.get("grant_type") != "client_credentials":
+            return json_response({"error": "unsupported_grant_type"}, 400)
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return json_response({"error": "invalid_client"}, 401)
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = self.clock_ms + self.token_ttl * 1000
+        return json_response({"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl})
+
+    def _authorized(self, request: SimRequest) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        expiry = self.tokens.get(token)
+        return scheme.lower() == "bearer" and expiry is not None and self.clock_ms < expiry
+
+    def _list(self, request: SimRequest) -> SimResponse:
+        try:
+            start = int(request.query.get("start", 0))
+            limit = int(request.query.get("limit", 1000))
+        except ValueError:
+            return json_response({"error": "bad_request", "message": "start and limit are integers"}, 400)
+        if start < 0 or not 1 <= limit <= MAX_LIMIT:
+            return json_response({"error": "bad_request", "message": f"limit is 1..{MAX_LIMIT}, start >= 0"}, 400)
+        jobs = list(self.jobs.values())
+        if request.query.get("inprogress") == "true":
+            recent = self.clock_ms - INPROGRESS_WINDOW_MS
+            jobs = [job for job in jobs if job.finished_at is None or job.finished_at >= recent]
+        if request.query.get("status"):
+            jobs = [job for job in jobs if job.status.lower() == request.query["status"].lower()]
+        return json_response({"jobs": [self.document(job.id) for job in jobs[start : start + limit]]})
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _settle(self, job: SimJob) -> None:
+        """Stamps a status change: times, percentage, and error fields for a failure word."""
+        job.updated_at = self.clock_ms
+        ended = job.status.upper() in TERMINAL_WORDS
+        job.finished_at = self.clock_ms if ended else None
+        if job.status.upper() == "SUCCESS":
+            job.percentage = 100
+        elif not ended:
+            job.percentage = round(job.lifecycle.fraction * 100)
+        failed = ended and job.status.upper() not in ("SUCCESS", "CANCELED", "CANCELLED", "ABORTED")
+        job.error_msg, job.error_code = job.failure if failed else (None, None)
+
+    def _new_id(self) -> str:
+        self._next_id += 1
+        return f"{self._next_id:024x}"
+
+
+def _route(path: str) -> str:
+    # The public base URL carries /v1/; the simulator answers with or without it.
+    return path.removeprefix("/v1") or "/"
+
+
+def _ref(kind: str, object_id: str) -> dict[str, str]:
+    return {"id": object_id, "href": f"{PUBLIC_BASE}{kind}/{object_id}"}
