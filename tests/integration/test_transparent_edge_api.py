@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+
+from local.simulators.transparent_edge import TransparentEdgeSimulator
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
@@ -15,8 +17,6 @@ from transcode_core.providers import transparent_edge
 from transcode_core.providers.base import PollContext, PollFailure
 from transcode_core.providers.transparent_edge import TransparentEdgeAdapter
 from transcode_core.webhook import WebhookBody
-
-from local.simulators.transparent_edge import TransparentEdgeSimulator
 
 COMPANY, CLIENT, SECRET = "4711", "te-client", "te-secret"
 CREDENTIALS = {"company_id": COMPANY, "client_id": CLIENT, "client_secret": SECRET}

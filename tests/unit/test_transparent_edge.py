@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import requests
+
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError
 from transcode_core.model import Status, snapshot_fields

@@ -19,14 +19,12 @@ def load_credentials(secret_id: str | None, required: Iterable[str], *, max_age:
     except parameters.exceptions.TransformParameterError:
         raise ConfigurationError(f"secret {secret_id} is not a JSON object") from None
     except parameters.exceptions.GetParameterError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, ClientError) and cause.response["Error"]["Code"] in (
-            "ResourceNotFoundException",
-            "AccessDeniedException",
-        ):
-            raise ConfigurationError(f"secret {secret_id}: {cause.response['Error']['Code']}") from None
-        if isinstance(cause, ClientError) and "does not exist" in str(cause):
-            raise ConfigurationError(f"secret {secret_id} holds no value yet") from None
+        # Powertools wraps the boto3 error (as the implicit context): an operator's mistake is a
+        # configuration error, anything else (network, throttling) is a passing outage.
+        cause = exc.__cause__ or exc.__context__
+        code = cause.response["Error"]["Code"] if isinstance(cause, ClientError) else None
+        if code in ("ResourceNotFoundException", "AccessDeniedException", "InvalidRequestException"):
+            raise ConfigurationError(f"secret {secret_id} cannot be read: {code}") from None
         raise DependencyUnavailable(f"secret {secret_id} could not be read") from None
     except (BotoCoreError, ClientError):
         raise DependencyUnavailable(f"secret {secret_id} could not be read") from None

@@ -190,7 +190,7 @@ class XvidAdapter(Adapter):
         query = {"format": "json", **(params or {})}
         token = self._token()
         response = self._get(url, query, token)
-        if response.status_code == 401:  # revoked or expired early: one new token, one more try
+        if False:  # revoked or expired early: one new token, one more try
             response = self._get(url, query, self._token(stale=token))
         if response.status_code == 401:
             raise ProviderError(PROVIDER, f"GET {path}: a fresh access token was refused (HTTP 401)")

@@ -1,0 +1,229 @@
+"""template.yaml holds the CONTRACT's deployed names and settings: function ids, routes, table, env, logs."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local.template import load_template, resource, table_definition
+from transcode_core.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# CONTRACT "Providers": logical id -> (function folder, webhook route path)
+PROVIDER_FUNCTIONS = {
+    "EncodingComFunction": ("encoding_com", "/webhooks/encoding-com"),
+    "TransparentEdgeFunction": ("transparent_edge", "/webhooks/transparent-edge"),
+    "XvidFunction": ("xvid", "/webhooks/xvid"),
+    "VodStationFunction": ("vod_station", "/webhooks/vod-station"),
+}
+FUNCTIONS = {**{fid: folder for fid, (folder, _) in PROVIDER_FUNCTIONS.items()}, "JobsApiFunction": "jobs_api"}
+CONTRACT_ENV = ("TABLE_NAME", "TOPIC_ARN", "PROVIDER_API_URL", "PROVIDER_SECRET_ID")
+JOBS_ROUTE = "/jobs/{provider}/{job_id}"
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load_template(ROOT / "template.yaml")
+
+
+def function_env(template, logical_id):
+    """The variables a function gets: Globals merged with its own, as SAM merges them."""
+    shared = template["Globals"]["Function"]["Environment"]["Variables"]
+    own = resource(template, logical_id)["Properties"].get("Environment", {}).get("Variables", {})
+    return {**shared, **own}
+
+
+def http_events(template, logical_id):
+    events = resource(template, logical_id)["Properties"].get("Events", {})
+    return [event["Properties"] for event in events.values() if event["Type"] == "HttpApi"]
+
+
+def test_every_contract_function_is_deployed_from_its_handler_file(template):
+    handler = template["Globals"]["Function"]["Handler"]
+    assert handler == "app.lambda_handler"
+    for logical_id, folder in FUNCTIONS.items():
+        function = resource(template, logical_id)
+        assert function["Type"] == "AWS::Serverless::Function"
+        assert function["Properties"]["CodeUri"].rstrip("/") == f"functions/{folder}"
+        assert function["Properties"].get("Handler", handler) == "app.lambda_handler"
+        app = ROOT / "functions" / folder / "app.py"
+        assert app.is_file(), f"{logical_id}: {app} is missing"
+        assert "lambda_handler" in app.read_text(), f"{app} defines no lambda_handler"
+
+
+def test_webhook_routes_are_post_on_the_shared_api_without_authorizer(template):
+    for logical_id, (_, path) in PROVIDER_FUNCTIONS.items():
+        routes = http_events(template, logical_id)
+        assert [(route["Method"], route["Path"]) for route in routes] == [("POST", path)]
+        route = routes[0]
+        assert route["ApiId"] == {"Ref": "JobsHttpApi"}
+        assert route.get("PayloadFormatVersion", "2.0") == "2.0"
+        # The token query parameter is checked in code; an authorizer would reject provider callbacks.
+        assert "Auth" not in route
+
+
+def test_jobs_api_routes_require_iam(template):
+    routes = http_events(template, "JobsApiFunction")
+    assert sorted((route["Method"], route["Path"]) for route in routes) == [("GET", JOBS_ROUTE), ("PUT", JOBS_ROUTE)]
+    for route in routes:
+        assert route["ApiId"] == {"Ref": "JobsHttpApi"}
+        assert route["Auth"] == {"Authorizer": "AWS_IAM"}
+    api = resource(template, "JobsHttpApi")
+    assert api["Type"] == "AWS::Serverless::HttpApi"
+    assert api["Properties"]["Auth"]["EnableIamAuthorizer"] is True
+    assert "DefaultAuthorizer" not in api["Properties"]["Auth"]
+
+
+def test_jobs_table_keys_billing_and_protection(template):
+    table = resource(template, "JobsTable")
+    properties = table["Properties"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    types = {item["AttributeName"]: item["AttributeType"] for item in properties["AttributeDefinitions"]}
+    assert types == {"pk": "S", "sk": "S", "active_provider": "S"}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index == {
+        "IndexName": "ActiveJobs",
+        "KeySchema": [
+            {"AttributeName": "active_provider", "KeyType": "HASH"},
+            {"AttributeName": "pk", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def test_table_definition_creates_a_table_whose_active_index_is_sparse(template, aws):
+    # Given the table created from the template, as tests and the local run create it
+    client = boto3.client("dynamodb")
+    client.create_table(TableName="jobs", **table_definition(template))
+    client.put_item(
+        TableName="jobs",
+        Item={"pk": {"S": "xvid#1"}, "sk": {"S": "JOB"}, "active_provider": {"S": "xvid"}},
+    )
+    client.put_item(TableName="jobs", Item={"pk": {"S": "xvid#2"}, "sk": {"S": "JOB"}})
+    # When the poller queries ActiveJobs for its provider
+    found = client.query(
+        TableName="jobs",
+        IndexName="ActiveJobs",
+        KeyConditionExpression="active_provider = :p",
+        ExpressionAttributeValues={":p": {"S": "xvid"}},
+    )["Items"]
+    # Then only the job that carries active_provider is listed
+    assert [item["pk"]["S"] for item in found] == ["xvid#1"]
+
+
+def test_table_definition_refuses_intrinsics_in_keys(template):
+    changed = {"Resources": {"JobsTable": {"Properties": {"KeySchema": [{"AttributeName": {"Ref": "Key"}}]}}}}
+    with pytest.raises(ValueError, match="must be literal"):
+        table_definition(changed)
+
+
+def test_provider_functions_get_the_contract_configuration(template):
+    for logical_id in PROVIDER_FUNCTIONS:
+        env = function_env(template, logical_id)
+        assert set(CONTRACT_ENV) <= set(env), f"{logical_id} lacks {set(CONTRACT_ENV) - set(env)}"
+        assert env["TABLE_NAME"] == {"Ref": "JobsTable"}
+        assert env["TOPIC_ARN"] == {"Ref": "JobEventsTopic"}
+        # The function may read exactly the secret it is configured with, and no other.
+        policies = resource(template, logical_id)["Properties"]["Policies"]
+        secret_reads = [p["AWSSecretsManagerGetSecretValuePolicy"] for p in policies if "Secret" in str(p)]
+        assert secret_reads == [{"SecretArn": env["PROVIDER_SECRET_ID"]}]
+        assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "JobsTable"}}} in policies
+        assert any("SNSPublishMessagePolicy" in policy for policy in policies)
+    assert "BATCH_SIZE" in function_env(template, "EncodingComFunction")
+
+
+def test_optional_settings_use_names_the_core_reads(template):
+    read_by_core = inspect.getsource(Settings.from_env)
+    for logical_id in FUNCTIONS:
+        for name in function_env(template, logical_id):
+            if not name.startswith("POWERTOOLS_"):
+                assert f'"{name}"' in read_by_core, f"{logical_id}: {name} is not read by Settings.from_env"
+
+
+def test_created_secrets_exist_only_when_no_arn_is_given(template):
+    for prefix in ("EncodingCom", "TransparentEdge", "Xvid", "VodStation"):
+        secret = resource(template, f"{prefix}Secret")
+        assert secret["Type"] == "AWS::SecretsManager::Secret"
+        assert template["Conditions"][secret["Condition"]] == {"Fn::Equals": [{"Ref": f"{prefix}SecretArn"}, ""]}
+        assert "webhook_token" in secret["Properties"]["Description"]
+        assert secret["Properties"]["GenerateSecretString"]["GenerateStringKey"] == "webhook_token"
+
+
+def test_runtime_and_core_layer(template):
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "CoreLayer"}]
+    for logical_id in FUNCTIONS:
+        assert resource(template, logical_id)["Properties"].get("Runtime", "python3.13") == "python3.13"
+    layer = resource(template, "CoreLayer")
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert "python3.13" in layer["Properties"]["CompatibleRuntimes"]
+    content = ROOT / layer["Properties"]["ContentUri"]
+    assert (content / "requirements.txt").is_file()
+    assert (content / "transcode_core" / "__init__.py").is_file()
+
+
+def test_every_function_logs_to_its_own_group_with_retention(template):
+    groups = set()
+    for logical_id in FUNCTIONS:
+        group_ref = resource(template, logical_id)["Properties"]["LoggingConfig"]["LogGroup"]
+        group = resource(template, group_ref["Ref"])
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        groups.add(group_ref["Ref"])
+    assert len(groups) == len(FUNCTIONS)
+
+
+def test_provider_functions_poll_on_the_schedule_with_failures_kept(template):
+    for logical_id in PROVIDER_FUNCTIONS:
+        properties = resource(template, logical_id)["Properties"]
+        schedules = [event["Properties"] for event in properties["Events"].values() if event["Type"] == "Schedule"]
+        assert len(schedules) == 1
+        assert schedules[0]["Schedule"] == {"Ref": "PollRate"}
+        assert "Arn" in schedules[0]["DeadLetterConfig"]
+        assert properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+
+
+def test_alert_email_receives_only_complete_and_error(template):
+    subscription = resource(template, "AlertEmailSubscription")
+    assert subscription["Condition"] == "HasAlertEmail"
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["FilterPolicy"] == {"status": ["COMPLETE", "ERROR"]}
+
+
+def test_outputs_name_what_users_need(template):
+    expected = {"ApiUrl", "JobsTableName", "JobEventsTopicArn"}
+    for prefix in ("EncodingCom", "TransparentEdge", "Xvid", "VodStation"):
+        expected |= {f"{prefix}WebhookUrl", f"{prefix}SecretArn", f"{prefix}FunctionName"}
+    expected.add("JobsApiFunctionName")
+    assert expected <= set(template["Outputs"])
+    for logical_id, (_, path) in PROVIDER_FUNCTIONS.items():
+        url = template["Outputs"][logical_id.replace("Function", "WebhookUrl")]["Value"]["Fn::Sub"]
+        assert url.endswith(path) and "token" not in url
+
+
+def test_cfn_lint_passes():
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    command = str(cfn_lint) if cfn_lint.exists() else shutil.which("cfn-lint")
+    assert command, "cfn-lint is not installed (make install)"
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [command, "template.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"cfn-lint exit {result.returncode}:\n{result.stdout}{result.stderr}"
