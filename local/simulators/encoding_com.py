@@ -22,9 +22,8 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from transcode_core.xmlsafe import XmlRejected, parse_xml, to_plain
-
 from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, json_response
+from transcode_core.xmlsafe import XmlRejected, parse_xml, to_plain
 
 WRONG_CREDENTIALS = "Wrong user id or key!"
 MEDIA_NOT_FOUND = "Media ID is not found"
@@ -126,6 +125,14 @@ class EncodingComSimulator(Simulator):
                 created=self._stamp(),
             )
             return key
+
+    def reset(self) -> None:
+        """Forgets every media, request and injected fault (one running simulator can serve many tests)."""
+        with self.lock:
+            self.media.clear()
+            self.requests.clear()
+            self.fail_next.clear()
+            self.unknown_in_batch = "job_error"
 
     def advance(self, media_id: str | int, steps: int = 1) -> str:
         """Moves the media `steps` along its lifecycle; returns its status word."""

@@ -23,14 +23,22 @@ from transcode_core.xmlsafe import parse_xml, to_plain
 FORMATS = ["xml", "json"]
 
 
-@pytest.fixture
-def sim():
+@pytest.fixture(scope="module")
+def running_sim():
     with EncodingComSimulator(user_id="u", user_key="k") as simulator:
         yield simulator
 
 
+@pytest.fixture
+def sim(running_sim):
+    running_sim.reset()
+    return running_sim
+
+
 def make_adapter(sim, *, api_format="xml", user_key="k", **setting_changes) -> EncodingComAdapter:
-    settings = Settings(table_name="t", topic_arn="arn", provider_api_url=sim.url, provider_secret_id=None, **setting_changes)
+    settings = Settings(
+        table_name="t", topic_arn="arn", provider_api_url=sim.url, provider_secret_id=None, **setting_changes
+    )
     return EncodingComAdapter(
         api_url=sim.url,
         credentials={"user_id": "u", "user_key": user_key},
@@ -244,10 +252,11 @@ def test_a_provider_outage_fails_its_batch_and_the_next_batch_is_still_read(sim)
     assert sim.count() == 3
 
 
-def test_an_unreachable_provider_is_unavailable(sim):
-    media_id = sim.add_job()
-    adapter = make_adapter(sim)
-    sim.stop()
+def test_an_unreachable_provider_is_unavailable():
+    with EncodingComSimulator() as sim:
+        media_id = sim.add_job()
+        adapter = make_adapter(sim)
+    # the simulator has stopped: nothing listens on its port any more
 
     _, failures, _ = poll(adapter, [media_id])
 
@@ -307,7 +316,9 @@ def test_a_notification_for_a_media_the_api_does_not_know_is_a_provider_error(si
 # --- the simulator speaks the documented API ------------------------------------------------------------
 def test_simulator_basic_getstatus_answers_one_media_at_the_top_level(sim):
     media_id = sim.add_job(formats=1)
-    xml = f"<query><userid>u</userid><userkey>k</userkey><action>GetStatus</action><mediaid>{media_id}</mediaid></query>"
+    xml = (
+        f"<query><userid>u</userid><userkey>k</userkey><action>GetStatus</action><mediaid>{media_id}</mediaid></query>"
+    )
 
     answer = to_plain(parse_xml(requests.post(sim.url, data={"xml": xml}, timeout=5).content))
     missing = to_plain(parse_xml(requests.post(sim.url, data={"xml": xml.replace(media_id, "999")}, timeout=5).content))

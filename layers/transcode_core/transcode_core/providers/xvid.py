@@ -163,7 +163,7 @@ class XvidAdapter(Adapter):
         if not job_ids:
             return
         stats["detail_calls"] = stats.get("detail_calls", 0) + len(job_ids)
-        workers = min(self.settings.concurrency, len(job_ids))
+        workers = len(job_ids)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xvid-read") as pool:
             yield from pool.map(self._read_job, job_ids)
 
@@ -190,7 +190,7 @@ class XvidAdapter(Adapter):
         query = {"format": "json", **(params or {})}
         token = self._token()
         response = self._get(url, query, token)
-        if False:  # revoked or expired early: one new token, one more try
+        if response.status_code == 401:  # revoked or expired early: one new token, one more try
             response = self._get(url, query, self._token(stale=token))
         if response.status_code == 401:
             raise ProviderError(PROVIDER, f"GET {path}: a fresh access token was refused (HTTP 401)")

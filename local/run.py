@@ -1,0 +1,332 @@
+"""The local run: every provider function against moto (server mode) and the provider simulators.
+
+    make demo                      # or: .venv/bin/python -m local.run [--rounds 12] [--providers a,b]
+    .venv/bin/python -m local.run --aws --providers encoding_com --rounds 1   # real AWS, real provider
+
+Locally nothing leaves 127.0.0.1: moto stands in for DynamoDB, SNS, SQS and Secrets Manager, the
+simulators for the providers. The table, topic and secrets are created from template.yaml's definitions;
+moto fires no schedules, so this runner is the schedule: each round it lets the simulated jobs move on,
+sends the webhooks the providers would send, invokes each provider function with a scheduled event, and
+prints what changed in the table and what was published on the topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from local.simulators.base import Simulator
+
+DEMO_ENV = {
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "transcode-status",
+    "POWERTOOLS_METRICS_NAMESPACE": "TranscodeStatus",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+    "POWERTOOLS_LOG_LEVEL": "ERROR",
+    "POWERTOOLS_METRICS_DISABLED": "true",  # metrics are EMF lines on stdout; the demo prints its own view
+}
+
+
+@dataclass
+class Scenario:
+    """One provider's part of the demo: its simulator, the jobs it starts with, what happens between polls."""
+
+    provider: str
+    simulator: Callable[[], Simulator]
+    credentials: dict[str, str]
+    seed: Callable[[Any, Any], None]
+    between_polls: Callable[[Any, Any, int], None]
+    sim: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --- encoding.com: jobs registered through the jobs API, a notify webhook, one failure ---------------------
+def _encoding_seed(stack: Any, sim: Any) -> None:
+    media = [
+        sim.add_job(source="https://media.example.com/in/keynote.mov", formats=2),
+        sim.add_job(source="ftp://editor:s3cret@ftp.example.com/in/trailer.mov"),
+        sim.add_job(source="https://media.example.com/in/corrupt.mov", fail=True),
+    ]
+    for media_id in media:
+        stack.track("encoding_com", media_id)
+    sim.demo_media = media
+
+
+def _encoding_between(stack: Any, sim: Any, round_no: int) -> None:
+    sim.tick()
+    if round_no == 3:  # encoding.com calls the notify URL; the function reads the media's status from the API
+        media_id = sim.demo_media[0]
+        sim.advance(media_id, 2)
+        body, content_type = sim.notification(media_id)
+        status, answer = stack.webhook("encoding_com", body, content_type=content_type, base64=True)
+        print(f"  webhook  encoding_com notify for media {media_id}: HTTP {status} {answer}")
+
+
+# --- TransparentEdge: orders discovered from the listing, a failure, a requeue ------------------------------
+def _transparent_seed(stack: Any, sim: Any) -> None:
+    sim.demo_orders = [sim.add_order(), sim.add_order(fail=True), sim.add_order()]
+
+
+def _transparent_between(stack: Any, sim: Any, round_no: int) -> None:
+    sim.tick()
+    if round_no == 7:  # the operator requeues a finished order: a new attempt, with its own event
+        order_id = sim.demo_orders[0]
+        sim.requeue(order_id)
+        print(f"  requeue  transparent_edge order {order_id} runs again")
+    if round_no == 5:
+        order_id = sim.demo_orders[2]
+        status, answer = stack.webhook("transparent_edge", f'{{"order_id": "{order_id}"}}')
+        print(f"  webhook  transparent_edge callback for order {order_id}: HTTP {status} {answer}")
+
+
+# --- Xvid: jobs discovered in the in-progress listing; a finish between polls is still caught ------------
+def _xvid_seed(stack: Any, sim: Any) -> None:
+    sim.demo_jobs = [sim.add_job(), sim.add_job(fail=True), sim.add_job(outputs=("hd", "sd"))]
+
+
+def _xvid_between(stack: Any, sim: Any, round_no: int) -> None:
+    sim.tick()
+    sim.advance_clock(minutes=6)  # a poll every 5-6 minutes: finished jobs drop out of `inprogress`
+    if round_no == 4:
+        job_id = sim.demo_jobs[2]
+        status, answer = stack.webhook("xvid", f'{{"job": {{"id": "{job_id}"}}}}')
+        print(f"  webhook  xvid notification for job {job_id}: HTTP {status} {answer}")
+
+
+# --- VOD Station: jobs discovered in the status list, callbacks applied as they come ----------------------
+def _vod_seed(stack: Any, sim: Any) -> None:
+    sim.add_job(10019, "keynote.mp4", ("AVC_SD_1Pass_30fps", "AVC_HD_1Pass_30fps"))
+    sim.add_job(10019, "broken.mp4", ("AVC_SD_1Pass_30fps",), fail=True)
+    sim.add_job(10020, "promo.mp4", ("auto_90fps_abr",))
+
+
+def _vod_between(stack: Any, sim: Any, round_no: int) -> None:
+    sim.tick()
+    callbacks = sim.take_callbacks()
+    if round_no % 3 == 0:  # callbacks reach us now and then; the poll covers the rest
+        accepted = 0
+        for payload in callbacks:
+            status, answer = stack.webhook("vod_station", _json(payload))
+            accepted += answer.get("accepted", 0) if status == 200 else 0
+        print(f"  webhook  vod_station {len(callbacks)} callbacks posted, {accepted} applied")
+
+
+def _json(payload: Any) -> str:
+    import json
+
+    return json.dumps(payload)
+
+
+def scenarios() -> list[Scenario]:
+    from local.simulators.encoding_com import EncodingComSimulator
+    from local.simulators.transparent_edge import TransparentEdgeSimulator
+    from local.simulators.vod_station import VodStationSimulator
+    from local.simulators.xvid import XvidSimulator
+
+    return [
+        Scenario(
+            "encoding_com",
+            lambda: EncodingComSimulator(user_id="demo-user", user_key="demo-key"),
+            {"user_id": "demo-user", "user_key": "demo-key"},
+            _encoding_seed,
+            _encoding_between,
+        ),
+        Scenario(
+            "transparent_edge",
+            lambda: TransparentEdgeSimulator(company_id="1234", client_id="demo-client", client_secret="demo-secret"),
+            {"company_id": "1234", "client_id": "demo-client", "client_secret": "demo-secret"},
+            _transparent_seed,
+            _transparent_between,
+        ),
+        Scenario(
+            "xvid",
+            lambda: XvidSimulator(client_id="demo-client", client_secret="demo-secret"),
+            {"client_id": "demo-client", "client_secret": "demo-secret"},
+            _xvid_seed,
+            _xvid_between,
+        ),
+        Scenario(
+            "vod_station",
+            lambda: VodStationSimulator(access_key="DEMOACCESSKEY", secret_key="demo-secret-key"),
+            {"access_key": "DEMOACCESSKEY", "secret_key": "demo-secret-key"},
+            _vod_seed,
+            _vod_between,
+        ),
+    ]
+
+
+# --- printing --------------------------------------------------------------------------------------------
+def describe(job: dict[str, Any]) -> str:
+    progress = f" {job['progress']}%" if job.get("progress") is not None else ""
+    attempt = f" attempt {job['attempt']}" if job.get("attempt", 1) > 1 else ""
+    return f"{job['status']} ({job.get('provider_status', '-')}{progress}){attempt}"
+
+
+def print_changes(before: dict[tuple, dict], after: dict[tuple, dict]) -> None:
+    for key, job in sorted(after.items()):
+        old = before.get(key)
+        if old is None:
+            print(f"  new      {key[0]:<16} {key[1]:<34} {describe(job)}")
+        elif old.get("version") != job.get("version"):
+            print(f"  change   {key[0]:<16} {key[1]:<34} {describe(old)} -> {describe(job)}")
+
+
+def print_events(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        detail = ""
+        if event["status"] == "ERROR" and event["job"].get("error"):
+            detail = f"  error: {event['job']['error'].get('message')}"
+        elif event["job"].get("outputs"):
+            detail = f"  outputs: {len(event['job']['outputs'])}"
+        print(f"  EVENT    {event['event']:<14} {event['event_id']}{detail}")
+
+
+def check(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]:
+    """What the CONTRACT promises: one event per job and terminal attempt, none twice, none missing."""
+    problems = []
+    ids = [event["event_id"] for event in events]
+    problems += [f"event {event_id} published {ids.count(event_id)} times" for event_id in sorted(set(ids)) if ids.count(event_id) > 1]
+    for job in jobs:
+        if job["status"] in ("COMPLETE", "ERROR", "CANCELED"):
+            expected = f"{job['provider']}#{job['job_id']}#{job['attempt']}#{job['status']}"
+            if expected not in ids:
+                problems.append(f"no event {expected}")
+    return problems
+
+
+# --- the runs --------------------------------------------------------------------------------------------
+def run_local(rounds: int, interval: float, providers: list[str] | None) -> int:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
+    os.environ.update(DEMO_ENV)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    print(f"moto server (DynamoDB, SNS, SQS, Secrets Manager) on http://{host}:{port}")
+    from local.stack import LocalStack
+
+    stack = LocalStack("transcode-status-demo").create()
+    print(f"table {stack.table_name} and topic {stack.topic_arn.rsplit(':', 1)[-1]} created from template.yaml")
+    chosen = [scenario for scenario in scenarios() if not providers or scenario.provider in providers]
+    try:
+        for scenario in chosen:
+            scenario.sim = scenario.simulator().start()
+            stack.configure(scenario.provider, scenario.sim.url, scenario.credentials, webhook_token="demo-token")
+            scenario.seed(_DemoStack(stack), scenario.sim)
+            print(f"{scenario.provider:<16} simulator on {scenario.sim.url}")
+        return _rounds(stack, chosen, rounds, interval)
+    finally:
+        for scenario in chosen:
+            if scenario.sim:
+                scenario.sim.stop()
+        moto.stop()
+
+
+class _DemoStack:
+    """The stack as the demo's providers see it: webhooks carry the demo's token."""
+
+    def __init__(self, stack: Any) -> None:
+        self._stack = stack
+
+    def webhook(self, provider: str, body: str, **kwargs: Any) -> tuple[int, Any]:
+        return self._stack.webhook(provider, body, token="demo-token", **kwargs)
+
+    def track(self, provider: str, job_id: str) -> int:
+        return self._stack.track(provider, job_id)
+
+
+def _rounds(stack: Any, chosen: list[Scenario], rounds: int, interval: float) -> int:
+    demo_stack = _DemoStack(stack)
+    state = {(job["provider"], job["job_id"]): job for job in stack.jobs()}
+    all_events: list[dict[str, Any]] = []
+    for round_no in range(1, rounds + 1):
+        print(f"\n--- poll round {round_no} ---")
+        for scenario in chosen:
+            scenario.between_polls(demo_stack, scenario.sim, round_no)
+            report = stack.poll(scenario.provider)
+            for failure in report.get("provider_failures", []):
+                print(f"  failure  {scenario.provider}: {failure}")
+        now = {(job["provider"], job["job_id"]): job for job in stack.jobs()}
+        print_changes(state, now)
+        state = now
+        events = stack.events()[len(all_events) :]
+        print_events(events)
+        all_events.extend(events)
+        if interval:
+            time.sleep(interval)
+    return _summary(list(state.values()), all_events)
+
+
+def _summary(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> int:
+    print("\n=== summary ===")
+    print(f"{'provider':<16} {'job':<34} {'status':<10} {'provider says':<22} attempt version")
+    for job in sorted(jobs, key=lambda job: (job["provider"], job["job_id"])):
+        print(
+            f"{job['provider']:<16} {job['job_id']:<34} {job['status']:<10} "
+            f"{str(job.get('provider_status', '-')):<22} {job['attempt']:>7} {job['version']:>7}"
+        )
+    by_kind: dict[str, int] = {}
+    for event in events:
+        by_kind[event["event"]] = by_kind.get(event["event"], 0) + 1
+    print(f"\n{len(events)} events published: " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_kind.items())))
+    problems = check(jobs, events)
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print("OK: every finished or failed job published exactly one event per attempt" if not problems else "FAILED")
+    return 1 if problems else 0
+
+
+def run_aws(rounds: int, interval: float, providers: list[str]) -> int:
+    """Invokes the provider functions' code here against real AWS and the real providers. The environment
+    holds what the deployed functions hold: TABLE_NAME, TOPIC_ARN, and per provider PROVIDER_SECRET_ID
+    (and optionally PROVIDER_API_URL), e.g. from the stack's Outputs."""
+    from local.lambda_events import LambdaContext, scheduled_event
+    from local.stack import ROOT, layer_on_path
+
+    layer_on_path()
+    import importlib.util
+
+    for name in ("TABLE_NAME", "TOPIC_ARN", "PROVIDER_SECRET_ID"):
+        if not os.environ.get(name):
+            print(f"--aws needs {name} in the environment (see README: 'Against real AWS')", file=sys.stderr)
+            return 2
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "transcode-status")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TranscodeStatus")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    for round_no in range(1, rounds + 1):
+        for provider in providers:
+            spec = importlib.util.spec_from_file_location(f"app_{provider}", ROOT / "functions" / provider / "app.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            report = module.lambda_handler(scheduled_event(), LambdaContext(function_name=provider))
+            print(f"round {round_no} {provider}: {report}")
+        if interval and round_no < rounds:
+            time.sleep(interval)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=12, help="poll rounds (default 12)")
+    parser.add_argument("--interval", type=float, default=0.0, help="seconds between rounds (default 0)")
+    parser.add_argument("--providers", default="", help="comma-separated provider ids (default: all)")
+    parser.add_argument("--aws", action="store_true", help="real AWS and real providers (see README)")
+    args = parser.parse_args(argv)
+    providers = [name for name in args.providers.split(",") if name]
+    if args.aws:
+        return run_aws(args.rounds, args.interval, providers or ["encoding_com"])
+    return run_local(args.rounds, args.interval, providers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
