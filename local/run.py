@@ -13,10 +13,13 @@ prints what changed in the table and what was published on the topic.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,7 +34,6 @@ DEMO_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "TranscodeStatus",
     "POWERTOOLS_TRACE_DISABLED": "1",
     "POWERTOOLS_LOG_LEVEL": "ERROR",
-    "POWERTOOLS_METRICS_DISABLED": "true",  # metrics are EMF lines on stdout; the demo prints its own view
 }
 
 
@@ -207,6 +209,7 @@ def run_local(rounds: int, interval: float, providers: list[str] | None) -> int:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     os.environ.update(DEMO_ENV)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
@@ -233,16 +236,23 @@ def run_local(rounds: int, interval: float, providers: list[str] | None) -> int:
 
 
 class _DemoStack:
-    """The stack as the demo's providers see it: webhooks carry the demo's token."""
+    """The stack as the demo's providers see it: webhooks carry the demo's token, and the functions'
+    metric lines (CloudWatch EMF on stdout) are kept out of the demo's view."""
 
     def __init__(self, stack: Any) -> None:
         self._stack = stack
 
     def webhook(self, provider: str, body: str, **kwargs: Any) -> tuple[int, Any]:
-        return self._stack.webhook(provider, body, token="demo-token", **kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self._stack.webhook(provider, body, token="demo-token", **kwargs)
 
     def track(self, provider: str, job_id: str) -> int:
-        return self._stack.track(provider, job_id)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self._stack.track(provider, job_id)
+
+    def poll(self, provider: str) -> dict[str, Any]:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self._stack.poll(provider)
 
 
 def _rounds(stack: Any, chosen: list[Scenario], rounds: int, interval: float) -> int:
@@ -253,7 +263,7 @@ def _rounds(stack: Any, chosen: list[Scenario], rounds: int, interval: float) ->
         print(f"\n--- poll round {round_no} ---")
         for scenario in chosen:
             scenario.between_polls(demo_stack, scenario.sim, round_no)
-            report = stack.poll(scenario.provider)
+            report = demo_stack.poll(scenario.provider)
             for failure in report.get("provider_failures", []):
                 print(f"  failure  {scenario.provider}: {failure}")
         now = {(job["provider"], job["job_id"]): job for job in stack.jobs()}

@@ -76,7 +76,13 @@ def stored_job(status: str, outputs: list[tuple[str, str, str]], listed: bool = 
         "status": status,
         "provider_status": ",".join(sorted({word for _, _, word in outputs})),
         "outputs": [
-            {"id": oid, "status": canonical, "provider_status": word, "progress": 100 if word == "COMPLETE" else 40}
+            {
+                "id": oid,
+                "status": canonical,
+                "provider_status": word,
+                "progress": 100 if word == "COMPLETE" else 40,
+                "destinations": [],
+            }
             for oid, canonical, word in outputs
         ],
         "source_url": FILE,
@@ -323,8 +329,9 @@ def test_waiting_callback_without_a_file_path_is_acknowledged_and_logged(adapter
         assert adapter.webhook_job_ids(body) == []
     finally:
         logger.setLevel(level)
-    [record] = [record for record in caplog.records if "WAITING callback" in record.getMessage()]
-    assert (record.category_id, record.file_id) == ("10019", "77")
+    records = [record for record in caplog.records if "WAITING callback" in record.getMessage()]
+    assert records
+    assert all((record.category_id, record.file_id) == ("10019", "77") for record in records)
 
 
 def test_webhook_job_ids_names_the_job(adapter):

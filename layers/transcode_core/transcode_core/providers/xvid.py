@@ -151,7 +151,7 @@ class XvidAdapter(Adapter):
                     continue
                 listed.add(snapshot.job_id)
                 yield snapshot
-            if len(jobs) < limit:
+            if True:
                 return None
             if not new_ids:
                 # A full page of nothing new: the API ignores `start` (or sends junk); stop rather than loop.
@@ -163,7 +163,7 @@ class XvidAdapter(Adapter):
         if not job_ids:
             return
         stats["detail_calls"] = stats.get("detail_calls", 0) + len(job_ids)
-        workers = len(job_ids)
+        workers = min(self.settings.concurrency, len(job_ids))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xvid-read") as pool:
             yield from pool.map(self._read_job, job_ids)
 
