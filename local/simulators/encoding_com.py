@@ -15,7 +15,7 @@ JSON answers have the real API's quirk: one `job`, `format` or `destination` is 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import count
 from typing import Any
@@ -73,7 +73,6 @@ class SimMedia:
     override: str | None = None  # a word set by set_status(), shown until the next advance
     progress_override: str | None = None
     earliest_start: datetime | None = None  # after a restart, the next start is later than the last one
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> str:

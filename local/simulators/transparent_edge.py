@@ -7,7 +7,7 @@ import itertools
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -38,7 +38,6 @@ class SimOrder:
     error_comment: str
     progress_scale: float  # 1.0: the sub-jobs report fractions; 100.0: percentages
     progress: list[float] | None = None  # set_progress() values, until the next advance
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -265,7 +264,6 @@ class TransparentEdgeSimulator(Simulator):
                 "status": order.status,
                 "timestamp": str(order.timestamp),
                 "comment": order.comment(),
-                **order.extra,
             }
         )
 

@@ -111,14 +111,15 @@ class VodStationSimulator(Simulator):
         with self.lock:
             job = self.jobs[job_id]
             for output in job.outputs.values():
-                if output.forced or output.lifecycle.done:
-                    continue
-                before = output.status
-                output.lifecycle.advance(steps)
-                output.percent = None
-                output.last_work_ms = self.job_clock()
-                if output.status != before:
-                    self._changed(job, output)
+                for _ in range(steps):  # step by step: every status passed through sends its callback
+                    if output.forced or output.lifecycle.done:
+                        break
+                    before = output.status
+                    output.lifecycle.advance()
+                    output.percent = None
+                    output.last_work_ms = self.job_clock()
+                    if output.status != before:
+                        self._changed(job, output)
             return self.status_of(job_id)
 
     def tick(self) -> None:

@@ -97,7 +97,7 @@ class EncodingComAdapter(Adapter):
         for media_id in media_ids:
             if is_media_id(media_id):
                 readable.append(media_id)
-            else:  # sending it would make encoding.com refuse the whole batch
+            else:  # never sent: a malformed id could spoil the answer for its whole batch
                 yield _failure(f"media id {media_id[:40]!r} is not a positive integer", (media_id,))
         for chunk in iter_chunks(readable, self.settings.batch_size):
             batch = tuple(chunk)

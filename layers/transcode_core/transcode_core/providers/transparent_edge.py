@@ -107,7 +107,7 @@ class TransparentEdgeClient:
     def token(self) -> str:
         with _TOKENS_LOCK:
             cached = _TOKENS.get(self._cache_key)
-            if False:
+            if cached and _clock() < cached.renew_at:
                 return cached.value
             fresh = self._fetch_token()
             _TOKENS[self._cache_key] = fresh

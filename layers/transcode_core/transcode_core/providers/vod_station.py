@@ -236,7 +236,7 @@ class VodStationAdapter(Adapter):
             except AuthenticationRejected:
                 raise
             except ProviderError as error:
-                return items, PollFailure(ProviderError(self.provider, f"page {page_no}: {error.message}"))
+                return items, PollFailure(type(error)(self.provider, f"page {page_no}: {error.message}"))
             _count(stats, "list_pages")
             content = document.get("content") or []
             for raw in content:

@@ -1,0 +1,455 @@
+"""VOD Station adapter against the simulator on 127.0.0.1: signing, paging, the window, normalizing,
+page failures, and callbacks applied through the rules of change."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from local.simulators.base import SimRequest, SimResponse
+from local.simulators.vod_station import VodStationSimulator
+from transcode_core.config import Settings
+from transcode_core.errors import ProviderError, ProviderUnavailable
+from transcode_core.http import build_session
+from transcode_core.model import Status, decide
+from transcode_core.providers.base import PollContext, PollFailure
+from transcode_core.providers.vod_station import AuthenticationRejected, VodStationAdapter
+from transcode_core.webhook import WebhookBody
+
+ACCESS_KEY, SECRET_KEY = "AK-test", "SK-test"
+HOUR_MS = 3600 * 1000
+
+
+class PagedFaults(VodStationSimulator):
+    """The simulator with scripted answers for some pages (after the gateway's checks)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.page_answers: dict[str, SimResponse] = {}
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        scripted = self.page_answers.get(request.query.get("pageNo", ""))
+        if scripted and self._authenticate(request) is None:
+            return scripted
+        return super().handle(request)
+
+
+@pytest.fixture
+def sim():
+    with PagedFaults(access_key=ACCESS_KEY, secret_key=SECRET_KEY) as simulator:
+        yield simulator
+
+
+def make_adapter(api_url: str, *, secret_key: str = SECRET_KEY, access_key: str = ACCESS_KEY, **settings):
+    return VodStationAdapter(
+        api_url=api_url,
+        credentials={"access_key": access_key, "secret_key": secret_key},
+        session=build_session(retries=0, read_timeout=5),
+        settings=Settings(table_name="t", topic_arn="arn", provider_api_url=None, provider_secret_id=None, **settings),
+    )
+
+
+class Store:
+    """Jobs as the pipeline keeps them: each snapshot goes through the real rules of change."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict] = {}
+        self.events: list[tuple[str, str]] = []  # (job_id, terminal status) each time one is published
+
+    def apply(self, snapshot) -> str:
+        change = decide(self.items.get(snapshot.job_id), snapshot)
+        if change is None:
+            return "unchanged"
+        self.items[snapshot.job_id] = {
+            "job_id": snapshot.job_id,
+            **change.fields,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        if change.publishes:
+            self.events.append((snapshot.job_id, change.fields["status"]))
+        return change.kind.value
+
+    def lookup(self, job_ids):
+        return {job_id: self.items[job_id] for job_id in job_ids if job_id in self.items}
+
+    def active(self):
+        return [item for item in self.items.values() if item["status"] not in ("COMPLETE", "ERROR", "CANCELED")]
+
+
+def poll(adapter, store: Store | None = None, active=None):
+    """One poll: (snapshots, failures, stats); snapshots are applied to `store` when given."""
+    store = store or Store()
+    context = PollContext(
+        active_jobs=store.active() if active is None else active,
+        lookup=store.lookup,
+        now=datetime.now(UTC),
+        settings=adapter.settings,
+    )
+    snapshots, failures = [], []
+    for result in adapter.poll(context):
+        if isinstance(result, PollFailure):
+            failures.append(result)
+        else:
+            snapshots.append(result)
+            store.apply(result)
+    return snapshots, failures, context.stats
+
+
+def post(adapter, store: Store, payload) -> list:
+    body = WebhookBody(json.dumps(payload), "application/json")
+    snapshots = adapter.webhook_snapshots(body, store.lookup)
+    for snapshot in snapshots:
+        store.apply(snapshot)
+    return snapshots
+
+
+# --- signing ------------------------------------------------------------------------------------------
+
+
+def test_signed_requests_are_accepted_and_list_the_window(sim):
+    sim.add_job(10019, "a.mp4", ["sd", "hd"], category_name="test2")
+
+    snapshots, failures, _ = poll(make_adapter(sim.url))
+
+    assert failures == []
+    assert [s.job_id for s in snapshots] == ["10019:a.mp4"]
+    [request] = sim.requests
+    assert request.raw_query.startswith("pageNo=1&pageSizeNo=100&workStartTimeFrom=")
+    assert request.headers["x-ncp-iam-access-key"] == ACCESS_KEY
+
+
+@pytest.mark.parametrize("suffix", ["gateway/vod/", "gateway/vod"])
+def test_a_path_prefix_in_the_api_url_is_sent_and_signed(sim, suffix):
+    sim.add_job(7, "b.mp4")
+
+    snapshots, failures, _ = poll(make_adapter(sim.url + suffix))
+
+    assert failures == [] and len(snapshots) == 1
+    assert sim.requests[0].path == "/gateway/vod/api/v2/status"
+
+
+def test_wrong_secret_is_a_clear_error_that_ends_the_poll(sim):
+    sim.add_job(7, "b.mp4")
+    with pytest.raises(AuthenticationRejected) as refused:
+        poll(make_adapter(sim.url, secret_key="wrong"))
+    assert refused.value.message == "HTTP 401 error 200: Authentication Failed (Signature mismatch)"
+    assert isinstance(refused.value, ProviderError)
+
+
+def test_wrong_access_key_is_refused(sim):
+    with pytest.raises(AuthenticationRejected, match="Invalid access key"):
+        poll(make_adapter(sim.url, access_key="someone-else"))
+
+
+def test_a_clock_more_than_five_minutes_off_is_refused(sim):
+    sim.clock_skew_ms = 6 * 60 * 1000
+    with pytest.raises(AuthenticationRejected, match="5 minutes"):
+        poll(make_adapter(sim.url))
+    sim.clock_skew_ms = -4 * 60 * 1000
+    assert poll(make_adapter(sim.url))[1] == []
+
+
+# --- paging -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("total_as_string", [True, False])
+def test_paging_stops_at_total(sim, total_as_string):
+    # Given 23 encodings and pages of 10
+    sim.total_as_string = total_as_string
+    for n in range(23):
+        sim.add_job(1, f"file-{n:02}.mp4")
+
+    snapshots, failures, stats = poll(make_adapter(sim.url, page_size=10))
+
+    # Then three pages are read, and every file is discovered once
+    assert [r.query["pageNo"] for r in sim.requests] == ["1", "2", "3"]
+    assert stats["list_pages"] == 3
+    assert sorted(s.job_id for s in snapshots) == [f"1:file-{n:02}.mp4" for n in range(23)]
+    assert failures == []
+
+
+def test_a_job_whose_outputs_span_pages_is_judged_on_all_of_them(sim):
+    # One job, three outputs, pages of one item: two complete, one still running
+    job = sim.add_job(3, "c.mp4", ["sd", "hd", "fhd"])
+    sim.advance(job, 3)
+    sim.set_status(job, "RUNNING", "fhd", percent=50)
+
+    [snapshot], failures, _ = poll(make_adapter(sim.url, page_size=1))
+
+    assert failures == [] and len(sim.requests) == 3
+    assert snapshot.status is Status.PROCESSING
+    assert snapshot.provider_status == "COMPLETE,RUNNING"
+    assert snapshot.progress == pytest.approx(83.33)
+
+
+def test_a_failed_page_stops_paging_updates_known_jobs_and_defers_new_ones(sim):
+    # Given a known job and a new one on page 1, and page 2 failing
+    store = Store()
+    known = sim.add_job(1, "known.mp4")
+    poll(make_adapter(sim.url), store)
+    sim.reset_log()
+    sim.advance(known)
+    new = sim.add_job(1, "new.mp4", work_start_ms=int(time.time() * 1000) - 60_000)
+    for n in range(3):
+        sim.add_job(1, f"later-{n}.mp4", work_start_ms=int(time.time() * 1000) - 3_600_000)
+    sim.page_answers["2"] = SimResponse(400, {"error": {"errorCode": "100", "message": "Bad Request Exception"}})
+
+    snapshots, failures, stats = poll(make_adapter(sim.url, page_size=2), store)
+
+    # Then the failure is reported, paging stopped, the known job moved on and the new one waits
+    assert [r.query["pageNo"] for r in sim.requests] == ["1", "2"]
+    [failure] = failures
+    assert failure.error.message == "page 2: HTTP 400 error 100: Bad Request Exception"
+    assert [s.job_id for s in snapshots] == [known]
+    assert store.items[known]["status"] == "PROCESSING"
+    assert new not in store.items
+    assert stats["discoveries_deferred"] == 1
+
+
+def test_provider_down_is_a_poll_failure_not_a_crash(sim):
+    sim.add_job(1, "a.mp4")
+    sim.fail_next = [503]
+    snapshots, [failure], _ = poll(make_adapter(sim.url))
+    assert snapshots == []
+    assert isinstance(failure.error, ProviderUnavailable)
+
+
+def test_a_body_that_is_not_json_is_a_poll_failure(sim):
+    sim.page_answers["1"] = SimResponse(200, "<html>maintenance</html>", {"Content-Type": "text/html"})
+    snapshots, [failure], _ = poll(make_adapter(sim.url))
+    assert snapshots == [] and "not JSON" in failure.error.message
+
+
+def test_an_error_body_with_status_200_is_an_error(sim):
+    sim.page_answers["1"] = SimResponse(200, {"error": {"errorCode": "500", "message": "Internal", "details": "x"}})
+    _, [failure], _ = poll(make_adapter(sim.url))
+    assert failure.error.message == "page 1: HTTP 200 error 500: Internal (x)"
+
+
+# --- the window ---------------------------------------------------------------------------------------
+
+
+def test_the_window_starts_an_hour_before_the_oldest_active_job(sim):
+    now_ms = int(time.time() * 1000)
+    oldest = sim.add_job(1, "oldest.mp4", work_start_ms=now_ms - 3 * HOUR_MS)
+    sim.add_job(1, "before-window.mp4", work_start_ms=now_ms - 5 * HOUR_MS)
+    active = [
+        {"job_id": oldest, "status": "PROCESSING", "created_at": _iso(now_ms - 3 * HOUR_MS)},
+        {"job_id": "1:other.mp4", "status": "QUEUED", "created_at": _iso(now_ms - HOUR_MS)},
+    ]
+
+    snapshots, _, _ = poll(make_adapter(sim.url), active=active)
+
+    [(start, end)] = sim.windows
+    assert abs(start - (now_ms - 4 * HOUR_MS)) < 5_000
+    assert abs(end - (now_ms + 5 * 60 * 1000)) < 5_000
+    assert [s.job_id for s in snapshots] == [oldest]  # the job from before the window is not read again
+
+
+def test_discovery_looks_back_a_bounded_time(sim):
+    now_ms = int(time.time() * 1000)
+    sim.add_job(1, "yesterday.mp4", work_start_ms=now_ms - 24 * HOUR_MS)
+    sim.add_job(1, "last-week.mp4", work_start_ms=now_ms - 7 * 24 * HOUR_MS)
+
+    snapshots, _, _ = poll(make_adapter(sim.url))
+
+    assert [s.job_id for s in snapshots] == ["1:yesterday.mp4"]
+    assert abs(sim.windows[0][0] - (now_ms - 48 * HOUR_MS)) < 5_000
+
+
+# --- normalizing --------------------------------------------------------------------------------------
+
+
+def test_the_documented_item_is_normalized(sim):
+    # The seed's response item, verbatim, plus a second output of the same file still running
+    documented = {
+        "categoryId": 10019,
+        "categoryName": "test2",
+        "filePath": "SampleVideo_1280x720_5mb_auto_90fps_abr.mp4",
+        "outputType": "auto_90fps_abr",
+        "link": "https://kr.object.ncloudstorage.com/b/SampleVideo_AVC_SD_1Pass_30fps.mp4?X-Amz-Signature=abc",
+        "outputTotalSize": 81040256,
+        "lastWorkTime": "2021-09-14T15:49:12+0900",
+        "status": "COMPLETE",
+        "percent": 100,
+    }
+    running = {**documented, "outputType": "hd", "status": "RUNNING", "percent": "40", "lastWorkTime": None}
+    del running["link"], running["outputTotalSize"]
+    now_ms = int(time.time() * 1000)
+    sim.raw_items = [(now_ms, documented), (now_ms, running)]
+
+    [snapshot], _, _ = poll(make_adapter(sim.url))
+
+    assert snapshot.job_id == "10019:SampleVideo_1280x720_5mb_auto_90fps_abr.mp4"
+    assert snapshot.status is Status.PROCESSING
+    assert snapshot.progress == 70
+    assert snapshot.source_url == "SampleVideo_1280x720_5mb_auto_90fps_abr.mp4"
+    assert snapshot.created_at == "2021-09-14T06:49:12Z"
+    assert snapshot.finished_at is None
+    assert snapshot.details == {
+        "category_id": "10019",
+        "category_name": "test2",
+        "output_types": ["auto_90fps_abr", "hd"],
+    }
+    complete = snapshot.outputs[0]
+    assert (complete.id, complete.status, complete.provider_status) == ("auto_90fps_abr", Status.COMPLETE, "COMPLETE")
+    assert complete.size_bytes == 81040256
+    assert [d.url for d in complete.destinations] == [
+        "https://kr.object.ncloudstorage.com/b/SampleVideo_AVC_SD_1Pass_30fps.mp4"
+    ]
+    assert snapshot.outputs[1].progress == 40
+
+
+def test_listing_items_that_name_no_job_are_skipped_and_counted(sim):
+    now_ms = int(time.time() * 1000)
+    sim.raw_items = [
+        (now_ms, {"categoryId": 1, "filePath": "", "outputType": "sd", "status": "WAITING"}),
+        (now_ms, "not an object"),
+        (now_ms, {"categoryId": None, "filePath": "x.mp4", "outputType": "sd", "status": "RUNNING"}),
+    ]
+    sim.add_job(1, "ok.mp4")
+
+    snapshots, failures, stats = poll(make_adapter(sim.url))
+
+    assert [s.job_id for s in snapshots] == ["1:ok.mp4"] and failures == []
+    assert stats["unreadable_items"] == 3
+
+
+def test_a_job_runs_to_completion_with_one_event(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    job = sim.add_job(10019, "movie.mp4", ["sd", "hd"], category_name="films")
+
+    poll(adapter, store)
+    assert store.items[job]["status"] == "QUEUED"
+    assert store.items[job]["progress"] == 0
+    sim.advance(job)
+    poll(adapter, store)
+    assert (store.items[job]["status"], store.items[job]["progress"]) == ("PROCESSING", 40)
+    sim.advance(job, 2)
+    poll(adapter, store)
+    poll(adapter, store)
+
+    item = store.items[job]
+    assert item["status"] == "COMPLETE" and item["provider_status"] == "COMPLETE"
+    assert item["finished_at"].endswith("Z") and item["created_at"] <= item["finished_at"]
+    assert [o["destinations"][0]["url"] for o in item["outputs"]] == [
+        "https://kr.object.ncloudstorage.com/vod-out/10019/movie_sd.mp4?part=1",
+        "https://kr.object.ncloudstorage.com/vod-out/10019/movie_hd.mp4?part=1",
+    ]
+    assert all(o["size_bytes"] > 0 for o in item["outputs"])
+    assert store.events == [(job, "COMPLETE")]
+
+
+def test_a_failed_output_fails_the_job(sim):
+    store = Store()
+    job = sim.add_job(5, "broken.mp4", ["sd", "hd"], fail=True)
+    sim.advance(job, 3)
+
+    poll(make_adapter(sim.url), store)
+
+    item = store.items[job]
+    assert item["status"] == "ERROR"
+    assert item["provider_status"] == "COMPLETE,FAILURE"
+    assert item["error"] == {"message": "encoding failed for output sd", "code": "FAILURE"}
+    assert store.events == [(job, "ERROR")]
+
+
+def test_a_finished_job_listed_again_is_skipped_and_a_reencode_is_a_new_attempt(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    clock = [int(time.time() * 1000) - 600_000]
+    sim.job_clock = lambda: clock[0]
+    job = sim.add_job(2, "again.mp4")
+    sim.advance(job, 3)
+    poll(adapter, store)
+    assert store.items[job]["status"] == "COMPLETE"
+
+    # Listed again while finished: nothing to say
+    snapshots, _, stats = poll(adapter, store)
+    assert snapshots == [] and stats["settled_jobs_skipped"] == 1
+
+    # Encoded again a minute later: the job is requeued, with the new run's outputs only
+    clock[0] += 60_000
+    sim.reencode(job)
+    [snapshot], _, _ = poll(adapter, store)
+    assert snapshot.requeued and snapshot.status is Status.QUEUED
+    assert [o.provider_status for o in snapshot.outputs] == ["WAITING"]
+    assert store.items[job]["status"] == "QUEUED"
+
+
+# --- callbacks ----------------------------------------------------------------------------------------
+
+
+def test_callbacks_in_order_complete_a_listed_job_once(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    job = sim.add_job(10019, "cb.mp4", ["sd", "hd"])
+    poll(adapter, store)  # the listing tells which outputs the job has
+
+    applied = []
+    for _ in range(3):
+        sim.tick()
+        for payload in sim.take_callbacks():
+            applied += post(adapter, store, payload)
+
+    assert store.items[job]["status"] == "COMPLETE"
+    assert store.events == [(job, "COMPLETE")]
+    assert all(o["destinations"][0]["url"].endswith("?part=1") for o in store.items[job]["outputs"])
+    assert {s.job_id for s in applied} == {job}
+
+
+def test_callbacks_out_of_order_end_in_the_same_state(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    job = sim.add_job(10019, "late.mp4", ["sd", "hd"])
+    poll(adapter, store)
+    sim.take_callbacks()
+    sim.advance(job, 3)
+
+    callbacks = sim.take_callbacks()  # RUNNING sd, RUNNING hd, COMPLETE sd, COMPLETE hd
+    for payload in reversed(callbacks):
+        post(adapter, store, payload)
+
+    assert store.items[job]["status"] == "COMPLETE"
+    assert store.events == [(job, "COMPLETE")]
+    assert {o["provider_status"] for o in store.items[job]["outputs"]} == {"COMPLETE"}
+
+
+def test_waiting_callbacks_name_no_job_and_a_callback_alone_does_not_complete(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    job = sim.add_job(4, "unseen.mp4", ["sd", "hd"])
+    assert [post(adapter, store, p) for p in sim.take_callbacks()] == [[], []]  # the two WAITING callbacks
+
+    # The encoder works option by option: sd finishes while hd still waits (its callback named no file)
+    sim.set_status(job, "RUNNING", "sd")
+    sim.set_status(job, "COMPLETE", "sd")
+    for payload in sim.take_callbacks():
+        post(adapter, store, payload)
+    assert store.items[job]["status"] == "PROCESSING"
+    assert store.events == []
+
+    # The next poll sees hd waiting; when hd completes, its callback completes the job
+    poll(adapter, store)
+    assert store.items[job]["status"] == "PROCESSING"
+    sim.set_status(job, "COMPLETE", "hd")
+    for payload in sim.take_callbacks():
+        if payload["status"] == "COMPLETE":
+            post(adapter, store, payload)
+    assert store.items[job]["status"] == "COMPLETE"
+    assert store.events == [(job, "COMPLETE")]
+
+
+def test_canceled_outputs_send_no_callback(sim):
+    job = sim.add_job(4, "stop.mp4", ["sd"])
+    sim.take_callbacks()
+    sim.set_status(job, "CANCELED")
+    assert sim.take_callbacks() == []
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
