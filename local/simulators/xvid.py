@@ -59,6 +59,7 @@ class XvidSimulator(Simulator):
         self.jobs: dict[str, SimJob] = {}  # in creation order: the listing's order
         self.tokens: dict[str, int] = {}  # access token -> expiry (clock_ms)
         self.read_delay = 0.0  # seconds each GET /jobs/{id} takes (to observe concurrency)
+        self.token_delay = 0.0  # seconds each token request takes (to observe racing token requests)
         self.in_flight = 0
         self.max_in_flight = 0  # most requests served at once
         self._flight_lock = threading.Lock()
@@ -66,6 +67,19 @@ class XvidSimulator(Simulator):
         self._next_id = 0x559CBBEC14EA67A7CAD60000
 
     # --- test controls ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forgets every job, token, request and injected fault, and resets the clock (one running simulator
+        can serve many tests)."""
+        with self.lock:
+            self.jobs.clear()
+            self.tokens.clear()
+            self.requests.clear()
+            self.fail_next.clear()
+            self._canned.clear()
+            self.clock_ms = START_MS
+            self.read_delay = self.token_delay = 0.0
+            self.max_in_flight = 0
+
     def add_job(
         self,
         *,
@@ -108,6 +122,16 @@ class XvidSimulator(Simulator):
     def finish(self, job_id: str) -> str:
         """Runs the job to the end of its lifecycle."""
         return self.advance(job_id, len(self.jobs[job_id].lifecycle.steps))
+
+    def restart(self, job_id: str) -> str:
+        """Runs the job again from the start of its lifecycle (a new attempt)."""
+        with self.lock:
+            job = self.jobs[job_id]
+            job.lifecycle.restart()
+            job.status = job.lifecycle.status
+            job.version += 1
+            self._settle(job)
+            return job.status
 
     def tick(self) -> None:
         """One step for every job that has not ended."""
@@ -203,8 +227,11 @@ class XvidSimulator(Simulator):
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            # Outside the lock, so that parallel requests really overlap.
             if self.read_delay and _route(request.path).startswith("/jobs/"):
-                time.sleep(self.read_delay)  # outside the lock, so parallel reads really overlap
+                time.sleep(self.read_delay)
+            if self.token_delay and _route(request.path) == "/oauth2/token":
+                time.sleep(self.token_delay)
             return super().dispatch(request)
         finally:
             with self._flight_lock:

@@ -11,7 +11,7 @@ from local.simulators.xvid import XvidSimulator
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
-from transcode_core.model import JobError, Snapshot, Status
+from transcode_core.model import JobError, Snapshot, Status, snapshot_fields
 from transcode_core.providers import xvid
 from transcode_core.providers.base import PollContext, PollFailure
 from transcode_core.times import utc_now
@@ -26,23 +26,35 @@ def cold_token_cache():
     xvid.clear_token_cache()
 
 
-@pytest.fixture
-def sim():
+@pytest.fixture(scope="module")
+def running_sim():
     with XvidSimulator(client_id="cid", client_secret="csecret") as simulator:
         yield simulator
 
 
-def make_adapter(sim, *, api_url=None, secret="csecret", **settings):
+@pytest.fixture
+def sim(running_sim):
+    running_sim.reset()
+    return running_sim
+
+
+def make_adapter(sim, *, api_url=None, client_secret=None, **settings):
     return xvid.XvidAdapter(
         api_url=api_url or sim.url,
-        credentials={"client_id": "cid", "client_secret": secret, "webhook_token": "w"},
+        credentials={"client_id": "cid", "client_secret": client_secret or "csecret", "webhook_token": "w"},
         session=build_session(retries=0),
         settings=dataclasses.replace(SETTINGS, **settings),
     )
 
 
-def poll(adapter, active_jobs=()):
-    context = PollContext(active_jobs=list(active_jobs), lookup=lambda ids: {}, now=utc_now(), settings=SETTINGS)
+def poll(adapter, active_jobs=(), stored=None):
+    """One poll; `stored` holds the table's items by job id (what `lookup` finds)."""
+    table = stored or {}
+
+    def lookup(job_ids):
+        return {job_id: table[job_id] for job_id in job_ids if job_id in table}
+
+    context = PollContext(active_jobs=list(active_jobs), lookup=lookup, now=utc_now(), settings=SETTINGS)
     results = list(adapter.poll(context))
     return results, context.stats
 
@@ -79,7 +91,7 @@ def test_listing_pages_until_a_short_page(sim, jobs, page_size, pages):
         (str(start), str(page_size), "true") for start in range(0, pages * page_size, page_size)
     ]
     assert all(request.query["format"] == "json" for request in list_requests(sim))
-    assert stats == {"list_calls": pages, "detail_calls": 0, "discovered": jobs}
+    assert stats == {"list_calls": pages, "detail_calls": 0, "discovered": jobs, "settled_skipped": 0}
 
 
 def test_page_size_is_capped_at_the_api_limit(sim):
@@ -97,7 +109,30 @@ def test_listed_jobs_are_not_read_again_and_only_new_ones_count_as_discovered(si
 
     assert set(snapshots(results)) == {known, new}
     assert sim.count("GET", "/jobs/") == 0
-    assert stats == {"list_calls": 1, "detail_calls": 0, "discovered": 1}
+    assert stats == {"list_calls": 1, "detail_calls": 0, "discovered": 1, "settled_skipped": 0}
+
+
+def stored_item(snapshot):
+    """The table's item for a snapshot, as the pipeline writes it for a new job."""
+    return {"job_id": snapshot.job_id, **snapshot_fields(snapshot)}
+
+
+def test_recently_finished_jobs_already_stored_are_skipped(sim):
+    # Given three jobs that finished minutes ago: one stored as finished, one stored while running, one unknown
+    settled, behind, unknown = sim.add_job(), sim.add_job(), sim.add_job()
+    sim.advance(behind, 2)
+    stored = {behind: stored_item(snapshots(poll(make_adapter(sim))[0])[behind])}
+    for job_id in (settled, behind, unknown):
+        sim.finish(job_id)
+    sim.advance_clock(minutes=3)
+    stored[settled] = stored_item(snapshots(poll(make_adapter(sim))[0])[settled])
+
+    # When a poll lists them all (none is on the active list)
+    results, stats = poll(make_adapter(sim), stored=stored)
+
+    # Then only what the table does not know yet is applied
+    assert list(snapshots(results)) == [behind, unknown]
+    assert stats == {"list_calls": 1, "detail_calls": 0, "discovered": 1, "settled_skipped": 1}
 
 
 def test_base_url_with_path_and_no_trailing_slash_is_joined(sim):
@@ -147,7 +182,7 @@ def test_job_finished_long_ago_is_caught_by_a_single_read(sim):
     assert sim.count("GET", "/jobs/") == 1
     snapshot = snapshots(results)[job_id]
     assert (snapshot.status, snapshot.provider_status, snapshot.progress) == (Status.COMPLETE, "SUCCESS", 100)
-    assert stats == {"list_calls": 1, "detail_calls": 1, "discovered": 0}
+    assert stats == {"list_calls": 1, "detail_calls": 1, "discovered": 0, "settled_skipped": 0}
 
 
 def test_job_finished_within_the_window_is_still_listed(sim):
@@ -176,14 +211,64 @@ def test_single_reads_run_in_parallel_up_to_the_concurrency_setting(sim):
     assert stats["detail_calls"] == 12
 
 
-def test_parallel_reads_with_a_cold_cache_ask_for_one_token(sim):
+def test_parallel_reads_refused_together_ask_for_one_new_token(sim):
+    # Given six parallel reads that all meet a revoked token
     job_ids = [sim.add_job() for _ in range(6)]
-    sim.read_delay = 0.02
+    adapter = make_adapter(sim, concurrency=6)
+    list(adapter.read_jobs(job_ids[:1]))
+    sim.expire_tokens()
+    sim.token_delay = 0.1  # every reader is refused while the first new-token request is still out
 
-    results = list(make_adapter(sim, concurrency=6).read_jobs(job_ids))
+    results = list(adapter.read_jobs(job_ids))
 
+    # Then they share one new token
     assert [result.job_id for result in results] == job_ids
-    assert token_calls(sim) == 1
+    assert token_calls(sim) == 2
+
+
+# --- a restarted job --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rewatched", [True, False])
+def test_a_restarted_job_is_a_new_run(sim, rewatched):
+    # Given a job stored as failed, that Xvid runs again a minute later
+    job_id = sim.add_job(fail=True)
+    sim.finish(job_id)
+    ended = stored_item(snapshots(poll(make_adapter(sim))[0])[job_id])
+    sim.advance_clock(minutes=1)
+    sim.restart(job_id)
+
+    # When a poll sees it, on the active list again (jobs API PUT) or only in the listing
+    active = [ended] if rewatched else []
+    results, _ = poll(make_adapter(sim), active, stored={job_id: ended})
+
+    # Then it is marked as a new attempt
+    snapshot = snapshots(results)[job_id]
+    assert (snapshot.status, snapshot.requeued) == (Status.SUBMITTED, True)
+
+
+def test_a_job_that_ran_again_and_failed_again_between_polls_is_a_new_run(sim):
+    job_id = sim.add_job(fail=True)
+    sim.finish(job_id)
+    ended = stored_item(snapshots(poll(make_adapter(sim))[0])[job_id])
+    sim.advance_clock(minutes=1)
+    sim.restart(job_id)
+    sim.advance_clock(minutes=1)
+    sim.finish(job_id)  # the same word, FAILED, a minute later
+
+    results, _ = poll(make_adapter(sim), stored={job_id: ended})
+
+    snapshot = snapshots(results)[job_id]
+    assert (snapshot.provider_status, snapshot.requeued) == ("FAILED", True)
+
+
+def test_an_ended_job_that_still_shows_its_last_run_is_not_a_new_run(sim):
+    job_id = sim.add_job()
+    sim.finish(job_id)
+    ended = stored_item(snapshots(poll(make_adapter(sim))[0])[job_id])
+    sim.advance_clock(minutes=30)  # out of the listing: the single read sees it
+
+    results, _ = poll(make_adapter(sim), [ended], stored={job_id: ended})
+
+    assert snapshots(results)[job_id].requeued is False
 
 
 # --- tokens --------------------------------------------------------------------------------------------
@@ -246,7 +331,7 @@ def test_a_fresh_token_that_is_refused_too_fails_that_job_without_looping(sim):
 
 def test_wrong_credentials_stop_the_poll_with_a_clear_error(sim):
     with pytest.raises(ProviderError) as raised:
-        poll(make_adapter(sim, secret="wrong-secret"), tracked("559cbbec14ea67a7cad6c7d8"))
+        poll(make_adapter(sim, client_secret="wrong-secret"), tracked("559cbbec14ea67a7cad6c7d8"))
 
     assert "token request refused (HTTP 401, invalid_client)" in str(raised.value)
     assert "wrong-secret" not in str(raised.value)

@@ -12,13 +12,19 @@ from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ProviderError
 from transcode_core.model import JobError, Status
 from transcode_core.providers import get_spec
-from transcode_core.providers.xvid import XvidAdapter, page_jobs, single_job, to_snapshot
+from transcode_core.providers.xvid import XvidAdapter, mark_new_run, page_jobs, single_job, to_snapshot
 from transcode_core.webhook import WebhookBody
 
 # The job of the seed document (shared/seeds/xvid-get-job.txt), as JSON.
 SEED_JOB = {
-    "pipeline": {"id": "552b87a814eab3a29d1b3d90", "href": "https://api.xvid.com/v1/pipelines/552b87a814eab3a29d1b3d90"},
-    "application": {"id": "552cae3514ea10cb4d3ac69e", "href": "https://api.xvid.com/v1/applications/552cae3514ea10cb4d3ac69e"},
+    "pipeline": {
+        "id": "552b87a814eab3a29d1b3d90",
+        "href": "https://api.xvid.com/v1/pipelines/552b87a814eab3a29d1b3d90",
+    },
+    "application": {
+        "id": "552cae3514ea10cb4d3ac69e",
+        "href": "https://api.xvid.com/v1/applications/552cae3514ea10cb4d3ac69e",
+    },
     "user_data": None,
     "input": {
         "input_name": "uploads/vnaqaHDKsCfX6X1UNN1iU97aSpkspyPP/movie.mp4",
@@ -32,22 +38,37 @@ SEED_JOB = {
     "output_prefix": "559cbbec14ea67a7cad6c7d8/",
     "outputs": [
         {
-            "preset": {"id": "5260e39d84aea12008b69bc1", "href": "https://api.xvid.com/v1/presets/5260e39d84aea12008b69bc1"},
-            "file": {"id": "559cbbeca636e56d8ae111f4", "href": "https://api.xvid.com/v1/files/559cbbeca636e56d8ae111f4"},
+            "preset": {
+                "id": "5260e39d84aea12008b69bc1",
+                "href": "https://api.xvid.com/v1/presets/5260e39d84aea12008b69bc1",
+            },
+            "file": {
+                "id": "559cbbeca636e56d8ae111f4",
+                "href": "https://api.xvid.com/v1/files/559cbbeca636e56d8ae111f4",
+            },
             "output_name": "MyTest",
             "percentage_completed": 100,
             "thumbnail_zip": {
-                "file": {"id": "559cbbeca636e56d8ae111f2", "href": "https://api.xvid.com/v1/files/559cbbeca636e56d8ae111f2"}
+                "file": {
+                    "id": "559cbbeca636e56d8ae111f2",
+                    "href": "https://api.xvid.com/v1/files/559cbbeca636e56d8ae111f2",
+                }
             },
             "thumbnails": [
                 {
                     "thumbnail_names": "MyTest_{resolution}",
                     "thumbnail_preset": "thumbnails_small",
-                    "file": {"id": "559cbbeca636e56d8ae111f3", "href": "https://api.xvid.com/v1/files/559cbbeca636e56d8ae111f3"},
+                    "file": {
+                        "id": "559cbbeca636e56d8ae111f3",
+                        "href": "https://api.xvid.com/v1/files/559cbbeca636e56d8ae111f3",
+                    },
                 }
             ],
             "logos": [
-                {"logo_image": "https://s3-us-east-1.amazonaws.com/my_logo_pngs/logo30.png", "logo_preset": "logo_30_bottom_right"}
+                {
+                    "logo_image": "https://s3-us-east-1.amazonaws.com/my_logo_pngs/logo30.png",
+                    "logo_preset": "logo_30_bottom_right",
+                }
             ],
             "settings": None,
         }
@@ -177,7 +198,9 @@ def test_source_url_loses_its_credentials():
 
 def test_unreadable_numbers_and_times_become_unknown_not_errors():
     snapshot = to_snapshot(
-        job(status="PROCESSING", percentage_completed="lots", created_at="yesterday", finished_at=1e400, updated_at=None)
+        job(
+            status="PROCESSING", percentage_completed="lots", created_at="yesterday", finished_at=1e400, updated_at=None
+        )
     )
 
     assert (snapshot.progress, snapshot.created_at, snapshot.finished_at) == (None, None, None)
@@ -278,6 +301,27 @@ def test_webhook_names_one_job(adapter, body):
 def test_hostile_or_malformed_webhook_bodies_are_bad_requests(adapter, text, message):
     with pytest.raises(BadRequest, match="^" + message.replace("?", r"\?")):
         adapter.webhook_job_ids(WebhookBody(text, "application/json"))
+
+
+ENDED = {"job_id": "559cbbec14ea67a7cad6c7d8", "status": "ERROR", "finished_at": "2015-07-08T05:59:11.874000Z"}
+LATER_MS, EARLIER_MS = 1436335152000, 1436335151000  # 05:59:12Z, 05:59:11Z
+
+
+@pytest.mark.parametrize(
+    ("stored", "changes", "requeued"),
+    [
+        (ENDED, {"status": "PROCESSING", "updated_at": LATER_MS, "finished_at": None}, True),  # runs again
+        (ENDED, {"status": "SUCCESS", "finished_at": LATER_MS}, True),  # ran again and ended between polls
+        (ENDED, {"status": "PROCESSING", "updated_at": EARLIER_MS, "finished_at": None}, False),  # a stale read
+        (ENDED, {"status": "FAILED", "finished_at": 1436335151874}, False),  # the same run
+        (ENDED, {"status": "PROCESSING", "updated_at": None, "finished_at": None}, False),  # nothing to compare
+        ({**ENDED, "status": "PROCESSING"}, {"status": "SUCCESS", "finished_at": LATER_MS}, False),  # not ended
+        ({**ENDED, "finished_at": None}, {"status": "PROCESSING", "updated_at": LATER_MS}, False),
+        (None, {"status": "PROCESSING", "updated_at": LATER_MS}, False),
+    ],
+)
+def test_an_ended_job_running_after_its_finish_is_a_new_run(stored, changes, requeued):
+    assert mark_new_run(to_snapshot(job(**changes)), stored).requeued is requeued
 
 
 def test_spec_is_registered():

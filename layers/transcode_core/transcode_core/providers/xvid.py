@@ -1,8 +1,13 @@
 """Xvid MediaHub API v1 (PROVIDERS.md "Xvid"): OAuth client-credentials client, the `inprogress` job listing
 (discovery) plus single-job reads for tracked jobs that left it, and the normalizer.
 
-Assumed, not confirmed by Xvid's documents (the README lists them): the list envelope `{"jobs": [...]}` (a
-bare list is accepted too) and every status word but SUCCESS.
+- Assumed, not confirmed by Xvid's documents (the README lists them): the list envelope `{"jobs": [...]}` (a
+  bare list is accepted too) and every status word but SUCCESS.
+- Xvid documents no start time, so `started_at` stays unset. A job stored as ended that Xvid shows running
+  with an `updated_at` after the recorded `finished_at`, or ended again with a later `finished_at`, is a new
+  attempt (`requeued`).
+- A job that finished in the last 15 minutes is listed on every poll: once the table holds it as ended, with
+  the same word and finish time, it is skipped (`settled_skipped`).
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -30,7 +36,7 @@ from transcode_core.model import (
     status_words,
 )
 from transcode_core.observability import logger
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
 from transcode_core.webhook import WebhookBody
 
 PROVIDER = "xvid"
@@ -83,28 +89,36 @@ class XvidAdapter(Adapter):
 
     # --- the pipeline's calls -----------------------------------------------------------------------
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
-        """Jobs running now or finished in the last 15 minutes (listing, which also discovers new jobs), then
-        the tracked jobs the listing no longer shows, one by one: a finish between two polls is never missed."""
+        """Jobs running now or finished in the last 15 minutes (the listing, which also discovers new jobs),
+        then the active jobs the listing does not show, one by one: a finish between two polls is never missed."""
         stats = context.stats
-        for counter in ("list_calls", "detail_calls", "discovered"):
+        for counter in ("list_calls", "detail_calls", "discovered", "settled_skipped"):
             stats.setdefault(counter, 0)
         self._token()  # without a token nothing can be done: raise
-        tracked = [job["job_id"] for job in context.active_jobs if job.get("status") not in _TERMINAL_VALUES]
+        # Not terminal, or terminal and put back on the poll list (jobs API PUT) to see a restart.
+        active = {job["job_id"]: job for job in context.active_jobs}
         listed: set[str] = set()
-        outage = yield from self._list_in_progress(stats, listed)
-        stats["discovered"] += len(listed.difference(tracked))
-        unlisted = [job_id for job_id in tracked if job_id not in listed]
+        outage = yield from self._list_in_progress(context, active, listed)
+        unlisted = [job_id for job_id in active if job_id not in listed]
         if outage:
             # The API is unreachable: single reads would only fail one by one after their retries.
             if unlisted:
                 yield PollFailure(outage, tuple(unlisted))
             return
-        yield from self._read_concurrently(unlisted, stats)
+        for result in self._read_concurrently(unlisted, stats):
+            yield result if isinstance(result, PollFailure) else mark_new_run(result, active[result.job_id])
 
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
         if job_ids:
             self._token()
         yield from self._read_concurrently(list(job_ids), {})
+
+    def webhook_snapshots(
+        self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]
+    ) -> list[Snapshot]:
+        snapshots = super().webhook_snapshots(body, lookup)
+        stored = lookup([snapshot.job_id for snapshot in snapshots]) if snapshots else {}
+        return [mark_new_run(snapshot, stored.get(snapshot.job_id)) for snapshot in snapshots]
 
     def webhook_job_ids(self, body: WebhookBody) -> list[str]:
         """The job a JSON body names: `job_id`, `job.id` or `id` (most specific first). What Xvid posts, if
@@ -125,10 +139,11 @@ class XvidAdapter(Adapter):
 
     # --- listing and single reads -------------------------------------------------------------------
     def _list_in_progress(
-        self, stats: dict[str, int], listed: set[str]
+        self, context: PollContext, active: Mapping[str, StoredJob], listed: set[str]
     ) -> Generator[Snapshot | PollFailure, None, ProviderUnavailable | None]:
         """Pages of `GET jobs?inprogress=true`; adds every listed job id to `listed`. Returns the
         ProviderUnavailable that stopped it, if the API could not be reached."""
+        stats = context.stats
         limit = min(self.settings.page_size, MAX_PAGE_SIZE)
         start = 0
         while True:
@@ -143,21 +158,38 @@ class XvidAdapter(Adapter):
                 yield PollFailure(ProviderError(PROVIDER, f"job list at start={start}: {error.message}"))
                 return None
             new_ids = {job["id"] for job in jobs if isinstance(job, dict) and is_job_id(job.get("id"))} - listed
+            page: list[Snapshot] = []
             for job in jobs:
                 try:
-                    snapshot = to_snapshot(job)
+                    page.append(to_snapshot(job))
                 except ProviderError as error:
                     yield PollFailure(error, error.job_ids)
-                    continue
-                listed.add(snapshot.job_id)
-                yield snapshot
-            if True:
+            listed.update(snapshot.job_id for snapshot in page)
+            yield from self._unsettled(page, context, active)
+            if len(jobs) < limit:
                 return None
             if not new_ids:
                 # A full page of nothing new: the API ignores `start` (or sends junk); stop rather than loop.
                 yield PollFailure(ProviderError(PROVIDER, f"job list at start={start} brings no new job; stopped"))
                 return None
             start += len(jobs)
+
+    def _unsettled(
+        self, page: list[Snapshot], context: PollContext, active: Mapping[str, StoredJob]
+    ) -> Iterator[Snapshot]:
+        """The listed jobs worth applying: active ones, new ones, and stored ones the listing shows changed.
+        A job that finished in the last 15 minutes is listed on every poll; once stored, it is skipped."""
+        others = [snapshot.job_id for snapshot in page if snapshot.job_id not in active]
+        stored = {**(context.lookup(others) if others else {}), **active}
+        for snapshot in page:
+            item = stored.get(snapshot.job_id)
+            if item is None:
+                context.stats["discovered"] += 1
+                yield snapshot
+            elif snapshot.job_id not in active and _settled(item, snapshot):
+                context.stats["settled_skipped"] += 1
+            else:
+                yield mark_new_run(snapshot, item)
 
     def _read_concurrently(self, job_ids: list[str], stats: dict[str, int]) -> Iterator[Snapshot | PollFailure]:
         if not job_ids:
@@ -291,6 +323,39 @@ def to_snapshot(job: Any) -> Snapshot:
             }
         ),
     )
+
+
+def mark_new_run(snapshot: Snapshot, stored: StoredJob | None) -> Snapshot:
+    """Xvid shows no start time, so a restart is told by its times: a job stored as ended that now runs
+    with an update after its recorded finish, or ended again later, is a new attempt (`requeued`)."""
+    if not stored or stored.get("status") not in _TERMINAL_VALUES:
+        return snapshot
+    ended = _moment(stored.get("finished_at"))
+    if ended is None:
+        return snapshot
+    if snapshot.status in TERMINAL:
+        seen = _moment(snapshot.finished_at)
+    else:
+        seen = _moment(snapshot.details.get("provider_updated_at"))
+    return replace(snapshot, requeued=True) if seen is not None and seen > ended else snapshot
+
+
+def _settled(stored: StoredJob, snapshot: Snapshot) -> bool:
+    """Stored as ended, as the listing shows it: nothing to learn from it."""
+    return (
+        snapshot.status in TERMINAL
+        and stored.get("status") == snapshot.status.value
+        and stored.get("provider_status") == snapshot.provider_status
+        and stored.get("finished_at") == snapshot.finished_at
+    )
+
+
+def _moment(value: Any) -> datetime | None:
+    # ISO Z strings with and without fractions do not sort as text within one second: compare times.
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
 
 
 def _outputs(job_id: str, outputs: Any) -> tuple[Output, ...]:
