@@ -20,8 +20,9 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from local.simulators.base import Simulator
 
@@ -195,7 +196,11 @@ def check(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]
     """What the CONTRACT promises: one event per job and terminal attempt, none twice, none missing."""
     problems = []
     ids = [event["event_id"] for event in events]
-    problems += [f"event {event_id} published {ids.count(event_id)} times" for event_id in sorted(set(ids)) if ids.count(event_id) > 1]
+    problems += [
+        f"event {event_id} published {ids.count(event_id)} times"
+        for event_id in sorted(set(ids))
+        if ids.count(event_id) > 1
+    ]
     for job in jobs:
         if job["status"] in ("COMPLETE", "ERROR", "CANCELED"):
             expected = f"{job['provider']}#{job['job_id']}#{job['attempt']}#{job['status']}"
@@ -288,7 +293,9 @@ def _summary(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> int:
     by_kind: dict[str, int] = {}
     for event in events:
         by_kind[event["event"]] = by_kind.get(event["event"], 0) + 1
-    print(f"\n{len(events)} events published: " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_kind.items())))
+    print(
+        f"\n{len(events)} events published: " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_kind.items()))
+    )
     problems = check(jobs, events)
     for problem in problems:
         print(f"PROBLEM: {problem}")

@@ -415,13 +415,17 @@ def test_format_comes_from_the_environment_unless_given(monkeypatch):
     "kwargs",
     [
         {"api_format": "yaml"},
-        {"settings": settings(provider_timezone="Mars/Olympus_Mons")},
         {"credentials": {"user_id": "42"}},
     ],
 )
 def test_bad_configuration_is_refused(kwargs):
     with pytest.raises(ConfigurationError):
         adapter(**kwargs)
+
+
+def test_unknown_provider_timezone_is_refused_with_the_settings():
+    with pytest.raises(ConfigurationError, match="PROVIDER_TIMEZONE"):
+        settings(provider_timezone="Mars/Olympus_Mons")
 
 
 # --- notifications --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from transcode_core.errors import ConfigurationError
+from transcode_core.times import zone
 
 WEBHOOK_MAX_BYTES = 256 * 1024
 
@@ -29,6 +30,12 @@ class Settings:
     discovery_days: float = 2.0  # how far back listings discover jobs (TransparentEdge, VOD Station)
     rewatch_minutes: float = 60.0  # a terminal job PUT again through the jobs API is polled this long
     history_days: int = 365  # history items expire through the table's TTL after this; 0 keeps them
+
+    def __post_init__(self) -> None:
+        try:
+            zone(self.provider_timezone)
+        except (KeyError, ValueError):
+            raise ConfigurationError(f"PROVIDER_TIMEZONE={self.provider_timezone!r} is not a time zone") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -26,7 +26,12 @@ class TimeoutSession(requests.Session):
 
 
 def build_session(
-    *, retries: int = 3, backoff: float = 0.5, connect_timeout: float = 3.05, read_timeout: float = 20.0
+    *,
+    retries: int = 3,
+    backoff: float = 0.5,
+    connect_timeout: float = 3.05,
+    read_timeout: float = 20.0,
+    pool_size: int = 16,
 ) -> requests.Session:
     retry = Retry(
         total=retries,
@@ -40,7 +45,7 @@ def build_session(
         raise_on_status=False,  # the last answer comes back and the caller turns it into a ProviderError
     )
     session = TimeoutSession((connect_timeout, read_timeout))
-    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=pool_size)  # >= concurrent reads, or urllib3 drops
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT

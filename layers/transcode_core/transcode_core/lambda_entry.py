@@ -63,6 +63,7 @@ def services() -> Services:
             retries=settings.http_retries,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            pool_size=max(16, settings.concurrency),
         ),
     )
 
@@ -171,7 +172,8 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     @metrics.log_metrics(capture_cold_start_metric=True)
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict, context: Any) -> dict:
-        metrics.set_default_dimensions(provider=provider)  # Metrics state is shared by every handler
+        if metrics.default_dimensions.get("provider") != provider:  # Metrics state is shared process-wide
+            metrics.set_default_dimensions(provider=provider)
         if is_http_event(event):
             return app.resolve(event, context)
         # An EventBridge scheduled event, or the {} that EventBridge Scheduler sends: a poll.

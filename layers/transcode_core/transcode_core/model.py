@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from transcode_core.times import is_later
+
 
 class Status(StrEnum):
     SUBMITTED = "SUBMITTED"
@@ -242,10 +244,7 @@ def _same_status(stored: Mapping[str, Any], base: dict, observed: dict, current:
 def _is_new_attempt(stored: Mapping[str, Any], snapshot: Snapshot) -> bool:
     if snapshot.requeued:
         return True
-    old_start, new_start = stored.get("started_at"), snapshot.started_at
-    if old_start and new_start:
-        return new_start > old_start  # ISO 8601 UTC 'Z' strings sort as times
-    return False
+    return is_later(snapshot.started_at, stored.get("started_at"))
 
 
 # The item fields that snapshots own; keys, version, attempt and bookkeeping belong to the store.

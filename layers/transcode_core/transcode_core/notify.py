@@ -62,7 +62,8 @@ def email_text(event: Mapping[str, Any]) -> str:
     }[event["event"]]
     lines = [
         f"{event['provider']} job {event['job_id']} {what}.",
-        f"Status: {event['status']} (provider says: {event.get('provider_status') or 'n/a'}), attempt {event['attempt']}",
+        f"Status: {event['status']} (provider says: {event.get('provider_status') or 'n/a'}), "
+        f"attempt {event['attempt']}",
         f"When: {event['occurred_at']}",
     ]
     if job.get("source_url"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from transcode_core.notify import Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
 from transcode_core.providers.base import Adapter, PollContext, PollFailure
 from transcode_core.store import Conflict, JobStore, job_key, needs_index, public_item
-from transcode_core.times import iso_z, utc_now
+from transcode_core.times import is_later, iso_z, utc_now
 
 MAX_RACE_RETRIES = 5
 
@@ -85,32 +85,50 @@ class Pipeline:
             elif not item.get("outbox"):
                 self.store.deactivate(item)
 
-        stored_by_id = {item["job_id"]: item for item in to_poll}
-        context = PollContext(
-            active_jobs=to_poll,
-            lookup=lambda job_ids: self.store.get_many(self.provider, job_ids),
-            now=now,
-            settings=self.settings,
-        )
-        touched: set[str] = set()
-        try:
-            for result in adapter.poll(context):
-                if isinstance(result, PollFailure):
-                    self._provider_failure(result.error, report, result.job_ids)
-                    continue
-                touched.add(result.job_id)
-                self._apply_isolated(result, "poll", stored_by_id.get(result.job_id), report)
-        except ProviderError as error:  # nothing more can be read this run (e.g. the token was refused)
-            self._provider_failure(error, report, [item["job_id"] for item in to_poll])
+        stored_by_id: dict[str, Any] = {item["job_id"]: item for item in to_poll}
 
-        if not report.provider_failures:  # a job we could not read has not shown that it stalled
-            for item in to_poll:
-                if item["job_id"] not in touched and not is_terminal(item.get("status", "SUBMITTED")):
-                    self._check_stall(item, now, report)
+        def lookup(job_ids: Sequence[str]) -> dict[str, Any]:
+            # What an adapter looks up is remembered, so its snapshots are decided against the stored job.
+            found = self.store.get_many(self.provider, [job_id for job_id in job_ids if job_id not in stored_by_id])
+            stored_by_id.update(found)
+            stored_by_id.update({job_id: None for job_id in job_ids if job_id not in stored_by_id})
+            return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
+
+        context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
+        touched: set[str] = set()
+        unread: set[str] = set()  # jobs a failed call left unread: they have not shown that they stalled
+        for result in self._results(adapter, context, to_poll, report):
+            if isinstance(result, PollFailure):
+                unread.update(result.job_ids or stored_by_id)  # a failure naming no job may hide any of them
+                continue
+            touched.add(result.job_id)
+            if result.job_id not in stored_by_id:
+                stored_by_id[result.job_id] = self.store.get(self.provider, result.job_id)
+            self._apply_isolated(result, "poll", stored_by_id[result.job_id], report)
+
+        for item in to_poll:
+            job_id = item["job_id"]
+            if job_id not in touched and job_id not in unread and not is_terminal(item.get("status", "SUBMITTED")):
+                self._check_stall(item, now, report)
         for name, value in context.stats.items():
             metrics.add_metric(name=_metric_name(name), unit=MetricUnit.Count, value=value)
         self._report_metrics(report)
         return report
+
+    def _results(
+        self, adapter: Adapter, context: PollContext, to_poll: Sequence[Mapping[str, Any]], report: Report
+    ) -> Iterator[Snapshot | PollFailure]:
+        """The adapter's results, with every failure logged and counted; an adapter that gives up entirely
+        (e.g. its token was refused) ends as one failure naming every job it was to poll."""
+        try:
+            for result in adapter.poll(context):
+                if isinstance(result, PollFailure):
+                    self._provider_failure(result.error, report, result.job_ids)
+                yield result
+        except ProviderError as error:
+            failure = PollFailure(error, tuple(item["job_id"] for item in to_poll))
+            self._provider_failure(error, report, failure.job_ids)
+            yield failure
 
     def ingest(self, snapshots: Sequence[Snapshot], source: str = "webhook") -> Report:
         """Applies webhook-borne snapshots. Raises DependencyUnavailable when the table or the topic
@@ -214,7 +232,7 @@ class Pipeline:
         threshold = timedelta(minutes=self.settings.stall_minutes)
         if threshold <= timedelta(0) or stored.get("stalled_attempt") == stored.get("attempt", 1):
             return
-        if (stored.get("updated_at") or "") > iso_z(now - threshold):
+        if not is_later(iso_z(now - threshold), stored.get("updated_at")):
             return
         fields = {key: value for key, value in stored.items() if key in SNAPSHOT_FIELDS}
         change = Change(Kind.STALLED, fields, Status(stored["status"]), True)

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transcode_core.errors import DependencyUnavailable
 from transcode_core.model import Status, is_terminal
-from transcode_core.times import iso_z, utc_now
+from transcode_core.times import is_later, iso_z, utc_now
 
 ACTIVE_INDEX = "ActiveJobs"
 JOB_SK = "JOB"
@@ -52,7 +52,7 @@ def needs_index(item: Mapping[str, Any], now_iso: str) -> bool:
     asked to be watched again (jobs API PUT on a terminal job)."""
     if "status" not in item or not is_terminal(item["status"]):
         return True
-    return bool(item.get("outbox")) or (item.get("rewatch_until") or "") > now_iso
+    return bool(item.get("outbox")) or is_later(item.get("rewatch_until"), now_iso)
 
 
 @dataclass

@@ -51,5 +51,13 @@ def from_epoch_ms(value: object) -> str | None:
         return None
 
 
+def is_later(first: str | None, second: str | None) -> bool:
+    """Whether ISO time `first` is after `second` (False when either is missing). Compared as times: as
+    text, "10:00:05Z" would sort after "10:00:05.5Z"."""
+    if not first or not second:
+        return False
+    return datetime.fromisoformat(first.replace("Z", "+00:00")) > datetime.fromisoformat(second.replace("Z", "+00:00"))
+
+
 def zone(name: str) -> tzinfo:
     return UTC if name.upper() in ("UTC", "Z") else ZoneInfo(name)

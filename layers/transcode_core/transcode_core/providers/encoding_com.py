@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
-from zoneinfo import ZoneInfoNotFoundError
 
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError
 from transcode_core.http import json_body, send
@@ -67,7 +66,7 @@ class EncodingComAdapter(Adapter):
         if chosen not in API_FORMATS:
             raise ConfigurationError(f"{FORMAT_ENV}={chosen!r} is not one of {', '.join(API_FORMATS)}")
         self.api_format = chosen
-        self.timezone = _provider_zone(self.settings.provider_timezone)
+        self.timezone = zone(self.settings.provider_timezone)  # Settings has checked the name
         missing = [key for key in ("user_id", "user_key") if not self.credentials.get(key)]
         if missing:
             raise ConfigurationError(f"encoding.com credentials lack: {', '.join(missing)}")
@@ -326,10 +325,3 @@ def _size(value: Any) -> int | None:
 
 def _failure(message: str, media_ids: tuple[str, ...]) -> PollFailure:
     return PollFailure(ProviderError(PROVIDER, message, job_ids=media_ids), media_ids)
-
-
-def _provider_zone(name: str) -> tzinfo:
-    try:
-        return zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError(f"PROVIDER_TIMEZONE={name!r} is not a time zone") from None
