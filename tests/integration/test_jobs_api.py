@@ -1,0 +1,61 @@
+"""The jobs API (CONTRACT): PUT starts tracking (201 new, 200 already tracked, 400 unknown provider), GET
+returns the job without internal keys (404 unknown), and a PUT on a terminal job watches it again."""
+
+from __future__ import annotations
+
+import pytest
+
+from local.simulators.encoding_com import EncodingComSimulator
+
+
+def test_put_tracks_once_and_get_returns_the_item_without_internal_keys(stack):
+    assert stack.jobs_api("PUT", "xvid", "559cbbec14ea67a7cad6c7d8")[0] == 201
+    status, again = stack.jobs_api("PUT", "xvid", "559cbbec14ea67a7cad6c7d8")
+    assert status == 200 and again["version"] == 1  # nothing changed
+    status, job = stack.jobs_api("GET", "xvid", "559cbbec14ea67a7cad6c7d8")
+    assert status == 200
+    assert job["status"] == "SUBMITTED" and job["attempt"] == 1 and job["updated_at"].endswith("Z")
+    assert not {"pk", "sk", "active_provider", "outbox"} & set(job)
+    assert [h["source"] for h in stack.history("xvid", "559cbbec14ea67a7cad6c7d8")] == ["api"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "GET"])
+def test_unknown_provider_is_400_and_nothing_is_written(stack, method):
+    status, answer = stack.jobs_api(method, "bitmovin", "1")
+    assert status == 400 and "unknown provider" in answer["error"]
+    assert stack.jobs() == []
+
+
+def test_unknown_job_is_404(stack):
+    status, answer = stack.jobs_api("GET", "encoding_com", "404404")
+    assert (status, answer) == (404, {"error": "job not tracked"})
+
+
+def test_vod_station_ids_with_colons_are_tracked(stack):
+    assert stack.jobs_api("PUT", "vod_station", "10019:keynote.mp4")[0] == 201
+    assert stack.jobs_api("GET", "vod_station", "10019:keynote.mp4")[1]["job_id"] == "10019:keynote.mp4"
+
+
+def test_a_finished_job_put_again_is_polled_again_and_its_restart_is_a_new_attempt(stack):
+    with EncodingComSimulator(user_id="u", user_key="k") as simulator:
+        stack.configure("encoding_com", simulator.url, {"user_id": "u", "user_key": "k"})
+        media_id = simulator.add_job()
+        stack.track("encoding_com", media_id)
+        simulator.advance(media_id, 20)
+        stack.poll("encoding_com")
+        assert stack.job("encoding_com", media_id)["status"] == "COMPLETE"
+        simulator.reset_log()
+        stack.poll("encoding_com")
+        assert simulator.count() == 0  # a finished job is not polled any more
+        # The operator restarts the media at encoding.com and puts the job back on the list
+        simulator.restart(media_id)
+        assert stack.track("encoding_com", media_id) == 200
+        for _ in range(20):
+            simulator.tick()
+            stack.poll("encoding_com")
+        job = stack.job("encoding_com", media_id)
+        assert (job["status"], job["attempt"]) == ("COMPLETE", 2)
+        assert [e["event_id"] for e in stack.events()] == [
+            f"encoding_com#{media_id}#1#COMPLETE",
+            f"encoding_com#{media_id}#2#COMPLETE",
+        ]
