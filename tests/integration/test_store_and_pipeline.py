@@ -236,3 +236,21 @@ def test_event_message_shape(parts):
         "job",
     }
     assert event["occurred_at"].endswith("Z") and json.dumps(event)
+
+
+def test_a_swept_event_is_not_published_again_by_a_change_in_the_same_poll(parts):
+    stack, store, notifier, pipeline = parts
+    # Given an active job whose stall event could not be published
+    pipeline.poll(ScriptedAdapter(snap("1", Status.PROCESSING, "Processing", progress=10)))
+    later = utc_now() + timedelta(minutes=pipeline.settings.stall_minutes + 1)
+    pipeline.clock = lambda: later
+    notifier.down = True
+    pipeline.poll(ScriptedAdapter())
+    assert list(store.get("encoding_com", "1")["outbox"]) == ["encoding_com#1#1#STALLED"]
+    # When the topic is back and the same poll also sees progress on the job
+    notifier.down = False
+    pipeline.poll(ScriptedAdapter(snap("1", Status.PROCESSING, "Processing", progress=60)))
+    pipeline.poll(ScriptedAdapter(snap("1", Status.PROCESSING, "Processing", progress=70)))
+    # Then the stall event went out exactly once and the job holds no pending event
+    assert [e["event_id"] for e in stack.events()] == ["encoding_com#1#1#STALLED"]
+    assert "outbox" not in store.get("encoding_com", "1")

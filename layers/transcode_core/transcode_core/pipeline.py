@@ -79,7 +79,7 @@ class Pipeline:
         report.jobs_tracked = len(tracked)
         to_poll: list[dict[str, Any]] = []
         for item in tracked:
-            self._flush_outbox(item, report)
+            item = self._flush_outbox(item, report)
             if needs_index({**item, "outbox": {}}, iso_z(now)):
                 to_poll.append(item)
             elif not item.get("outbox"):
@@ -247,8 +247,9 @@ class Pipeline:
         self._flush_outbox(item, report)
 
     # --- events -------------------------------------------------------------------------------------
-    def _flush_outbox(self, item: Mapping[str, Any], report: Report) -> None:
-        """Publishes the item's pending events (just written, or left by an earlier failed publish)."""
+    def _flush_outbox(self, item: Mapping[str, Any], report: Report) -> dict[str, Any]:
+        """Publishes the item's pending events (just written, or left by an earlier failed publish).
+        Returns the item as it now is, so that a later write does not carry a published event again."""
         pending = dict(item.get("outbox") or {})
         for event_id, message in list(pending.items()):
             try:
@@ -261,6 +262,10 @@ class Pipeline:
             logger.info("event published", extra={"event_id": event_id})
             self.store.clear_outbox({**item, "outbox": pending}, event_id)
             pending.pop(event_id)
+        flushed = {key: value for key, value in item.items() if key != "outbox"}
+        if pending:
+            flushed["outbox"] = pending
+        return flushed
 
     # --- reporting ----------------------------------------------------------------------------------
     def _provider_failure(self, error: ProviderError, report: Report, job_ids: Sequence[str]) -> None:
