@@ -123,13 +123,16 @@ class LocalStack:
     def webhook(
         self,
         provider: str,
-        body: str | bytes | None,
+        body: str | bytes | dict[str, Any] | list[Any] | None,
         *,
         token: str | None = "test-token",
         content_type: str = "application/json",
         base64: bool = False,
         query: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
+        """POSTs `body` to the provider's webhook route; a dict or list is sent as its JSON text."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
         params = dict(query or {})
         if token is not None:
             params["token"] = token
@@ -204,6 +207,10 @@ class LocalStack:
     def events(self) -> list[dict[str, Any]]:
         """The published job events (the JSON every machine subscriber gets), in order."""
         return [notification["message"] for notification in self.messages()]
+
+    def event_ids(self) -> list[str]:
+        """The published events' ids (`provider#job_id#attempt#STATUS`), in order."""
+        return [event["event_id"] for event in self.events()]
 
     def _module(self, function: str) -> ModuleType:
         if function not in self._modules:

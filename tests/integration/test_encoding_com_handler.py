@@ -33,10 +33,6 @@ def stack(stack, sim):
     return stack
 
 
-def event_ids(stack) -> list[str]:
-    return [event["event_id"] for event in stack.events()]
-
-
 def notify(stack, sim, media_id, kind="xml", **kwargs):
     body, content_type = sim.notification(media_id, kind=kind)
     return stack.webhook(PROVIDER, body, content_type=content_type, **kwargs)
@@ -54,7 +50,7 @@ def test_tracked_media_are_polled_to_finished_and_error_with_one_event_each(stac
         report = stack.poll(PROVIDER)
 
     assert report["provider_failures"] == []
-    assert sorted(event_ids(stack)) == sorted([f"{PROVIDER}#{done}#1#COMPLETE", f"{PROVIDER}#{failed}#1#ERROR"])
+    assert sorted(stack.event_ids()) == sorted([f"{PROVIDER}#{done}#1#COMPLETE", f"{PROVIDER}#{failed}#1#ERROR"])
     finished = stack.job(PROVIDER, done)
     assert (finished["provider_status"], finished["progress"]) == ("Finished", 100)
     assert finished["source_url"] == "ftp://ftp.example.com/in/a.mov"
@@ -113,10 +109,10 @@ def test_a_notification_is_a_hint_the_state_comes_from_the_api(stack, sim, kind)
     assert (status, answer) == (200, {"accepted": 1})
     job = stack.job(PROVIDER, media_id)  # an authenticated notification tracks the media it names
     assert (job["status"], job["provider_status"]) == ("COMPLETE", "Finished")
-    assert event_ids(stack) == [f"{PROVIDER}#{media_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{media_id}#1#COMPLETE"]
     assert [item["source"] for item in stack.history(PROVIDER, media_id)] == ["webhook"]
     assert notify(stack, sim, media_id, kind=kind)[0] == 200  # encoding.com sends it again: no second event
-    assert event_ids(stack) == [f"{PROVIDER}#{media_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{media_id}#1#COMPLETE"]
 
 
 def test_a_notification_then_polls_publish_once(stack, sim):
@@ -127,7 +123,7 @@ def test_a_notification_then_polls_publish_once(stack, sim):
     for _ in range(3):
         stack.poll(PROVIDER)
 
-    assert event_ids(stack) == [f"{PROVIDER}#{media_id}#1#ERROR"]
+    assert stack.event_ids() == [f"{PROVIDER}#{media_id}#1#ERROR"]
 
 
 BAD_BODIES = {
@@ -197,7 +193,7 @@ def test_a_poll_during_an_outage_reports_it_and_writes_nothing(stack, sim):
     assert stack.events() == []
     sim.fail_next = []  # back again: the next poll catches up
     stack.poll(PROVIDER)
-    assert event_ids(stack) == [f"{PROVIDER}#{media_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{media_id}#1#COMPLETE"]
 
 
 def test_refused_credentials_are_reported_with_the_providers_text_and_nothing_is_written(stack, sim):
@@ -256,4 +252,4 @@ def test_a_restarted_media_is_a_new_attempt_with_its_own_event(stack, sim):
 
     assert (again["status"], again["attempt"]) == ("DOWNLOADING", 2)
     assert "error" not in again
-    assert event_ids(stack) == [f"{PROVIDER}#{media_id}#1#ERROR", f"{PROVIDER}#{media_id}#2#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{media_id}#1#ERROR", f"{PROVIDER}#{media_id}#2#COMPLETE"]

@@ -130,7 +130,7 @@ def test_interleaved_poll_and_webhook_publish_one_event(parts):
     # loses, it re-decides against the winner's state and finds nothing left to do
     outcome = pipeline.apply(snap("1", Status.COMPLETE, "Finished"), "poll", stale, Report("encoding_com", "poll"))
     assert outcome == "unchanged"
-    assert [e["event_id"] for e in stack.events()] == ["encoding_com#1#1#COMPLETE"]
+    assert stack.event_ids() == ["encoding_com#1#1#COMPLETE"]
     assert store.get("encoding_com", "1")["version"] == 2
 
 
@@ -148,7 +148,7 @@ def test_failed_publish_stays_in_outbox_and_next_run_sends_it(parts):
     adapter = ScriptedAdapter()
     pipeline.poll(adapter)
     assert adapter.polled == [[]]
-    assert [e["event_id"] for e in stack.events()] == ["encoding_com#1#1#ERROR"]
+    assert stack.event_ids() == ["encoding_com#1#1#ERROR"]
     assert "outbox" not in store.get("encoding_com", "1") and store.active_jobs("encoding_com") == []
 
 
@@ -161,7 +161,7 @@ def test_webhook_ingest_with_topic_down_raises_unavailable_but_keeps_the_change(
     # The provider retries the webhook: the change is not applied twice, the pending event goes out once
     notifier.down = False
     pipeline.ingest([snap("7", Status.COMPLETE, "Finished")])
-    assert [e["event_id"] for e in stack.events()] == ["encoding_com#7#1#COMPLETE"]
+    assert stack.event_ids() == ["encoding_com#7#1#COMPLETE"]
 
 
 def test_new_attempt_after_finish_publishes_again(parts):
@@ -169,7 +169,7 @@ def test_new_attempt_after_finish_publishes_again(parts):
     pipeline.poll(ScriptedAdapter(snap("1", Status.COMPLETE, "Finished", started_at="2026-11-25T10:00:00Z")))
     pipeline.ingest([snap("1", Status.PROCESSING, "Processing", started_at="2026-11-25T11:00:00Z")])
     pipeline.poll(ScriptedAdapter(snap("1", Status.COMPLETE, "Finished", started_at="2026-11-25T11:00:00Z")))
-    assert [e["event_id"] for e in stack.events()] == ["encoding_com#1#1#COMPLETE", "encoding_com#1#2#COMPLETE"]
+    assert stack.event_ids() == ["encoding_com#1#1#COMPLETE", "encoding_com#1#2#COMPLETE"]
     assert stack.job("encoding_com", "1")["attempt"] == 2
 
 
@@ -252,5 +252,5 @@ def test_a_swept_event_is_not_published_again_by_a_change_in_the_same_poll(parts
     pipeline.poll(ScriptedAdapter(snap("1", Status.PROCESSING, "Processing", progress=60)))
     pipeline.poll(ScriptedAdapter(snap("1", Status.PROCESSING, "Processing", progress=70)))
     # Then the stall event went out exactly once and the job holds no pending event
-    assert [e["event_id"] for e in stack.events()] == ["encoding_com#1#1#STALLED"]
+    assert stack.event_ids() == ["encoding_com#1#1#STALLED"]
     assert "outbox" not in store.get("encoding_com", "1")

@@ -9,11 +9,11 @@ import pytest
 import requests
 
 from local.simulators.transparent_edge import TransparentEdgeSimulator
+from transcode_core import oauth
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
 from transcode_core.model import TERMINAL, Kind, Snapshot, Status, decide
-from transcode_core.providers import transparent_edge
 from transcode_core.providers.base import PollContext, PollFailure
 from transcode_core.providers.transparent_edge import TransparentEdgeAdapter
 from transcode_core.webhook import WebhookBody
@@ -70,9 +70,9 @@ class MemoryStore:
 
 @pytest.fixture(autouse=True)
 def _fresh_tokens():
-    transparent_edge.clear_token_cache()
+    oauth.clear_token_cache()
     yield
-    transparent_edge.clear_token_cache()
+    oauth.clear_token_cache()
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_a_token_is_renewed_shortly_before_it_expires(sim, store, monkeypatch):
     sim.add_order()
     adapter = make_adapter(sim)
     now = [1000.0]
-    monkeypatch.setattr(transparent_edge, "_clock", lambda: now[0])
+    monkeypatch.setattr(oauth, "_clock", lambda: now[0])
     store.poll(adapter)
 
     now[0] += sim.token_ttl - 120  # still well before expiry

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from local.simulators.transparent_edge import TransparentEdgeSimulator
-from transcode_core.providers import transparent_edge
+from transcode_core import oauth
 
 PROVIDER = "transparent_edge"
 CREDENTIALS = {"company_id": "4711", "client_id": "te-client", "client_secret": "te-secret"}
@@ -17,9 +17,9 @@ CREDENTIALS = {"company_id": "4711", "client_id": "te-client", "client_secret": 
 
 @pytest.fixture(autouse=True)
 def _fresh_tokens():
-    transparent_edge.clear_token_cache()
+    oauth.clear_token_cache()
     yield
-    transparent_edge.clear_token_cache()
+    oauth.clear_token_cache()
 
 
 @pytest.fixture
@@ -32,14 +32,6 @@ def sim():
 def stack(stack, sim):
     stack.configure(PROVIDER, sim.url, CREDENTIALS)
     return stack
-
-
-def event_ids(stack) -> list[str]:
-    return [event["event_id"] for event in stack.events()]
-
-
-def webhook(stack, body: dict | str, **kwargs):
-    return stack.webhook(PROVIDER, body if isinstance(body, str) else json.dumps(body), **kwargs)
 
 
 def test_polls_discover_orders_and_publish_one_event_each(stack, sim):
@@ -56,7 +48,7 @@ def test_polls_discover_orders_and_publish_one_event_each(stack, sim):
         report = stack.poll(PROVIDER)
 
     assert report["provider_failures"] == []
-    assert sorted(event_ids(stack)) == sorted([f"{PROVIDER}#{done}#1#COMPLETE", f"{PROVIDER}#{failed}#1#ERROR"])
+    assert sorted(stack.event_ids()) == sorted([f"{PROVIDER}#{done}#1#COMPLETE", f"{PROVIDER}#{failed}#1#ERROR"])
     finished = stack.job(PROVIDER, done)
     assert (finished["provider_status"], finished["progress"]) == ("FINISHED", 100)
     assert finished["outputs"][0]["destinations"] == [{"url": "ftp://ftp.tuservidor.com/salida/"}]
@@ -103,19 +95,19 @@ def test_requeued_order_is_a_new_attempt_with_one_more_event(stack, sim):
     assert (again["status"], again["attempt"]) == ("QUEUED", 2)
     assert again["started_at"] > first["started_at"]
     assert "error" not in again
-    assert event_ids(stack) == [f"{PROVIDER}#{order}#1#ERROR", f"{PROVIDER}#{order}#2#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{order}#1#ERROR", f"{PROVIDER}#{order}#2#COMPLETE"]
 
 
 def test_webhook_is_a_hint_read_from_the_api(stack, sim):
     order = sim.add_order()
     sim.finish(order)
 
-    status, answer = webhook(stack, {"order_id": order, "status": "QUEUED"})
+    status, answer = stack.webhook(PROVIDER, {"order_id": order, "status": "QUEUED"})
 
     assert (status, answer) == (200, {"accepted": 1})
     assert stack.job(PROVIDER, order)["status"] == "COMPLETE"  # what the API says, not the body
     assert sim.detail_calls(order) == 1
-    assert event_ids(stack) == [f"{PROVIDER}#{order}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{order}#1#COMPLETE"]
     assert [item["source"] for item in stack.history(PROVIDER, order)] == ["webhook"]
 
 
@@ -123,7 +115,7 @@ def test_webhook_is_a_hint_read_from_the_api(stack, sim):
 def test_webhook_without_an_order_is_400_and_nothing_is_written(stack, sim, body):
     sim.add_order()
 
-    status, answer = webhook(stack, body)
+    status, answer = stack.webhook(PROVIDER, body)
 
     assert status == 400 and answer["error"]
     assert stack.jobs(PROVIDER) == [] and sim.count() == 0
@@ -131,7 +123,7 @@ def test_webhook_without_an_order_is_400_and_nothing_is_written(stack, sim, body
 
 def test_webhook_with_wrong_token_reads_and_writes_nothing(stack, sim):
     order = sim.add_order()
-    status, _ = webhook(stack, {"order_id": order}, token="nope")
+    status, _ = stack.webhook(PROVIDER, {"order_id": order}, token="nope")
     assert status == 401
     assert stack.jobs(PROVIDER) == [] and sim.count() == 0
 
@@ -150,7 +142,7 @@ def test_poll_during_an_outage_reports_it_and_writes_nothing(stack, sim):
     assert stack.events() == []
     sim.fail_next = []  # back again: the next poll catches up
     stack.poll(PROVIDER)
-    assert event_ids(stack) == [f"{PROVIDER}#{order}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{order}#1#COMPLETE"]
 
 
 def test_refused_client_credentials_are_reported_and_nothing_is_written(stack, sim):
@@ -167,7 +159,7 @@ def test_webhook_with_the_provider_down_is_503_and_nothing_is_written(stack, sim
     order = sim.add_order()
     sim.fail_next = [503] * 10
 
-    status, answer = webhook(stack, {"order_id": order})
+    status, answer = stack.webhook(PROVIDER, {"order_id": order})
 
     assert status == 503 and "retry" in answer["error"]
     assert stack.jobs(PROVIDER) == []

@@ -26,16 +26,8 @@ def stack(stack, sim):
     return stack
 
 
-def event_ids(stack) -> list[str]:
-    return [event["event_id"] for event in stack.events()]
-
-
-def post(stack, body: dict | str, **kwargs):
-    return stack.webhook(PROVIDER, body if isinstance(body, str) else json.dumps(body), **kwargs)
-
-
 def post_callbacks(stack, sim) -> list[tuple[int, dict]]:
-    return [post(stack, payload) for payload in sim.take_callbacks()]
+    return [stack.webhook(PROVIDER, payload) for payload in sim.take_callbacks()]
 
 
 def test_polls_discover_jobs_and_publish_one_event_each(stack, sim):
@@ -52,7 +44,7 @@ def test_polls_discover_jobs_and_publish_one_event_each(stack, sim):
         report = stack.poll(PROVIDER)
 
     assert report["provider_failures"] == []
-    assert sorted(event_ids(stack)) == sorted([f"{PROVIDER}#{done}#1#COMPLETE", f"{PROVIDER}#{failed}#1#ERROR"])
+    assert sorted(stack.event_ids()) == sorted([f"{PROVIDER}#{done}#1#COMPLETE", f"{PROVIDER}#{failed}#1#ERROR"])
     finished = stack.job(PROVIDER, done)
     assert (finished["provider_status"], finished["progress"], finished["source_url"]) == ("COMPLETE", 100, "movie.mp4")
     assert finished["details"]["category_name"] == "films"
@@ -75,18 +67,18 @@ def test_callbacks_are_applied_and_a_late_running_changes_nothing(stack, sim):
     # When its outputs run and complete, told by callbacks only
     sim.advance(job, 3)
     callbacks = sim.take_callbacks()
-    answers = [post(stack, payload) for payload in callbacks]
+    answers = [stack.webhook(PROVIDER, payload) for payload in callbacks]
 
     # Then the job completes once, and a RUNNING callback sent again afterwards changes nothing
     assert answers == [(200, {"accepted": 1})] * 4
     assert stack.job(PROVIDER, job)["status"] == "COMPLETE"
     versions = len(stack.history(PROVIDER, job))
     late_running = next(payload for payload in callbacks if payload["status"] == "RUNNING")
-    assert post(stack, late_running) == (200, {"accepted": 1})
+    assert stack.webhook(PROVIDER, late_running) == (200, {"accepted": 1})
     assert stack.job(PROVIDER, job)["status"] == "COMPLETE"
     assert len(stack.history(PROVIDER, job)) == versions
     stack.poll(PROVIDER)
-    assert event_ids(stack) == [f"{PROVIDER}#{job}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job}#1#COMPLETE"]
     assert {item["source"] for item in stack.history(PROVIDER, job)} == {"poll", "webhook"}
 
 
@@ -102,7 +94,7 @@ def test_a_callback_for_an_unlisted_job_waits_for_the_poll_to_complete_it(stack,
     sim.set_status(job, "COMPLETE", "hd")
     stack.poll(PROVIDER)
     assert stack.job(PROVIDER, job)["status"] == "COMPLETE"
-    assert event_ids(stack) == [f"{PROVIDER}#{job}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job}#1#COMPLETE"]
 
 
 def test_callbacks_are_applied_while_the_api_is_down(stack, sim):
@@ -133,7 +125,7 @@ def test_callbacks_are_applied_while_the_api_is_down(stack, sim):
     ],
 )
 def test_unreadable_callbacks_are_400_and_nothing_is_written(stack, sim, body):
-    status, answer = post(stack, body)
+    status, answer = stack.webhook(PROVIDER, body)
 
     assert status == 400 and answer["error"]
     assert stack.jobs(PROVIDER) == [] and sim.count() == 0
@@ -142,7 +134,7 @@ def test_unreadable_callbacks_are_400_and_nothing_is_written(stack, sim, body):
 def test_callback_with_a_wrong_token_writes_nothing(stack, sim):
     job = sim.add_job(1, "a.mp4")
     sim.advance(job)
-    status, _ = post(stack, sim.callback_payload(job, "AVC_SD_1Pass_30fps"), token="nope")
+    status, _ = stack.webhook(PROVIDER, sim.callback_payload(job, "AVC_SD_1Pass_30fps"), token="nope")
     assert status == 401
     assert stack.jobs(PROVIDER) == []
 
@@ -152,7 +144,7 @@ def test_callback_with_the_table_down_is_503(stack, sim):
     sim.advance(job)
     stack.dynamodb.delete_table(TableName=stack.table_name)
 
-    status, answer = post(stack, sim.callback_payload(job, "AVC_SD_1Pass_30fps"))
+    status, answer = stack.webhook(PROVIDER, sim.callback_payload(job, "AVC_SD_1Pass_30fps"))
 
     assert status == 503 and "retry" in answer["error"]
 
@@ -171,7 +163,7 @@ def test_poll_during_an_outage_reports_it_and_writes_nothing(stack, sim):
     assert stack.events() == []
     sim.fail_next = []  # back again: the next poll catches up
     stack.poll(PROVIDER)
-    assert event_ids(stack) == [f"{PROVIDER}#{job}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job}#1#COMPLETE"]
 
 
 @pytest.mark.parametrize(
@@ -229,4 +221,4 @@ def test_a_file_encoded_again_is_a_new_attempt_with_its_own_event(stack, sim):
     stack.poll(PROVIDER)
 
     assert (again["status"], again["attempt"]) == ("QUEUED", 2)
-    assert event_ids(stack) == [f"{PROVIDER}#{job}#1#COMPLETE", f"{PROVIDER}#{job}#2#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job}#1#COMPLETE", f"{PROVIDER}#{job}#2#COMPLETE"]

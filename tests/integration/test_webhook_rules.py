@@ -60,7 +60,7 @@ def test_table_unreachable_is_503_and_the_next_poll_catches_up(encoding, monkeyp
     assert stack.track("encoding_com", media_id) == 201
     stack.poll("encoding_com")
     assert stack.job("encoding_com", media_id)["status"] == "COMPLETE"
-    assert [event["event_id"] for event in stack.events()] == [f"encoding_com#{media_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"encoding_com#{media_id}#1#COMPLETE"]
 
 
 def test_topic_unreachable_is_503_then_the_event_is_published_once(encoding):
@@ -76,7 +76,7 @@ def test_topic_unreachable_is_503_then_the_event_is_published_once(encoding):
     del stack.function_env["encoding_com"]["AWS_ENDPOINT_URL_SNS"]
     assert stack.webhook("encoding_com", body, content_type=content_type)[0] == 200
     stack.poll("encoding_com")
-    assert [event["event_id"] for event in stack.events()] == [f"encoding_com#{media_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"encoding_com#{media_id}#1#COMPLETE"]
 
 
 def test_missing_secret_is_a_clear_500(stack):

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from local.simulators.xvid import XvidSimulator
+from transcode_core import oauth
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
@@ -21,9 +22,9 @@ SETTINGS = Settings(table_name="t", topic_arn="arn", provider_api_url=None, prov
 
 @pytest.fixture(autouse=True)
 def cold_token_cache():
-    xvid.clear_token_cache()
+    oauth.clear_token_cache()
     yield
-    xvid.clear_token_cache()
+    oauth.clear_token_cache()
 
 
 @pytest.fixture(scope="module")
@@ -305,8 +306,8 @@ def test_token_is_renewed_before_it_expires(sim, monkeypatch):
     sim.add_job()
     adapter = make_adapter(sim)
     poll(adapter)
-    later = xvid._clock() + 3600 - 30  # inside the renewal margin of the 3600 s token
-    monkeypatch.setattr(xvid, "_clock", lambda: later)
+    later = oauth._clock() + 3600 - 30  # inside the renewal margin of the 3600 s token
+    monkeypatch.setattr(oauth, "_clock", lambda: later)
     sim.reset_log()
 
     poll(adapter)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from local.simulators.xvid import XvidSimulator
-from transcode_core.providers import xvid
+from transcode_core import oauth
 
 PROVIDER = "xvid"
 CREDENTIALS = {"client_id": "cid", "client_secret": "csecret"}
@@ -23,7 +23,7 @@ def running_sim():
 @pytest.fixture
 def sim(running_sim):
     running_sim.reset()
-    xvid.clear_token_cache()  # every test starts as a cold Lambda
+    oauth.clear_token_cache()  # every test starts as a cold Lambda
     return running_sim
 
 
@@ -31,10 +31,6 @@ def sim(running_sim):
 def stack(stack, sim):
     stack.configure(PROVIDER, sim.url, CREDENTIALS)
     return stack
-
-
-def event_ids(stack) -> list[str]:
-    return [event["event_id"] for event in stack.events()]
 
 
 def poll_rounds(stack, sim, rounds, minutes=6):
@@ -56,7 +52,7 @@ def test_discovered_jobs_are_polled_to_complete_and_error_with_one_event_each(st
     report = poll_rounds(stack, sim, 8)  # past the end of both lifecycles, and a few polls more
 
     assert report["provider_failures"] == []
-    assert sorted(event_ids(stack)) == sorted([f"{PROVIDER}#{done}#1#COMPLETE", f"{PROVIDER}#{failed}#1#ERROR"])
+    assert sorted(stack.event_ids()) == sorted([f"{PROVIDER}#{done}#1#COMPLETE", f"{PROVIDER}#{failed}#1#ERROR"])
     finished = stack.job(PROVIDER, done)
     assert (finished["status"], finished["provider_status"], finished["progress"]) == ("COMPLETE", "SUCCESS", 100)
     assert finished["source_url"] == "https://media.example.com/in/movie.mp4"
@@ -90,7 +86,7 @@ def test_a_job_that_finished_between_polls_is_caught_by_a_single_read(stack, sim
     assert report["provider_failures"] == []
     assert sim.count("GET", f"/jobs/{job_id}") == 1
     assert stack.job(PROVIDER, job_id)["status"] == "COMPLETE"
-    assert event_ids(stack) == [f"{PROVIDER}#{job_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job_id}#1#COMPLETE"]
 
 
 def test_a_job_registered_through_the_jobs_api_is_read_although_it_is_not_listed(stack, sim):
@@ -102,7 +98,7 @@ def test_a_job_registered_through_the_jobs_api_is_read_although_it_is_not_listed
     stack.poll(PROVIDER)
 
     assert stack.job(PROVIDER, job_id)["status"] == "ERROR"
-    assert event_ids(stack) == [f"{PROVIDER}#{job_id}#1#ERROR"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job_id}#1#ERROR"]
 
 
 def test_finished_jobs_still_listed_are_not_written_again(stack, sim):
@@ -116,7 +112,7 @@ def test_finished_jobs_still_listed_are_not_written_again(stack, sim):
         stack.poll(PROVIDER)
 
     assert stack.job(PROVIDER, job_id)["version"] == version
-    assert event_ids(stack) == [f"{PROVIDER}#{job_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job_id}#1#COMPLETE"]
 
 
 @pytest.mark.parametrize(
@@ -134,18 +130,18 @@ def test_a_webhook_is_a_hint_the_state_comes_from_the_api(stack, sim, body):
     assert (job["status"], job["provider_status"]) == ("COMPLETE", "SUCCESS")
     assert [item["source"] for item in stack.history(PROVIDER, job_id)] == ["webhook"]
     assert stack.webhook(PROVIDER, body % job_id)[0] == 200  # sent again: no second event
-    assert event_ids(stack) == [f"{PROVIDER}#{job_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job_id}#1#COMPLETE"]
 
 
 def test_a_webhook_then_polls_publish_once(stack, sim):
     job_id = sim.add_job(fail=True)
     sim.finish(job_id)
 
-    assert stack.webhook(PROVIDER, json.dumps({"job_id": job_id}))[0] == 200
+    assert stack.webhook(PROVIDER, {"job_id": job_id})[0] == 200
     for _ in range(3):
         stack.poll(PROVIDER)
 
-    assert event_ids(stack) == [f"{PROVIDER}#{job_id}#1#ERROR"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job_id}#1#ERROR"]
 
 
 BAD_BODIES = {
@@ -174,7 +170,7 @@ def test_bad_webhook_bodies_are_400_and_nothing_is_read_or_written(stack, sim, n
 def test_a_webhook_with_a_wrong_token_reads_and_writes_nothing(stack, sim):
     job_id = sim.add_job()
 
-    status, _ = stack.webhook(PROVIDER, json.dumps({"job_id": job_id}), token="nope")
+    status, _ = stack.webhook(PROVIDER, {"job_id": job_id}, token="nope")
 
     assert status == 401
     assert stack.jobs(PROVIDER) == [] and sim.count() == 0
@@ -184,7 +180,7 @@ def test_a_webhook_with_the_provider_down_is_503_and_nothing_is_written(stack, s
     job_id = sim.add_job()
     sim.fail_next = [503] * 10
 
-    status, answer = stack.webhook(PROVIDER, json.dumps({"job_id": job_id}))
+    status, answer = stack.webhook(PROVIDER, {"job_id": job_id})
 
     assert status == 503 and "retry" in answer["error"]
     assert stack.jobs(PROVIDER) == []
@@ -212,7 +208,7 @@ def test_a_poll_during_an_outage_reports_it_and_writes_nothing(stack, sim):
     assert stack.events() == []
     sim.fail_next = []  # back again: the next poll catches up
     stack.poll(PROVIDER)
-    assert event_ids(stack) == [f"{PROVIDER}#{job_id}#1#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job_id}#1#COMPLETE"]
 
 
 def test_refused_credentials_are_reported_and_nothing_is_written(stack, sim):
@@ -271,4 +267,4 @@ def test_a_restarted_job_is_a_new_attempt_with_its_own_event(stack, sim):
     # Then the new run is attempt 2, with its own event
     assert (again["status"], again["attempt"]) == ("SUBMITTED", 2)
     assert "error" not in again
-    assert event_ids(stack) == [f"{PROVIDER}#{job_id}#1#ERROR", f"{PROVIDER}#{job_id}#2#COMPLETE"]
+    assert stack.event_ids() == [f"{PROVIDER}#{job_id}#1#ERROR", f"{PROVIDER}#{job_id}#2#COMPLETE"]

@@ -12,10 +12,7 @@ or is still active. Orders that are terminal and unchanged cost nothing.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import fmean
 from typing import Any
@@ -27,6 +24,7 @@ from transcode_core import http
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError, ProviderUnavailable
 from transcode_core.model import TERMINAL, Destination, JobError, Output, Snapshot, Status, map_status, status_words
+from transcode_core.oauth import ClientCredentialsToken
 from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
 from transcode_core.times import parse_time
 from transcode_core.urls import join_url, redact_url
@@ -50,31 +48,11 @@ STATUS_WORDS = status_words(
 )
 CONFIRMED_WORDS = frozenset({"finished", "error"})
 
-TOKEN_MARGIN_SECONDS = 60.0  # renew this long before the token's expiry
-DEFAULT_TOKEN_SECONDS = 3600.0  # when the token answer gives no usable expires_in (a 401 renews it anyway)
 MAX_ORDER_ID_LENGTH = 200
-
-_clock = time.monotonic  # token expiry clock (tests move it)
-
-
-@dataclass(frozen=True)
-class _CachedToken:
-    value: str
-    renew_at: float  # _clock() value after which a new token is fetched
-
-
-# Tokens outlive one invocation: a warm Lambda reuses its token until shortly before it expires.
-_TOKENS: dict[tuple[str, str], _CachedToken] = {}
-_TOKENS_LOCK = threading.Lock()
-
-
-def clear_token_cache() -> None:
-    with _TOKENS_LOCK:
-        _TOKENS.clear()
 
 
 class TransparentEdgeClient:
-    """The API calls, with the Bearer token cached per (API URL, client id) and renewed once on a 401."""
+    """The API calls, with the client-credentials Bearer token of `transcode_core.oauth`."""
 
     def __init__(self, *, api_url: str, credentials: Mapping[str, str], session: requests.Session) -> None:
         missing = [key for key in SECRET_KEYS if not credentials.get(key)]
@@ -83,9 +61,13 @@ class TransparentEdgeClient:
         self.api_url = api_url
         self.session = session
         self.company_id = str(credentials["company_id"])
-        self._client_id = str(credentials["client_id"])
-        self._client_secret = str(credentials["client_secret"])
-        self._cache_key = (api_url.rstrip("/"), self._client_id)
+        self.access_token = ClientCredentialsToken(
+            PROVIDER,
+            session,
+            join_url(api_url, OAUTH_PATH),
+            str(credentials["client_id"]),
+            str(credentials["client_secret"]),
+        )
 
     def list_orders(self) -> list[dict[str, Any]]:
         document = self._get(f"v1/media/{quote(self.company_id, safe='')}/transcode", "the order list")
@@ -105,54 +87,16 @@ class TransparentEdgeClient:
         return document
 
     def token(self) -> str:
-        with _TOKENS_LOCK:
-            cached = _TOKENS.get(self._cache_key)
-            if cached and _clock() < cached.renew_at:
-                return cached.value
-            fresh = self._fetch_token()
-            _TOKENS[self._cache_key] = fresh
-            return fresh.value
-
-    def _forget(self, token: str) -> None:
-        with _TOKENS_LOCK:
-            cached = _TOKENS.get(self._cache_key)
-            if cached and cached.value == token:  # another thread may have renewed it already
-                del _TOKENS[self._cache_key]
-
-    def _fetch_token(self) -> _CachedToken:
-        response = http.send(
-            PROVIDER,
-            self.session,
-            "POST",
-            join_url(self.api_url, OAUTH_PATH),
-            data={
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-                "grant_type": "client_credentials",
-            },
-        )
-        if response.status_code != 200:
-            raise ProviderError(
-                PROVIDER, f"the token endpoint refused the client credentials (HTTP {response.status_code})"
-            )
-        document = http.json_body(PROVIDER, response)
-        value = document.get("access_token") if isinstance(document, dict) else None
-        if not isinstance(value, str) or not value:
-            raise ProviderError(PROVIDER, "the token endpoint answered without an access_token")
-        try:
-            lifetime = float(document.get("expires_in"))
-        except (TypeError, ValueError):
-            lifetime = DEFAULT_TOKEN_SECONDS
-        lifetime = max(lifetime, 0.0)
-        return _CachedToken(value, _clock() + lifetime - min(TOKEN_MARGIN_SECONDS, lifetime / 2))
+        return self.access_token.value()
 
     def _get(self, path: str, what: str, *, job_ids: tuple[str, ...] = ()) -> object:
-        url = join_url(self.api_url, path)
-        token = self.token()
-        response = self._send_get(url, token, what, job_ids)
-        if response.status_code == 401:  # revoked or expired early: one new token, one more try
-            self._forget(token)
-            response = self._send_get(url, self.token(), what, job_ids)
+        try:
+            response = self.access_token.bearer_get(join_url(self.api_url, path))
+        except ProviderUnavailable as exc:
+            # Re-worded so that messages name the order, not the path (which holds the company id).
+            cause = exc.__cause__
+            reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
+            raise ProviderUnavailable(PROVIDER, f"{what}: {reason}", job_ids=job_ids) from exc
         if response.status_code == 401:
             raise ProviderError(PROVIDER, f"{what}: the API refused a fresh access token (HTTP 401)", job_ids=job_ids)
         if response.status_code != 200:
@@ -161,15 +105,6 @@ class TransparentEdgeClient:
             return http.json_body(PROVIDER, response)
         except ProviderError as exc:
             raise ProviderError(PROVIDER, f"{what}: {exc.message}", job_ids=job_ids) from None
-
-    def _send_get(self, url: str, token: str, what: str, job_ids: tuple[str, ...]) -> requests.Response:
-        try:
-            return http.send(PROVIDER, self.session, "GET", url, headers={"Authorization": f"Bearer {token}"})
-        except ProviderUnavailable as exc:
-            # Re-worded so that messages name the order, not the path (which holds the company id).
-            cause = exc.__cause__
-            reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
-            raise ProviderUnavailable(PROVIDER, f"{what}: {reason}", job_ids=job_ids) from exc
 
 
 class TransparentEdgeAdapter(Adapter):

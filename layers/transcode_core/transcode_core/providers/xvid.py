@@ -13,15 +13,12 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
-
-import requests
 
 from transcode_core import http, times, urls
 from transcode_core.errors import BadRequest, ProviderError, ProviderUnavailable
@@ -35,15 +32,13 @@ from transcode_core.model import (
     map_status,
     status_words,
 )
-from transcode_core.observability import logger
+from transcode_core.oauth import ClientCredentialsToken
 from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
 from transcode_core.webhook import WebhookBody
 
 PROVIDER = "xvid"
 DEFAULT_API_URL = "https://api.xvid.com/v1/"
 MAX_PAGE_SIZE = 5000  # the largest `limit` GET jobs takes
-DEFAULT_TOKEN_SECONDS = 3600  # when the token answer carries no expires_in
-TOKEN_MARGIN_SECONDS = 60  # renew this long before expiry, so a token does not die in the middle of a poll
 MAX_ERROR_CHARS = 1000  # an error_msg is stored and mailed: keep a runaway one from bloating the item
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a safe path segment; Xvid's own ids are 24 hex digits
 
@@ -63,29 +58,22 @@ STATUS_WORDS = status_words(
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL)
 
 
-# --- access tokens: module-level, so a warm Lambda reuses its token across invocations --------------------
-@dataclass(frozen=True)
-class _Token:
-    value: str
-    renew_at: float  # _clock() seconds
-
-
-_tokens: dict[tuple[str, str], _Token] = {}  # (api_url, client_id) -> token
-_tokens_lock = threading.Lock()  # one token request at a time, however many reads run in parallel
-_clock = time.monotonic  # tests move it
-
-
-def clear_token_cache() -> None:
-    with _tokens_lock:
-        _tokens.clear()
-
-
 def is_job_id(value: object) -> bool:
     return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
 
 
 class XvidAdapter(Adapter):
     provider = PROVIDER
+
+    @cached_property
+    def access_token(self) -> ClientCredentialsToken:
+        return ClientCredentialsToken(
+            PROVIDER,
+            self.session,
+            urls.join_url(self.api_url, "oauth2/token"),
+            self.credentials["client_id"],
+            self.credentials["client_secret"],
+        )
 
     # --- the pipeline's calls -----------------------------------------------------------------------
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
@@ -94,7 +82,7 @@ class XvidAdapter(Adapter):
         stats = context.stats
         for counter in ("list_calls", "detail_calls", "discovered", "settled_skipped"):
             stats.setdefault(counter, 0)
-        self._token()  # without a token nothing can be done: raise
+        self.access_token.value()  # without a token nothing can be done: raise
         # Not terminal, or terminal and put back on the poll list (jobs API PUT) to see a restart.
         active = {job["job_id"]: job for job in context.active_jobs}
         listed: set[str] = set()
@@ -110,7 +98,7 @@ class XvidAdapter(Adapter):
 
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
         if job_ids:
-            self._token()
+            self.access_token.value()
         yield from self._read_concurrently(list(job_ids), {})
 
     def webhook_snapshots(
@@ -220,10 +208,7 @@ class XvidAdapter(Adapter):
     def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         url = urls.join_url(self.api_url, path)
         query = {"format": "json", **(params or {})}
-        token = self._token()
-        response = self._get(url, query, token)
-        if response.status_code == 401:  # revoked or expired early: one new token, one more try
-            response = self._get(url, query, self._token(stale=token))
+        response = self.access_token.bearer_get(url, params=query, headers={"Accept": "application/json"})
         if response.status_code == 401:
             raise ProviderError(PROVIDER, f"GET {path}: a fresh access token was refused (HTTP 401)")
         if response.status_code == 404:
@@ -231,44 +216,6 @@ class XvidAdapter(Adapter):
         if not response.ok:
             raise ProviderError(PROVIDER, f"GET {path}: HTTP {response.status_code}")
         return http.json_body(PROVIDER, response)
-
-    def _get(self, url: str, query: Mapping[str, Any], token: str) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        return http.send(PROVIDER, self.session, "GET", url, params=query, headers=headers)
-
-    def _token(self, stale: str | None = None) -> str:
-        """The cached access token, or a new one when it is about to expire or is `stale` (refused with 401).
-        Threads that all saw the same stale token get one new token between them."""
-        key = (self.api_url.rstrip("/"), self.credentials["client_id"])
-        with _tokens_lock:
-            cached = _tokens.get(key)
-            if cached and cached.value != stale and _clock() < cached.renew_at:
-                return cached.value
-            token = self._request_token()
-            _tokens[key] = token
-            return token.value
-
-    def _request_token(self) -> _Token:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.credentials["client_id"],
-            "client_secret": self.credentials["client_secret"],
-        }
-        url = urls.join_url(self.api_url, "oauth2/token")
-        response = http.send(PROVIDER, self.session, "POST", url, data=form, headers={"Accept": "application/json"})
-        if not response.ok:
-            raise ProviderError(
-                PROVIDER,
-                f"token request refused (HTTP {response.status_code}{_oauth_error(response)}): "
-                "check the secret's client_id and client_secret",
-            )
-        document = http.json_body(PROVIDER, response)
-        value = document.get("access_token") if isinstance(document, dict) else None
-        if not isinstance(value, str) or not value:
-            raise ProviderError(PROVIDER, "the token answer holds no access_token")
-        lifetime = _seconds(document.get("expires_in"))
-        logger.info("xvid access token obtained", extra={"expires_in": lifetime})
-        return _Token(value, _clock() + lifetime - min(TOKEN_MARGIN_SECONDS, lifetime / 10))
 
 
 # --- documents -> snapshots (pure) -----------------------------------------------------------------------
@@ -410,23 +357,6 @@ def _text(value: Any) -> str | None:
 
 def _without_none(mapping: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in mapping.items() if value is not None}
-
-
-def _seconds(value: Any) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return DEFAULT_TOKEN_SECONDS
-    return seconds if 0 < seconds < float("inf") else DEFAULT_TOKEN_SECONDS
-
-
-def _oauth_error(response: requests.Response) -> str:
-    """The OAuth `error` code of a refused token request (e.g. invalid_client), never the whole body."""
-    try:
-        code = response.json().get("error")
-    except (ValueError, AttributeError):
-        return ""
-    return f", {code}" if isinstance(code, str) and _JOB_ID.fullmatch(code) else ""
 
 
 SPEC = ProviderSpec(
