@@ -86,7 +86,7 @@ def _transparent_between(stack: Any, sim: Any, round_no: int) -> None:
         print(f"  requeue  transparent_edge order {order_id} runs again")
     if round_no == 5:
         order_id = sim.demo_orders[2]
-        status, answer = stack.webhook("transparent_edge", f'{{"order_id": "{order_id}"}}')
+        status, answer = stack.webhook("transparent_edge", {"order_id": order_id})
         print(f"  webhook  transparent_edge callback for order {order_id}: HTTP {status} {answer}")
 
 
@@ -100,7 +100,7 @@ def _xvid_between(stack: Any, sim: Any, round_no: int) -> None:
     sim.advance_clock(minutes=6)  # a poll every 5-6 minutes: finished jobs drop out of `inprogress`
     if round_no == 4:
         job_id = sim.demo_jobs[2]
-        status, answer = stack.webhook("xvid", f'{{"job": {{"id": "{job_id}"}}}}')
+        status, answer = stack.webhook("xvid", {"job": {"id": job_id}})
         print(f"  webhook  xvid notification for job {job_id}: HTTP {status} {answer}")
 
 
@@ -117,15 +117,9 @@ def _vod_between(stack: Any, sim: Any, round_no: int) -> None:
     if round_no % 3 == 0:  # callbacks reach us now and then; the poll covers the rest
         accepted = 0
         for payload in callbacks:
-            status, answer = stack.webhook("vod_station", _json(payload))
+            status, answer = stack.webhook("vod_station", payload)
             accepted += answer.get("accepted", 0) if status == 200 else 0
         print(f"  webhook  vod_station {len(callbacks)} callbacks posted, {accepted} applied")
-
-
-def _json(payload: Any) -> str:
-    import json
-
-    return json.dumps(payload)
 
 
 def scenarios() -> list[Scenario]:
@@ -247,7 +241,7 @@ class _DemoStack:
     def __init__(self, stack: Any) -> None:
         self._stack = stack
 
-    def webhook(self, provider: str, body: str, **kwargs: Any) -> tuple[int, Any]:
+    def webhook(self, provider: str, body: Any, **kwargs: Any) -> tuple[int, Any]:
         with contextlib.redirect_stdout(io.StringIO()):
             return self._stack.webhook(provider, body, token="demo-token", **kwargs)
 

@@ -25,6 +25,16 @@ for _variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(_variable, None)
 
 
+@pytest.fixture(autouse=True)
+def cold_token_cache():
+    """Every test starts as a cold Lambda: no OAuth token cached from an earlier test."""
+    from transcode_core import oauth
+
+    oauth.clear_token_cache()
+    yield
+    oauth.clear_token_cache()
+
+
 @pytest.fixture
 def aws():
     from moto import mock_aws

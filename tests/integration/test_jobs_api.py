@@ -55,7 +55,7 @@ def test_a_finished_job_put_again_is_polled_again_and_its_restart_is_a_new_attem
             stack.poll("encoding_com")
         job = stack.job("encoding_com", media_id)
         assert (job["status"], job["attempt"]) == ("COMPLETE", 2)
-        assert [e["event_id"] for e in stack.events()] == [
+        assert stack.event_ids() == [
             f"encoding_com#{media_id}#1#COMPLETE",
             f"encoding_com#{media_id}#2#COMPLETE",
         ]

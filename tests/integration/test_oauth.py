@@ -20,10 +20,8 @@ TOKEN_PATH = "v1/oauth2/access_token/"
 def clock(monkeypatch):
     """The token clock, at a fixed time the test moves: `clock[0] += seconds`."""
     now = [1000.0]
-    oauth.clear_token_cache()
     monkeypatch.setattr(oauth, "_clock", lambda: now[0])
-    yield now
-    oauth.clear_token_cache()
+    return now
 
 
 def simulator(**kwargs) -> TransparentEdgeSimulator:

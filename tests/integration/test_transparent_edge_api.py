@@ -68,13 +68,6 @@ class MemoryStore:
         return self.items.get(job_id, {}).get("status")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_tokens():
-    oauth.clear_token_cache()
-    yield
-    oauth.clear_token_cache()
-
-
 @pytest.fixture
 def sim():
     with TransparentEdgeSimulator(company_id=COMPANY, client_id=CLIENT, client_secret=SECRET) as simulator:

@@ -9,17 +9,9 @@ import pytest
 import requests
 
 from local.simulators.transparent_edge import TransparentEdgeSimulator
-from transcode_core import oauth
 
 PROVIDER = "transparent_edge"
 CREDENTIALS = {"company_id": "4711", "client_id": "te-client", "client_secret": "te-secret"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens():
-    oauth.clear_token_cache()
-    yield
-    oauth.clear_token_cache()
 
 
 @pytest.fixture

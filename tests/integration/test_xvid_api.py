@@ -20,13 +20,6 @@ from transcode_core.times import utc_now
 SETTINGS = Settings(table_name="t", topic_arn="arn", provider_api_url=None, provider_secret_id=None)
 
 
-@pytest.fixture(autouse=True)
-def cold_token_cache():
-    oauth.clear_token_cache()
-    yield
-    oauth.clear_token_cache()
-
-
 @pytest.fixture(scope="module")
 def running_sim():
     with XvidSimulator(client_id="cid", client_secret="csecret") as simulator:

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from local.simulators.xvid import XvidSimulator
-from transcode_core import oauth
 
 PROVIDER = "xvid"
 CREDENTIALS = {"client_id": "cid", "client_secret": "csecret"}
@@ -23,7 +22,6 @@ def running_sim():
 @pytest.fixture
 def sim(running_sim):
     running_sim.reset()
-    oauth.clear_token_cache()  # every test starts as a cold Lambda
     return running_sim
 
 
