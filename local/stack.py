@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 
@@ -145,13 +146,15 @@ class LocalStack:
     def track(self, provider: str, job_id: str) -> int:
         return self.jobs_api("PUT", provider, job_id)[0]
 
-    def jobs_api(self, method: str, provider: str, job_id: str) -> tuple[int, Any]:
-        path = f"/jobs/{provider}/{job_id}"
+    def jobs_api(self, method: str, provider: str, job_id: str, *, path_parameters: bool = True) -> tuple[int, Any]:
+        """A signed jobs API call as API Gateway hands it over: the raw path percent-encoded, the path
+        parameters decoded (leave them out with `path_parameters=False` to see the raw path read)."""
+        path = f"/jobs/{quote(provider, safe='')}/{quote(job_id, safe=':/')}"
         event = http_event(
             method,
             path,
-            f"{method} /jobs/{{provider}}/{{job_id}}",
-            path_parameters={"provider": provider, "job_id": job_id},
+            f"{method} /jobs/{{provider}}/{{job_id+}}",
+            path_parameters={"provider": provider, "job_id": job_id} if path_parameters else None,
             iam_caller=True,
         )
         return _answer(self.invoke("jobs_api", event))

@@ -59,7 +59,9 @@ def test_http_events_are_payload_2_0_for_a_deployed_route(path):
     assert context["http"]["method"] == method
     assert context["http"]["path"] == event["rawPath"]
     # The raw path fills the route's {parameters}, which arrive as pathParameters.
-    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route_path))
+    # A greedy {name+} takes the rest of the path, slashes included.
+    pattern = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(route_path))
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
     match = re.fullmatch(pattern, event["rawPath"])
     assert match, f"{event['rawPath']} does not match {route_path}"
     assert event.get("pathParameters", {}) == match.groupdict()

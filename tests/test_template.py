@@ -25,7 +25,7 @@ PROVIDER_FUNCTIONS = {
 }
 FUNCTIONS = {**{fid: folder for fid, (folder, _) in PROVIDER_FUNCTIONS.items()}, "JobsApiFunction": "jobs_api"}
 CONTRACT_ENV = ("TABLE_NAME", "TOPIC_ARN", "PROVIDER_API_URL", "PROVIDER_SECRET_ID")
-JOBS_ROUTE = "/jobs/{provider}/{job_id}"
+JOBS_ROUTE = "/jobs/{provider}/{job_id+}"
 
 
 @pytest.fixture(scope="module")

@@ -2,32 +2,39 @@
 on the routes (template.yaml); this function only sees signed requests."""
 
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 
 from transcode_core.errors import BadRequest
 from transcode_core.lambda_entry import install_error_answers, services
 from transcode_core.observability import logger, metrics, tracer
-from transcode_core.providers import PROVIDER_IDS
+from transcode_core.providers import PROVIDER_IDS, get_spec
 from transcode_core.store import public_item
 
-MAX_JOB_ID_LENGTH = 512
+# The route's job_id is greedy ({job_id+} in template.yaml): VOD Station ids hold the file's path, slashes
+# included. API Gateway hands it over decoded in pathParameters; the raw path is the fallback.
+JOB_ROUTE = "/jobs/<provider>/.+"
 
 app = APIGatewayHttpResolver()
 install_error_answers(app)
 
 
-def _checked(provider: str, job_id: str) -> None:
+def _job_id(provider: str) -> str:
+    """The job id of the request, checked against what the provider's ids look like."""
     if provider not in PROVIDER_IDS:
         raise BadRequest(f"unknown provider {provider!r}; known: {', '.join(PROVIDER_IDS)}")
-    if not job_id or len(job_id) > MAX_JOB_ID_LENGTH or not job_id.isprintable():
-        raise BadRequest("job_id must be 1-512 printable characters")
+    raw_job_id = app.current_event.path.split("/", 3)[3]  # /jobs/<provider>/<the rest>
+    job_id = (app.current_event.path_parameters or {}).get("job_id") or unquote(raw_job_id)
+    if not get_spec(provider).is_job_id(job_id):
+        raise BadRequest(f"{job_id[:100]!r} is not a {provider} job id")
+    return job_id
 
 
-@app.put("/jobs/<provider>/<job_id>")
+@app.put(JOB_ROUTE)
 @tracer.capture_method
-def track_job(provider: str, job_id: str) -> Response:
-    _checked(provider, job_id)
+def track_job(provider: str) -> Response:
+    job_id = _job_id(provider)
     svc = services()
     created, item = svc.store.register(provider, job_id, rewatch_minutes=svc.settings.rewatch_minutes)
     logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "created": created})
@@ -36,10 +43,10 @@ def track_job(provider: str, job_id: str) -> Response:
     )
 
 
-@app.get("/jobs/<provider>/<job_id>")
+@app.get(JOB_ROUTE)
 @tracer.capture_method
-def get_job(provider: str, job_id: str) -> Response:
-    _checked(provider, job_id)
+def get_job(provider: str) -> Response:
+    job_id = _job_id(provider)
     item = services().store.get(provider, job_id)
     if item is None:
         return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})

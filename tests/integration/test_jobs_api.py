@@ -31,9 +31,30 @@ def test_unknown_job_is_404(stack):
     assert (status, answer) == (404, {"error": "job not tracked"})
 
 
-def test_vod_station_ids_with_colons_are_tracked(stack):
-    assert stack.jobs_api("PUT", "vod_station", "10019:keynote.mp4")[0] == 201
-    assert stack.jobs_api("GET", "vod_station", "10019:keynote.mp4")[1]["job_id"] == "10019:keynote.mp4"
+@pytest.mark.parametrize("path_parameters", [True, False])
+def test_vod_station_ids_with_slashes_and_spaces_are_tracked(stack, path_parameters):
+    job_id = "10019:input/2026/key note.mp4"
+    assert stack.jobs_api("PUT", "vod_station", job_id, path_parameters=path_parameters)[0] == 201
+    status, job = stack.jobs_api("GET", "vod_station", job_id, path_parameters=path_parameters)
+    assert status == 200 and job["job_id"] == job_id
+    assert [job["job_id"] for job in stack.jobs()] == [job_id]
+
+
+@pytest.mark.parametrize(
+    ("provider", "job_id"),
+    [
+        ("encoding_com", "abc"),  # media ids are positive integers
+        ("encoding_com", "0"),
+        ("xvid", "../oauth2/token"),
+        ("vod_station", "keynote.mp4"),  # no category
+        ("vod_station", "10019:" + "가" * 400),  # longer than a table key can be
+        ("transparent_edge", ".."),
+    ],
+)
+def test_ids_a_provider_cannot_have_are_refused_so_they_are_never_polled(stack, provider, job_id):
+    status, answer = stack.jobs_api("PUT", provider, job_id)
+    assert status == 400 and f"not a {provider} job id" in answer["error"]
+    assert stack.jobs() == []
 
 
 def test_a_finished_job_put_again_is_polled_again_and_its_restart_is_a_new_attempt(stack):

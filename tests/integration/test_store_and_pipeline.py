@@ -254,3 +254,44 @@ def test_a_swept_event_is_not_published_again_by_a_change_in_the_same_poll(parts
     # Then the stall event went out exactly once and the job holds no pending event
     assert stack.event_ids() == ["encoding_com#1#1#STALLED"]
     assert "outbox" not in store.get("encoding_com", "1")
+
+
+def test_only_one_run_publishes_a_pending_event(parts):
+    stack, store, notifier, pipeline = parts
+    notifier.down = True
+    pipeline.poll(ScriptedAdapter(snap("1", Status.COMPLETE, "Finished")))
+    pending = store.get("encoding_com", "1")
+    event_id = "encoding_com#1#1#COMPLETE"
+    # Two runs read the same pending event: the first takes the outbox, the second leaves it alone
+    assert store.claim_outbox(pending, event_id) is True
+    assert store.claim_outbox(pending, event_id) is False
+    # A failed publish gives it back at once; a cleared event cannot be taken any more
+    store.release_outbox(pending)
+    assert store.claim_outbox(pending, event_id) is True
+    store.clear_outbox(pending, event_id)
+    assert store.claim_outbox(pending, event_id) is False
+
+
+def test_a_concurrent_sweep_does_not_publish_what_the_writer_is_publishing(parts):
+    stack, store, notifier, pipeline = parts
+    notifier.down = True
+    with pytest.raises(DependencyUnavailable):  # the change is written, its event waits in the outbox
+        pipeline.ingest([snap("7", Status.COMPLETE, "Finished")])
+    stored = store.get("encoding_com", "7")
+    notifier.down = False
+    # The writer holds the outbox (it is about to publish) while a poll sweeps the same job
+    assert store.claim_outbox(stored, "encoding_com#7#1#COMPLETE")
+    pipeline.poll(ScriptedAdapter())
+    assert stack.event_ids() == []
+
+
+def test_a_jobs_api_rewatch_is_a_change_that_a_stale_writer_cannot_undo(parts):
+    stack, store, _, pipeline = parts
+    pipeline.poll(ScriptedAdapter(snap("5", Status.COMPLETE, "Finished")))
+    stale = store.get("encoding_com", "5")
+    assert stack.track("encoding_com", "5") == 200  # watch it again
+    assert store.get("encoding_com", "5")["version"] == stale["version"] + 1
+    refreshed = {**stale, "version": stale["version"] + 1, "details": {"note": "x"}, "updated_at": iso_z(utc_now())}
+    with pytest.raises(Conflict):
+        store.commit(refreshed, stale["version"], "poll")
+    assert [job["job_id"] for job in store.active_jobs("encoding_com")] == ["5"]

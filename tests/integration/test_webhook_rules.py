@@ -3,8 +3,11 @@ and 503 (with nothing lost) when the table or the topic cannot be reached."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from local.lambda_events import http_event
 from local.simulators.encoding_com import EncodingComSimulator
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: connections are refused at once
@@ -87,3 +90,35 @@ def test_missing_secret_is_a_clear_500(stack):
     }
     status, answer = stack.webhook("encoding_com", "{}")
     assert (status, answer) == (500, {"error": "service misconfigured"})
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ('{"result": ' + "[" * 50_000 + "]" * 50_000 + "}", "application/json"),
+        ("<result>" + "<a>" * 5_000 + "</a>" * 5_000 + "</result>", "application/xml"),
+    ],
+    ids=["deep-json", "deep-xml"],
+)
+def test_deeply_nested_bodies_are_400_not_a_crash(encoding, body, content_type):
+    stack, simulator = encoding
+    status, answer = stack.webhook("encoding_com", body, content_type=content_type)
+    assert status == 400 and answer["error"]
+    assert stack.jobs() == [] and simulator.count() == 0
+
+
+@pytest.mark.parametrize("raw_body", ["%%% not base64 %%%", "//79/w=="], ids=["bad-base64", "not-utf8"])
+def test_undecodable_base64_bodies_are_400_not_a_crash(encoding, raw_body):
+    stack, simulator = encoding
+    event = http_event(
+        "POST",
+        "/webhooks/encoding-com",
+        "POST /webhooks/encoding-com",
+        body="placeholder",
+        query={"token": "test-token"},
+        base64=True,
+    )
+    event["body"] = raw_body  # what API Gateway would pass on, had the sender lied about the encoding
+    response = stack.invoke("encoding_com", event)
+    assert response["statusCode"] == 400 and "base64" in json.loads(response["body"])["error"]
+    assert stack.jobs() == [] and simulator.count() == 0

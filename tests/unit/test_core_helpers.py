@@ -157,3 +157,18 @@ def test_sns_request_carries_json_for_machines_and_text_for_email():
     assert request["MessageStructure"] == "json"
     assert set(request["MessageAttributes"]) == {"provider", "status", "event"}
     assert all(value["DataType"] == "String" for value in request["MessageAttributes"].values())
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("s3://AKIAEXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCY@mybucket/out/a.mp4", "s3://mybucket/out/a.mp4"),
+        ("ftp://user:p?ss@host/x", "ftp://host/x"),
+        ("ftp://user:pa@ss@host/x", "ftp://host/x"),
+        ("https://cdn.example.com/a.mp4#access_token=abc", "https://cdn.example.com/a.mp4"),
+        ("https://host:8080/path@x/y", "https://host:8080/path@x/y"),  # a port, not a password
+        ("https://host/people/user@example.com/a.mp4", "https://host/people/user@example.com/a.mp4"),
+    ],
+)
+def test_redact_url_survives_passwords_that_look_like_url_syntax(url, expected):
+    assert redact_url(url) == expected

@@ -156,7 +156,10 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
             svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
         )
         authenticate(event.get_query_string_value("token"), credentials["webhook_token"])
-        text = event.decoded_body or ""
+        try:
+            text = event.decoded_body or ""
+        except ValueError:  # invalid base64, or bytes that are not UTF-8
+            raise BadRequest("body is not valid base64-encoded UTF-8 text") from None
         check_size(text)
         body = WebhookBody(text=text, content_type=event.headers.get("content-type", ""))
         adapter = build_adapter(spec, svc, credentials)

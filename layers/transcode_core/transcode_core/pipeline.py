@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from transcode_core.config import Settings
-from transcode_core.errors import DependencyUnavailable, ProviderError
+from transcode_core.errors import DependencyUnavailable, ProviderError, ProviderUnavailable
 from transcode_core.model import SNAPSHOT_FIELDS, Change, Kind, Snapshot, Status, decide, is_terminal
 from transcode_core.notify import Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
@@ -95,20 +95,22 @@ class Pipeline:
             return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
 
         context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
-        touched: set[str] = set()
-        unread: set[str] = set()  # jobs a failed call left unread: they have not shown that they stalled
+        changed: set[str] = set()
+        unread: set[str] = set()  # jobs an outage or a failed batch left unread: not proof of a stall
         for result in self._results(adapter, context, to_poll, report):
             if isinstance(result, PollFailure):
-                unread.update(result.job_ids or stored_by_id)  # a failure naming no job may hide any of them
+                if _hides_jobs(result):
+                    unread.update(result.job_ids or stored_by_id)  # naming no job, it may hide any of them
                 continue
-            touched.add(result.job_id)
             if result.job_id not in stored_by_id:
                 stored_by_id[result.job_id] = self.store.get(self.provider, result.job_id)
-            self._apply_isolated(result, "poll", stored_by_id[result.job_id], report)
+            if self._apply_isolated(result, "poll", stored_by_id[result.job_id], report) != "unchanged":
+                changed.add(result.job_id)
 
+        # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
         for item in to_poll:
             job_id = item["job_id"]
-            if job_id not in touched and job_id not in unread and not is_terminal(item.get("status", "SUBMITTED")):
+            if job_id not in changed and job_id not in unread and not is_terminal(item.get("status", "SUBMITTED")):
                 self._check_stall(item, now, report)
         for name, value in context.stats.items():
             metrics.add_metric(name=_metric_name(name), unit=MetricUnit.Count, value=value)
@@ -145,7 +147,8 @@ class Pipeline:
     # --- one job ------------------------------------------------------------------------------------
     def _apply_isolated(
         self, snapshot: Snapshot, source: str, stored: Mapping[str, Any] | None, report: Report
-    ) -> None:
+    ) -> str | None:
+        """Applies one snapshot; returns the kind of change, None when it failed (logged and counted)."""
         report.snapshots += 1
         try:
             kind = self.apply(snapshot, source, stored, report)
@@ -153,13 +156,14 @@ class Pipeline:
             if source == "poll":
                 report.job_failures.append(f"{snapshot.job_id}: jobs table unreachable")
                 logger.exception("jobs table unreachable", extra={"job_id": snapshot.job_id})
-                return
+                return None
             raise
         except Exception as exc:  # one bad job never fails the batch
             report.job_failures.append(f"{snapshot.job_id}: {type(exc).__name__}")
             logger.exception("job could not be applied", extra={"job_id": snapshot.job_id, "source": source})
-            return
+            return None
         report.changes[kind] += 1
+        return kind
 
     def apply(self, snapshot: Snapshot, source: str, stored: Mapping[str, Any] | None, report: Report) -> str:
         """Decides and writes one snapshot; returns the kind of change ("unchanged" when none)."""
@@ -210,7 +214,7 @@ class Pipeline:
             "version": int(stored.get("version", 0)) + 1,
             "updated_at": now_iso,
         }
-        for bookkeeping in ("rewatch_until", "stalled_attempt"):
+        for bookkeeping in ("rewatch_until", "stalled_attempt", "outbox_lease"):
             if bookkeeping in stored:
                 item[bookkeeping] = stored[bookkeeping]
         outbox = dict(stored.get("outbox") or {})
@@ -252,11 +256,14 @@ class Pipeline:
         Returns the item as it now is, so that a later write does not carry a published event again."""
         pending = dict(item.get("outbox") or {})
         for event_id, message in list(pending.items()):
+            if not self.store.claim_outbox(item, event_id):
+                continue  # published already, or being published by a concurrent run
             try:
                 self.notifier.publish(json.loads(message))
             except DependencyUnavailable:
                 report.publish_failures += 1
                 logger.exception("event publish failed; it stays in the outbox", extra={"event_id": event_id})
+                self.store.release_outbox(item)
                 continue
             report.events_published += 1
             logger.info("event published", extra={"event_id": event_id})
@@ -287,6 +294,12 @@ class Pipeline:
         }
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def _hides_jobs(failure: PollFailure) -> bool:
+    """Whether a failure says nothing about its jobs (an outage, a failed batch or listing), as opposed to
+    the provider answering about one job that it cannot show it (unknown id): that job may stall."""
+    return isinstance(failure.error, ProviderUnavailable) or len(failure.job_ids) != 1
 
 
 def _metric_name(stat: str) -> str:

@@ -24,7 +24,9 @@ from transcode_core.times import is_later, iso_z, utc_now
 ACTIVE_INDEX = "ActiveJobs"
 JOB_SK = "JOB"
 # Bookkeeping attributes: never shown by the jobs API nor published.
-INTERNAL_FIELDS = frozenset({"pk", "sk", "active_provider", "outbox", "rewatch_until", "stalled_attempt", "expires_at"})
+INTERNAL_FIELDS = frozenset(
+    {"pk", "sk", "active_provider", "outbox", "outbox_lease", "rewatch_until", "stalled_attempt", "expires_at"}
+)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _BATCH_GET_LIMIT = 100
@@ -152,6 +154,22 @@ class JobStore:
                 raise Conflict(_from_dynamo(old) if old else None) from None
             raise DependencyUnavailable(f"jobs table write cancelled: {_reason_codes(reasons)}") from None
 
+    def claim_outbox(self, item: Mapping[str, Any], event_id: str, lease_seconds: int = 120) -> bool:
+        """Takes the job's outbox for `lease_seconds` so that one run publishes a pending event, not every
+        run that reads it. False: the event is gone, or another run holds the lease."""
+        now = int(utc_now().timestamp())
+        return self._update_if(
+            item,
+            "SET outbox_lease = :until",
+            "attribute_exists(outbox.#event) AND (attribute_not_exists(outbox_lease) OR outbox_lease < :now)",
+            {"#event": event_id},
+            {":until": {"N": str(now + lease_seconds)}, ":now": {"N": str(now)}},
+        )
+
+    def release_outbox(self, item: Mapping[str, Any]) -> None:
+        """Gives the lease back after a failed publish, so that the next run retries at once."""
+        self._update_if(item, "REMOVE outbox_lease", "attribute_exists(pk)", None, None)
+
     def clear_outbox(self, item: Mapping[str, Any], event_id: str) -> None:
         """Forgets a published event. When it was the job's last one and the job needs no more polling, the
         job leaves the active index in the same write."""
@@ -162,7 +180,7 @@ class JobStore:
             and not needs_index({**item, "outbox": {}}, iso_z(utc_now()))
             and self._update_if(
                 item,
-                "REMOVE outbox, active_provider",
+                "REMOVE outbox, outbox_lease, active_provider",
                 "attribute_exists(outbox.#event) AND size(outbox) = :one AND version = :v",
                 names,
                 {":one": {"N": "1"}, ":v": {"N": str(item["version"])}},
@@ -170,7 +188,7 @@ class JobStore:
         ):
             return
         # Other events are pending, or the job changed meanwhile: remove just this one (if still there).
-        self._update_if(item, "REMOVE outbox.#event", "attribute_exists(outbox.#event)", names, None)
+        self._update_if(item, "REMOVE outbox.#event, outbox_lease", "attribute_exists(outbox.#event)", names, None)
 
     def deactivate(self, item: Mapping[str, Any]) -> bool:
         """Takes a terminal job with nothing to publish off the active index (if it did not change)."""
@@ -201,17 +219,23 @@ class JobStore:
             return True, item
         except Conflict as lost:
             existing = lost.current or self.get(provider, job_id) or {}
-        if existing.get("status") and is_terminal(existing["status"]):
-            until = iso_z(now + timedelta(minutes=rewatch_minutes))
-            self._call(
-                "update_item",
-                TableName=self.table_name,
-                Key=_to_dynamo(job_key(provider, job_id)),
-                UpdateExpression="SET active_provider = :p, rewatch_until = :until",
-                ExpressionAttributeValues={":p": {"S": provider}, ":until": {"S": until}},
-            )
-            existing = {**existing, "active_provider": provider, "rewatch_until": until}
-        return False, existing
+        for _ in range(5):
+            if not (existing.get("status") and is_terminal(existing["status"])):
+                return False, existing
+            # A change like any other (version + 1, history), so that a write based on an older read loses.
+            rewatched = {
+                **existing,
+                "active_provider": provider,
+                "rewatch_until": iso_z(now + timedelta(minutes=rewatch_minutes)),
+                "version": existing["version"] + 1,
+                "updated_at": iso_z(now),
+            }
+            try:
+                self.commit(rewatched, existing["version"], "api")
+                return False, rewatched
+            except Conflict as lost:
+                existing = lost.current or {}
+        raise DependencyUnavailable(f"job {provider}#{job_id} kept changing while it was registered")
 
     # --- internals ----------------------------------------------------------------------------------
     def _update_if(

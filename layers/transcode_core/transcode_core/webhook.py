@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element
 
 from transcode_core.config import WEBHOOK_MAX_BYTES
 from transcode_core.errors import BadRequest, PayloadTooLarge, Unauthorized
-from transcode_core.xmlsafe import XmlRejected, parse_xml
+from transcode_core.xmlsafe import XmlRejected, parse_xml, to_plain
 
 
 def authenticate(given_token: str | None, expected_token: str) -> None:
@@ -40,7 +40,7 @@ class WebhookBody:
     def json(self) -> Any:
         try:
             return json.loads(self.text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("body is not valid JSON") from None
 
     def json_object(self) -> dict[str, Any]:
@@ -56,5 +56,12 @@ class WebhookBody:
     def xml(self, text: str | None = None) -> Element:
         try:
             return parse_xml(self.text if text is None else text)
+        except XmlRejected as exc:
+            raise BadRequest(str(exc)) from None
+
+    def plain_xml(self, text: str | None = None) -> Any:
+        """The XML body as JSON-API-shaped data (xmlsafe.to_plain); BadRequest when unreadable."""
+        try:
+            return to_plain(self.xml(text))
         except XmlRejected as exc:
             raise BadRequest(str(exc)) from None

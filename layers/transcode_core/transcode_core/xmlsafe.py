@@ -30,15 +30,20 @@ def child_text(element: Element, tag: str) -> str | None:
     return child.text.strip() or None
 
 
-def to_plain(element: Element) -> Any:
+MAX_DEPTH = 32  # provider documents nest a few levels; deeper is hostile or broken
+
+
+def to_plain(element: Element, _depth: int = 0) -> Any:
     """An element as plain data in the JSON API's shape: text leaves become strings, repeated children
     become lists (so XML and JSON responses can share one normalizer)."""
+    if _depth > MAX_DEPTH:
+        raise XmlRejected(f"XML nested deeper than {MAX_DEPTH} levels")
     children = list(element)
     if not children:
         return (element.text or "").strip()
     result: dict[str, Any] = {}
     for child in children:
-        value = to_plain(child)
+        value = to_plain(child, _depth + 1)
         if child.tag in result:
             existing = result[child.tag]
             if not isinstance(existing, list):

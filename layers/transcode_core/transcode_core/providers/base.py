@@ -83,6 +83,7 @@ class ProviderSpec:
     secret_keys: tuple[str, ...]
     adapter: type[Adapter]
     status_words: Mapping[str, Any]  # lower-case word -> Status, for the README and tests
+    is_job_id: Callable[[str], bool]  # whether a string can name one of its jobs (the jobs API checks it)
 
 
 def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

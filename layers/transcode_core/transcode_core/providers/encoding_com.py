@@ -132,25 +132,16 @@ class EncodingComAdapter(Adapter):
         else:
             try:
                 root = parse_xml(response.content.strip())
+                plain = to_plain(root)
             except XmlRejected as exc:
                 raise ProviderError(PROVIDER, f"the answer is not readable XML ({exc})") from None
             if root.tag != "response":
                 raise ProviderError(PROVIDER, f"the XML answer is a <{root.tag[:40]}>, not a <response>")
-            plain = to_plain(root)
             inner = plain if isinstance(plain, dict) else {}
         errors = provider_errors(inner)
         if errors:
             raise ProviderError(PROVIDER, f"{fields.get('action')} refused: {'; '.join(errors)}")
         return inner
-
-
-SPEC = ProviderSpec(
-    id=PROVIDER,
-    default_api_url="https://manage.encoding.com/",
-    secret_keys=("user_id", "user_key"),
-    adapter=EncodingComAdapter,
-    status_words=STATUS_WORDS,
-)
 
 
 # --- requests ---------------------------------------------------------------------------------------
@@ -278,13 +269,13 @@ def notify_result(body: WebhookBody) -> dict[str, Any]:
     if body.is_form:
         fields = body.form()
         if fields.get("xml", "").strip():
-            return _result_of(to_plain(body.xml(fields["xml"].strip())))
+            return _result_of(body.plain_xml(fields["xml"].strip()))
         if fields.get("json", "").strip():
             return _result_of(WebhookBody(fields["json"]).json_object())
         raise BadRequest("encoding.com notification form holds neither an xml nor a json field")
     text = body.text.strip()
     if text.startswith("<"):
-        return _result_of(to_plain(body.xml(text)))
+        return _result_of(body.plain_xml(text))
     if text.startswith("{"):
         return _result_of(body.json_object())
     raise BadRequest("encoding.com notification is neither XML nor JSON")
@@ -325,3 +316,13 @@ def _size(value: Any) -> int | None:
 
 def _failure(message: str, media_ids: tuple[str, ...]) -> PollFailure:
     return PollFailure(ProviderError(PROVIDER, message, job_ids=media_ids), media_ids)
+
+
+SPEC = ProviderSpec(
+    id=PROVIDER,
+    default_api_url="https://manage.encoding.com/",
+    secret_keys=("user_id", "user_key"),
+    adapter=EncodingComAdapter,
+    status_words=STATUS_WORDS,
+    is_job_id=is_media_id,
+)

@@ -193,7 +193,7 @@ class TransparentEdgeAdapter(Adapter):
         if isinstance(order_id, bool) or not isinstance(order_id, (str, int)):
             raise BadRequest("the body names no order (order_id or id)")
         order_id = str(order_id).strip()
-        if not order_id or order_id in (".", "..") or len(order_id) > MAX_ORDER_ID_LENGTH:
+        if not is_order_id(order_id):
             raise BadRequest("the body names no readable order id")
         return [order_id]
 
@@ -341,10 +341,16 @@ def _count(stats: dict[str, int], name: str) -> None:
     stats[name] = stats.get(name, 0) + 1
 
 
+def is_order_id(value: str) -> bool:
+    """Whether `value` can be an order id: any text (ids are URL-quoted into paths) but "." and ".."."""
+    return bool(value) and value not in (".", "..") and len(value) <= MAX_ORDER_ID_LENGTH and value.isprintable()
+
+
 SPEC = ProviderSpec(
     id=PROVIDER,
     default_api_url=DEFAULT_API_URL,
     secret_keys=SECRET_KEYS,
     adapter=TransparentEdgeAdapter,
     status_words=STATUS_WORDS,
+    is_job_id=is_order_id,
 )

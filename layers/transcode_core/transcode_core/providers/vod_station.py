@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,7 +72,9 @@ WORDS = status_words(
 WINDOW_MARGIN = timedelta(hours=1)  # work may have started before the oldest lastWorkTime we recorded
 FUTURE_MARGIN = timedelta(minutes=5)  # the gateway's clock may run ahead of ours
 AUTH_REJECTED = (401, 403)  # wrong keys, signature or clock: no page can be read this run
-MAX_JOB_ID_LENGTH = 1024  # DynamoDB keys hold 2048 bytes, with the provider prefix
+# `pk` ("vod_station#" + job id) is also the ActiveJobs index's sort key, which holds at most 1024 bytes.
+MAX_JOB_ID_BYTES = 1000
+_JOB_ID = re.compile(r"[0-9]+:.+", re.DOTALL)
 MAX_PAGES = 1000  # a guard against a `total` that never ends
 
 
@@ -124,6 +127,11 @@ def summarize_words(outputs: Sequence[Output]) -> str:
 def mean_progress(outputs: Sequence[Output]) -> float | None:
     known = [progress for output in outputs if (progress := clamp_progress(output.progress)) is not None]
     return round(sum(known) / len(known), 2) if known else None
+
+
+def is_job_id(value: str) -> bool:
+    """`<categoryId>:<filePath>`, short enough (in UTF-8 bytes) to be a key of the table and its index."""
+    return bool(_JOB_ID.fullmatch(value)) and len(value.encode("utf-8")) <= MAX_JOB_ID_BYTES
 
 
 def job_id_of(category_id: object, file_path: str) -> str:
@@ -358,6 +366,7 @@ SPEC = ProviderSpec(
     secret_keys=("access_key", "secret_key"),
     adapter=VodStationAdapter,
     status_words=WORDS,
+    is_job_id=is_job_id,
 )
 
 
@@ -373,7 +382,7 @@ def _listed_item(raw: object) -> _Item | None:
     if category_id is None or not isinstance(file_path, str) or not file_path or output_type is None:
         return None
     job_id = job_id_of(category_id, file_path)
-    if len(job_id) > MAX_JOB_ID_LENGTH:
+    if not is_job_id(job_id):
         return None
     word = _text(raw.get("status")) or ""
     return _Item(
@@ -419,7 +428,7 @@ def _callback_item(body: WebhookBody) -> _Item | None:
     if output_type is None:
         raise BadRequest("callback names no output (outputType or encodingOptionId)")
     job_id = job_id_of(category_id, file_path)
-    if len(job_id) > MAX_JOB_ID_LENGTH:
+    if not is_job_id(job_id):
         raise BadRequest("callback filePath is too long to be a job id")
     details = {
         key: value

@@ -365,4 +365,5 @@ SPEC = ProviderSpec(
     secret_keys=("client_id", "client_secret"),
     adapter=XvidAdapter,
     status_words=STATUS_WORDS,
+    is_job_id=is_job_id,
 )
