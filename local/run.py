@@ -301,6 +301,9 @@ def run_aws(rounds: int, interval: float, providers: list[str]) -> int:
     """Invokes the provider functions' code here against real AWS and the real providers. The environment
     holds what the deployed functions hold: TABLE_NAME, TOPIC_ARN, and per provider PROVIDER_SECRET_ID
     (and optionally PROVIDER_API_URL), e.g. from the stack's Outputs."""
+    if len(providers) != 1:
+        print("--aws runs one provider at a time (its PROVIDER_SECRET_ID): --providers <id>", file=sys.stderr)
+        return 2
     from local.lambda_events import LambdaContext, scheduled_event
     from local.stack import ROOT, layer_on_path
 

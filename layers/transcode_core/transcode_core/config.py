@@ -57,7 +57,7 @@ class Settings:
             stall_minutes=_number(env, "STALL_MINUTES", 120.0, float, low=0, high=60 * 24 * 30),
             secret_max_age=_number(env, "SECRET_MAX_AGE", 300, int, low=0, high=86400),
             provider_timezone=env.get("PROVIDER_TIMEZONE") or "UTC",
-            discovery_days=_number(env, "DISCOVERY_DAYS", 2.0, float, low=0, high=365),
+            discovery_days=_number(env, "DISCOVERY_DAYS", 2.0, float, low=0.1, high=365),
             rewatch_minutes=_number(env, "REWATCH_MINUTES", 60.0, float, low=1, high=60 * 24 * 30),
             history_days=_number(env, "HISTORY_DAYS", 365, int, low=0, high=36500),
         )
