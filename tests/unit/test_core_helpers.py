@@ -172,3 +172,16 @@ def test_sns_request_carries_json_for_machines_and_text_for_email():
 )
 def test_redact_url_survives_passwords_that_look_like_url_syntax(url, expected):
     assert redact_url(url) == expected
+
+
+def test_an_event_too_large_for_sns_is_published_without_its_outputs():
+    from transcode_core.notify import build_event
+
+    outputs = [{"id": f"o{n}", "destinations": [{"url": "https://cdn.example.com/" + "x" * 500}]} for n in range(400)]
+    job = {"provider": "xvid", "job_id": "a1", "status": "COMPLETE", "attempt": 1, "outputs": outputs}
+    event = build_event(job, "PROCESSING", "2026-11-25T12:00:00Z")
+    request = sns_request("arn:topic", event)
+    assert event["outputs_omitted"] == 400 and "outputs" not in event["job"]
+    assert len(request["Message"].encode()) < 256 * 1024
+    small = build_event({**job, "outputs": outputs[:2]}, "PROCESSING", "2026-11-25T12:00:00Z")
+    assert "outputs_omitted" not in small and len(small["job"]["outputs"]) == 2

@@ -17,6 +17,9 @@ from transcode_core.model import EVENT_NAMES, STALLED, STALLED_EVENT, Status
 
 SCHEMA = "transcode-status.job-event/1"
 SUBJECT_LIMIT = 100
+# An SNS message holds 256 KiB (JSON and email text together), and the event also waits in the job's item
+# (400 KB): a job with outputs beyond this is published without them, with `outputs_omitted` saying so.
+MAX_JOB_JSON_BYTES = 100_000
 
 
 def event_id(provider: str, job_id: str, attempt: int, status_or_stalled: str) -> str:
@@ -29,7 +32,8 @@ def build_event(
     """The CONTRACT event for a job (its public item, after the change) entering a terminal state, or
     having stalled."""
     status = Status(job["status"])
-    return {
+    job, omitted = _fitting(job)
+    event = {
         "schema": SCHEMA,
         "event_id": event_id(job["provider"], job["job_id"], job["attempt"], STALLED if stalled else status.value),
         "event": STALLED_EVENT if stalled else EVENT_NAMES[status],
@@ -40,8 +44,20 @@ def build_event(
         "provider_status": job.get("provider_status"),
         "attempt": job["attempt"],
         "occurred_at": occurred_at,
-        "job": dict(job),
+        "job": job,
     }
+    if omitted:
+        event["outputs_omitted"] = omitted
+    return event
+
+
+def _fitting(job: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """The job as it fits in a message: whole, or without its outputs (and how many were left out)."""
+    whole = dict(job)
+    if len(json.dumps(whole, default=str)) <= MAX_JOB_JSON_BYTES:
+        return whole, 0
+    outputs = whole.pop("outputs", None) or []
+    return whole, len(outputs)
 
 
 def subject(event: Mapping[str, Any]) -> str:
