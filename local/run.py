@@ -43,7 +43,7 @@ class Scenario:
     """One provider's part of the demo: its simulator, the jobs it starts with, what happens between polls."""
 
     provider: str
-    simulator: Callable[[], Simulator]
+    simulator: Callable[..., Simulator]  # called with the credentials
     credentials: dict[str, str]
     seed: Callable[[Any, Any], None]
     between_polls: Callable[[Any, Any, int], None]
@@ -128,31 +128,32 @@ def scenarios() -> list[Scenario]:
     from local.simulators.vod_station import VodStationSimulator
     from local.simulators.xvid import XvidSimulator
 
+    # Each simulator takes the provider's secret keys as its constructor's keywords.
     return [
         Scenario(
             "encoding_com",
-            lambda: EncodingComSimulator(user_id="demo-user", user_key="demo-key"),
+            EncodingComSimulator,
             {"user_id": "demo-user", "user_key": "demo-key"},
             _encoding_seed,
             _encoding_between,
         ),
         Scenario(
             "transparent_edge",
-            lambda: TransparentEdgeSimulator(company_id="1234", client_id="demo-client", client_secret="demo-secret"),
+            TransparentEdgeSimulator,
             {"company_id": "1234", "client_id": "demo-client", "client_secret": "demo-secret"},
             _transparent_seed,
             _transparent_between,
         ),
         Scenario(
             "xvid",
-            lambda: XvidSimulator(client_id="demo-client", client_secret="demo-secret"),
+            XvidSimulator,
             {"client_id": "demo-client", "client_secret": "demo-secret"},
             _xvid_seed,
             _xvid_between,
         ),
         Scenario(
             "vod_station",
-            lambda: VodStationSimulator(access_key="DEMOACCESSKEY", secret_key="demo-secret-key"),
+            VodStationSimulator,
             {"access_key": "DEMOACCESSKEY", "secret_key": "demo-secret-key"},
             _vod_seed,
             _vod_between,
@@ -222,7 +223,7 @@ def run_local(rounds: int, interval: float, providers: list[str] | None) -> int:
     chosen = [scenario for scenario in scenarios() if not providers or scenario.provider in providers]
     try:
         for scenario in chosen:
-            scenario.sim = scenario.simulator().start()
+            scenario.sim = scenario.simulator(**scenario.credentials).start()
             stack.configure(scenario.provider, scenario.sim.url, scenario.credentials, webhook_token="demo-token")
             scenario.seed(_DemoStack(stack), scenario.sim)
             print(f"{scenario.provider:<16} simulator on {scenario.sim.url}")

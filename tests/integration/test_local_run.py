@@ -1,0 +1,31 @@
+"""The README's run command works: every provider's jobs reach COMPLETE and ERROR with one event each."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_local_run_ends_with_every_job_finished_and_one_event_per_attempt():
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
+    run = subprocess.run(
+        [sys.executable, "-m", "local.run", "--rounds", "12"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = run.stdout.split("=== summary ===", 1)[1]
+    for provider in ("encoding_com", "transparent_edge", "xvid", "vod_station"):
+        rows = [line.split() for line in summary.splitlines() if line.startswith(provider)]
+        statuses = {row[2] for row in rows}
+        assert statuses == {"COMPLETE", "ERROR"}, (provider, rows)
+    assert "OK: every finished or failed job published exactly one event per attempt" in run.stdout
+    assert "job.failed" in run.stdout and "job.completed" in run.stdout
