@@ -20,21 +20,21 @@ import os
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from local.simulators.base import Simulator
+from local.stack import FUNCTION_ENV, layer_on_path
 
 DEMO_ENV = {
     "AWS_ACCESS_KEY_ID": "demo",
     "AWS_SECRET_ACCESS_KEY": "demo",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    "POWERTOOLS_SERVICE_NAME": "transcode-status",
-    "POWERTOOLS_METRICS_NAMESPACE": "TranscodeStatus",
-    "POWERTOOLS_TRACE_DISABLED": "1",
-    "POWERTOOLS_LOG_LEVEL": "ERROR",
+    **FUNCTION_ENV,
+    "POWERTOOLS_LOG_LEVEL": "ERROR",  # the demo prints what changed; the functions' own logs would drown it
 }
 
 
@@ -189,17 +189,16 @@ def print_events(events: list[dict[str, Any]]) -> None:
 
 def check(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]:
     """What the CONTRACT promises: one event per job and terminal attempt, none twice, none missing."""
-    problems = []
-    ids = [event["event_id"] for event in events]
-    problems += [
-        f"event {event_id} published {ids.count(event_id)} times"
-        for event_id in sorted(set(ids))
-        if ids.count(event_id) > 1
-    ]
+    layer_on_path()
+    from transcode_core.model import is_terminal
+    from transcode_core.notify import event_id
+
+    published = Counter(event["event_id"] for event in events)
+    problems = [f"event {name} published {count} times" for name, count in sorted(published.items()) if count > 1]
     for job in jobs:
-        if job["status"] in ("COMPLETE", "ERROR", "CANCELED"):
-            expected = f"{job['provider']}#{job['job_id']}#{job['attempt']}#{job['status']}"
-            if expected not in ids:
+        if is_terminal(job["status"]):
+            expected = event_id(job["provider"], job["job_id"], job["attempt"], job["status"])
+            if expected not in published:
                 problems.append(f"no event {expected}")
     return problems
 
@@ -306,23 +305,19 @@ def run_aws(rounds: int, interval: float, providers: list[str]) -> int:
         print("--aws runs one provider at a time (its PROVIDER_SECRET_ID): --providers <id>", file=sys.stderr)
         return 2
     from local.lambda_events import LambdaContext, scheduled_event
-    from local.stack import ROOT, layer_on_path
+    from local.stack import load_function
 
     layer_on_path()
-    import importlib.util
-
     for name in ("TABLE_NAME", "TOPIC_ARN", "PROVIDER_SECRET_ID"):
         if not os.environ.get(name):
             print(f"--aws needs {name} in the environment (see README: 'Against real AWS')", file=sys.stderr)
             return 2
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "transcode-status")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TranscodeStatus")
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+    for name, value in FUNCTION_ENV.items():
+        if name != "POWERTOOLS_LOG_LEVEL":  # left to Powertools' default (INFO), as deployed
+            os.environ.setdefault(name, value)
+    functions = {provider: load_function(provider) for provider in providers}  # one warm Lambda each
     for round_no in range(1, rounds + 1):
-        for provider in providers:
-            spec = importlib.util.spec_from_file_location(f"app_{provider}", ROOT / "functions" / provider / "app.py")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+        for provider, module in functions.items():
             report = module.lambda_handler(scheduled_event(), LambdaContext(function_name=provider))
             print(f"round {round_no} {provider}: {report}")
         if interval and round_no < rounds:

@@ -20,12 +20,6 @@ from local.lambda_events import LambdaContext, http_event, scheduled_event
 from local.template import load_template, table_definition
 
 ROOT = Path(__file__).resolve().parent.parent
-WEBHOOK_PATHS = {
-    "encoding_com": "/webhooks/encoding-com",
-    "transparent_edge": "/webhooks/transparent-edge",
-    "xvid": "/webhooks/xvid",
-    "vod_station": "/webhooks/vod-station",
-}
 FUNCTION_ENV = {
     "POWERTOOLS_SERVICE_NAME": "transcode-status",
     "POWERTOOLS_METRICS_NAMESPACE": "TranscodeStatus",
@@ -39,6 +33,16 @@ def layer_on_path() -> None:
     layer = str(ROOT / "layers" / "transcode_core")
     if layer not in sys.path:
         sys.path.insert(0, layer)
+
+
+def load_function(name: str) -> ModuleType:
+    """functions/<name>/app.py as a fresh module of its own (every function's file is called app.py)."""
+    path = ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"function_{name}_{uuid.uuid4().hex[:8]}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class LocalStack:
@@ -132,12 +136,14 @@ class LocalStack:
         query: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """POSTs `body` to the provider's webhook route; a dict or list is sent as its JSON text."""
+        from transcode_core.providers import get_spec
+
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
         params = dict(query or {})
         if token is not None:
             params["token"] = token
-        path = WEBHOOK_PATHS[provider]
+        path = get_spec(provider).webhook_path
         event = http_event(
             "POST", path, f"POST {path}", body=body, query=params, headers={"content-type": content_type}, base64=base64
         )
@@ -165,11 +171,6 @@ class LocalStack:
 
         item = JobStore(self.table_name, client=self.dynamodb).get(provider, job_id)
         return public_item(item) if item else None
-
-    def raw_job(self, provider: str, job_id: str) -> dict[str, Any] | None:
-        from transcode_core.store import JobStore
-
-        return JobStore(self.table_name, client=self.dynamodb).get(provider, job_id)
 
     def jobs(self, provider: str | None = None) -> list[dict[str, Any]]:
         from transcode_core.store import JOB_SK, _from_dynamo, public_item
@@ -217,12 +218,7 @@ class LocalStack:
 
     def _module(self, function: str) -> ModuleType:
         if function not in self._modules:
-            path = ROOT / "functions" / function / "app.py"
-            spec = importlib.util.spec_from_file_location(f"function_{function}_{uuid.uuid4().hex[:8]}", path)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            self._modules[function] = module
+            self._modules[function] = load_function(function)
         return self._modules[function]
 
 

@@ -74,11 +74,6 @@ def table_definition(template: dict[str, Any], logical_id: str = TABLE_ID) -> di
     return definition
 
 
-def time_to_live_specification(template: dict[str, Any], logical_id: str = TABLE_ID) -> dict[str, Any] | None:
-    """`TimeToLiveSpecification` for `dynamodb.update_time_to_live(TableName=..., TimeToLiveSpecification=...)`."""
-    return resource(template, logical_id)["Properties"].get("TimeToLiveSpecification")
-
-
 def _require_literal(value: Any, where: str) -> None:
     """The table is created without CloudFormation, so its definition cannot depend on parameters."""
     if isinstance(value, dict):

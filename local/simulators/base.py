@@ -4,7 +4,10 @@ and JSON/text answers. Subclasses implement `handle()` with the provider's API."
 from __future__ import annotations
 
 import json
+import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +55,7 @@ class Simulator:
         self.lock = threading.RLock()
         self.requests: list[SimRequest] = []
         self.fail_next: list[int] = []  # HTTP statuses to answer the next requests with (fault injection)
+        self.canned: dict[str, list[SimResponse]] = {}  # answers to give verbatim, in order, per key
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -128,6 +132,18 @@ class Simulator:
             except Exception as exc:  # a simulator bug must show up as a 500, not a hung client
                 return SimResponse(500, {"error": f"simulator: {type(exc).__name__}: {exc}"})
 
+    def answer_next(self, key: str, body: Any, status: int = 200) -> None:
+        """The next request the simulator files under `key` gets this answer (what a key names, a kind of call
+        or a path, and when in the request's checks it applies, is each simulator's to say)."""
+        with self.lock:
+            self.canned.setdefault(key, []).append(SimResponse(status, body))
+
+    def canned_answer(self, key: str) -> SimResponse | None:
+        """The oldest answer left for `key` (and forgets it), if any."""
+        with self.lock:
+            queue = self.canned.get(key)
+            return queue.pop(0) if queue else None
+
     def count(self, method: str | None = None, path_prefix: str = "") -> int:
         with self.lock:
             return sum(
@@ -139,6 +155,50 @@ class Simulator:
     def reset_log(self) -> None:
         with self.lock:
             self.requests.clear()
+
+
+class TokenIssuer:
+    """OAuth2 client credentials, as the token-based providers grant them: `grant()` answers a token request,
+    `accepts()` checks a request's Bearer token, `expire()` revokes every token issued so far. Expiry is on
+    `now_ms` (milliseconds), so that a simulator with its own clock can pass it in."""
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        ttl: int,
+        *,
+        now_ms: Callable[[], float] = lambda: time.monotonic() * 1000,
+        token_type: str = "Bearer",
+        extras: dict[str, Any] | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.ttl = ttl  # seconds, sent as expires_in
+        self.now_ms = now_ms
+        self.token_type = token_type
+        self.extras = dict(extras or {})  # more fields of the token answer (e.g. scope)
+        self.tokens: dict[str, float] = {}  # access token -> expiry on now_ms
+
+    def grant(self, request: SimRequest) -> SimResponse:
+        form = request.form()
+        if form.get("grant_type") != "client_credentials":
+            return json_response({"error": "unsupported_grant_type"}, 400)
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return json_response({"error": "invalid_client"}, 401)
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = self.now_ms() + self.ttl * 1000
+        return json_response(
+            {"access_token": token, "token_type": self.token_type, "expires_in": self.ttl, **self.extras}
+        )
+
+    def accepts(self, request: SimRequest) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        expiry = self.tokens.get(token)
+        return scheme.lower() == "bearer" and expiry is not None and self.now_ms() < expiry
+
+    def expire(self) -> None:
+        self.tokens.clear()
 
 
 class Lifecycle:

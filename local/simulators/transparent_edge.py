@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, json_response
+from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, TokenIssuer, json_response
 
 # Only FINISHED and ERROR are documented; QUEUED and PROCESSING are the assumed words in between.
 LIFECYCLE = ["QUEUED", "PROCESSING", "PROCESSING", "FINISHED"]
@@ -63,6 +61,9 @@ class SimOrder:
 
 
 class TransparentEdgeSimulator(Simulator):
+    """`answer_next(kind, ...)` keys: "token" (before the credentials are checked), "list", "detail" and
+    "requeue" (after the Bearer token and the company are)."""
+
     def __init__(
         self,
         *,
@@ -73,12 +74,8 @@ class TransparentEdgeSimulator(Simulator):
     ) -> None:
         super().__init__()
         self.company_id = company_id
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.token_ttl = token_ttl
+        self.oauth = TokenIssuer(client_id, client_secret, token_ttl, extras={"scope": "read write"})
         self.orders: dict[str, SimOrder] = {}
-        self.tokens: dict[str, float] = {}  # access token -> monotonic expiry
-        self.injected: dict[str, list[SimResponse]] = {}  # kind -> answers to give verbatim, in order
         self._serial = itertools.count(1237)
 
     # --- test and local-run controls ----------------------------------------------------------------
@@ -154,14 +151,13 @@ class TransparentEdgeSimulator(Simulator):
             order.progress = None
             order.timestamp = max(datetime.now(UTC), order.timestamp + timedelta(milliseconds=1))
 
+    @property
+    def token_ttl(self) -> int:
+        return self.oauth.ttl
+
     def expire_tokens(self) -> None:
         with self.lock:
-            self.tokens = dict.fromkeys(self.tokens, 0.0)
-
-    def inject(self, kind: str, body: Any, status: int = 200) -> None:
-        """Answer the next request of this kind ("token", "list", "detail", "requeue") with this body."""
-        with self.lock:
-            self.injected.setdefault(kind, []).append(SimResponse(status, body))
+            self.oauth.expire()
 
     def token_calls(self) -> int:
         return self.count("POST", "/v1/oauth2/access_token")
@@ -178,41 +174,27 @@ class TransparentEdgeSimulator(Simulator):
     # --- the API ------------------------------------------------------------------------------------
     def handle(self, request: SimRequest) -> SimResponse:
         if _TOKEN.match(request.path):
-            return self._injected("token") or self._token(request)
+            return self.canned_answer("token") or self._token(request)
         for kind, pattern in (("list", _LIST), ("detail", _DETAIL), ("requeue", _REQUEUE)):
             match = pattern.match(request.path)
             if match:
                 refusal = self._refusal(request, match["company"])
                 if refusal:
                     return refusal
-                injected = self._injected(kind)
-                if injected:
-                    return injected
+                canned = self.canned_answer(kind)
+                if canned:
+                    return canned
                 order_id = unquote(match["order"]) if "order" in pattern.groupindex else None
                 return getattr(self, f"_{kind}")(request, order_id)
         return json_response({"detail": "Not found."}, 404)
 
-    def _injected(self, kind: str) -> SimResponse | None:
-        queue = self.injected.get(kind)
-        return queue.pop(0) if queue else None
-
     def _token(self, request: SimRequest) -> SimResponse:
         if request.method != "POST":
             return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405)
-        form = request.form()
-        if form.get("grant_type") != "client_credentials":
-            return json_response({"error": "unsupported_grant_type"}, 400)
-        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
-            return json_response({"error": "invalid_client"}, 401)
-        token = secrets.token_hex(15)
-        self.tokens[token] = time.monotonic() + self.token_ttl
-        return json_response(
-            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl, "scope": "read write"}
-        )
+        return self.oauth.grant(request)
 
     def _refusal(self, request: SimRequest, company_id: str) -> SimResponse | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or self.tokens.get(token, 0.0) <= time.monotonic():
+        if not self.oauth.accepts(request):
             return json_response({"detail": "Authentication credentials were not provided."}, 401)
         if unquote(company_id) != self.company_id:
             return json_response({"detail": "You do not have permission to perform this action."}, 403)

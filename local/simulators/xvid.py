@@ -8,13 +8,12 @@ Status words other than SUCCESS are the project's assumptions (README), as are t
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, json_response
+from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, TokenIssuer, json_response
 
 PUBLIC_BASE = "https://api.xvid.com/v1/"
 INPROGRESS_WINDOW_MS = 15 * 60 * 1000
@@ -52,18 +51,14 @@ class XvidSimulator(Simulator):
         token_ttl: int = 3600,
     ) -> None:
         super().__init__()
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.token_ttl = token_ttl  # seconds, sent as expires_in
         self.clock_ms = START_MS
+        self.oauth = TokenIssuer(client_id, client_secret, token_ttl, now_ms=lambda: self.clock_ms, token_type="bearer")
         self.jobs: dict[str, SimJob] = {}  # in creation order: the listing's order
-        self.tokens: dict[str, int] = {}  # access token -> expiry (clock_ms)
         self.read_delay = 0.0  # seconds each GET /jobs/{id} takes (to observe concurrency)
         self.token_delay = 0.0  # seconds each token request takes (to observe racing token requests)
         self.in_flight = 0
         self.max_in_flight = 0  # most requests served at once
         self._flight_lock = threading.Lock()
-        self._canned: dict[str, list[SimResponse]] = {}
         self._next_id = 0x559CBBEC14EA67A7CAD60000
 
     # --- test controls ------------------------------------------------------------------------------
@@ -72,10 +67,10 @@ class XvidSimulator(Simulator):
         can serve many tests)."""
         with self.lock:
             self.jobs.clear()
-            self.tokens.clear()
+            self.oauth.expire()
             self.requests.clear()
             self.fail_next.clear()
-            self._canned.clear()
+            self.canned.clear()
             self.clock_ms = START_MS
             self.read_delay = self.token_delay = 0.0
             self.max_in_flight = 0
@@ -167,12 +162,7 @@ class XvidSimulator(Simulator):
     def expire_tokens(self) -> None:
         """Every token issued so far is refused from now on (401)."""
         with self.lock:
-            self.tokens.clear()
-
-    def answer_next(self, path: str, body: Any, status: int = 200) -> None:
-        """The next authorized request to `path` (e.g. "/jobs" or "/jobs/<id>") gets this answer."""
-        with self.lock:
-            self._canned.setdefault(path, []).append(SimResponse(status, body))
+            self.oauth.expire()
 
     def document(self, job_id: str) -> dict[str, Any]:
         """The job as `GET /jobs/{id}` shows it inside `{"job": ...}` (the seed's shape)."""
@@ -242,12 +232,12 @@ class XvidSimulator(Simulator):
         if path == "/oauth2/token":
             if request.method != "POST":
                 return json_response({"error": "invalid_request", "error_description": "use POST"}, 405)
-            return self._issue_token(request)
-        if not self._authorized(request):
+            return self.oauth.grant(request)
+        if not self.oauth.accepts(request):
             return json_response({"error": "invalid_token", "error_description": "missing or expired token"}, 401)
-        canned = self._canned.get(path)
+        canned = self.canned_answer(path)  # the key is the path, e.g. "/jobs" or "/jobs/<id>", once authorized
         if canned:
-            return canned.pop(0)
+            return canned
         if request.query.get("format", "json") != "json":
             return json_response({"error": "bad_request", "message": "the simulator speaks json only"}, 400)
         if request.method != "GET":
@@ -260,21 +250,6 @@ class XvidSimulator(Simulator):
                 return json_response({"error": "not_found", "message": f"job {job_id} not found"}, 404)
             return json_response({"job": self.document(job_id)})
         return json_response({"error": "not_found"}, 404)
-
-    def _issue_token(self, request: SimRequest) -> SimResponse:
-        form = request.form()
-        if form.get("grant_type") != "client_credentials":
-            return json_response({"error": "unsupported_grant_type"}, 400)
-        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
-            return json_response({"error": "invalid_client"}, 401)
-        token = secrets.token_urlsafe(32)
-        self.tokens[token] = self.clock_ms + self.token_ttl * 1000
-        return json_response({"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl})
-
-    def _authorized(self, request: SimRequest) -> bool:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        expiry = self.tokens.get(token)
-        return scheme.lower() == "bearer" and expiry is not None and self.clock_ms < expiry
 
     def _list(self, request: SimRequest) -> SimResponse:
         try:

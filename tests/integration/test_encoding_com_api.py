@@ -37,14 +37,18 @@ def sim(running_sim):
 
 def make_adapter(sim, *, api_format="xml", user_key="k", **setting_changes) -> EncodingComAdapter:
     settings = Settings(
-        table_name="t", topic_arn="arn", provider_api_url=sim.url, provider_secret_id=None, **setting_changes
+        table_name="t",
+        topic_arn="arn",
+        provider_api_url=sim.url,
+        provider_secret_id=None,
+        encoding_com_format=api_format,
+        **setting_changes,
     )
     return EncodingComAdapter(
         api_url=sim.url,
         credentials={"user_id": "u", "user_key": user_key},
         session=build_session(retries=1, backoff=0),
         settings=settings,
-        api_format=api_format,
     )
 
 

@@ -51,7 +51,7 @@ def test_a_short_lived_token_is_renewed_in_the_last_tenth_of_its_life(clock):
 def test_without_a_usable_expires_in_a_token_is_kept_for_the_default_hour(clock, expires_in):
     with simulator() as sim:
         answer = {"access_token": "injected", "token_type": "Bearer"}
-        sim.inject("token", answer if expires_in is None else {**answer, "expires_in": expires_in})
+        sim.answer_next("token", answer if expires_in is None else {**answer, "expires_in": expires_in})
         token = access_token(sim)
         assert token.value() == "injected"
 
@@ -73,7 +73,7 @@ def test_each_api_gets_its_own_token(clock):
 
 def test_a_refusal_repeats_an_oauth_error_code_but_nothing_else_of_the_body(clock):
     with simulator() as sim:
-        sim.inject("token", {"error": "<b>denied</b> for te-secret"}, 401)
+        sim.answer_next("token", {"error": "<b>denied</b> for te-secret"}, 401)
 
         with pytest.raises(ProviderError) as raised:
             access_token(sim).value()

@@ -153,7 +153,7 @@ def test_token_endpoint_down_is_provider_unavailable(sim, store):
 
 
 def test_token_answer_without_access_token_is_a_provider_error(sim, store):
-    sim.inject("token", {"token_type": "Bearer"})
+    sim.answer_next("token", {"token_type": "Bearer"})
     with pytest.raises(ProviderError, match="without an access_token"):
         store.poll(make_adapter(sim))
 
@@ -161,8 +161,8 @@ def test_token_answer_without_access_token_is_a_provider_error(sim, store):
 def test_a_fresh_token_refused_too_is_reported_not_retried_forever(sim, store):
     order = sim.add_order()
     store.register(order)
-    sim.inject("list", {"detail": "Invalid token."}, 401)
-    sim.inject("list", {"detail": "Invalid token."}, 401)
+    sim.answer_next("list", {"detail": "Invalid token."}, 401)
+    sim.answer_next("list", {"detail": "Invalid token."}, 401)
 
     snapshots, _ = store.poll(make_adapter(sim))
 
@@ -257,7 +257,7 @@ def test_an_active_order_missing_from_the_list_is_still_read(sim, store):
     adapter = make_adapter(sim)
     store.poll(adapter)
     sim.finish(hidden)
-    sim.inject("list", [{"id": listed, "created_on": "2021-09-08 09:15:55.875827+00:00", "status": "QUEUED"}])
+    sim.answer_next("list", [{"id": listed, "created_on": "2021-09-08 09:15:55.875827+00:00", "status": "QUEUED"}])
 
     store.poll(adapter)
 
@@ -351,7 +351,7 @@ def test_wrong_company_is_reported_per_call(sim, store):
 def test_malformed_list_is_a_poll_failure_and_tracked_orders_are_still_read(sim, store, body, message):
     order = sim.add_order()
     store.register(order)
-    sim.inject("list", body)
+    sim.answer_next("list", body)
 
     snapshots, _ = store.poll(make_adapter(sim))
 
@@ -361,7 +361,7 @@ def test_malformed_list_is_a_poll_failure_and_tracked_orders_are_still_read(sim,
 
 def test_listed_entries_without_id_are_skipped_and_reported(sim, store):
     order = sim.add_order()
-    sim.inject("list", [{"created_on": "2021-09-08 09:15:55+00:00", "status": "FINISHED"}, "junk", {"id": order}])
+    sim.answer_next("list", [{"created_on": "2021-09-08 09:15:55+00:00", "status": "FINISHED"}, "junk", {"id": order}])
 
     store.poll(make_adapter(sim))
 
@@ -379,7 +379,7 @@ def test_listed_entries_without_id_are_skipped_and_reported(sim, store):
 )
 def test_malformed_detail_is_a_failure_of_that_order_only(sim, store, body, message):
     first, second = sim.add_order(), sim.add_order()
-    sim.inject("detail", body)
+    sim.answer_next("detail", body)
 
     snapshots, _ = store.poll(make_adapter(sim))
 
@@ -405,7 +405,7 @@ def test_provider_down_mid_poll_fails_the_remaining_orders_at_once(sim, store):
     orders = [sim.add_order() for _ in range(3)]
     adapter = make_adapter(sim)
     adapter.client.token()
-    sim.inject("detail", {"detail": "upstream"}, 502)  # the first detail call meets an outage
+    sim.answer_next("detail", {"detail": "upstream"}, 502)  # the first detail call meets an outage
 
     store.poll(adapter)
 

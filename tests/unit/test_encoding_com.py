@@ -403,24 +403,23 @@ def test_json_query_round_trips():
 
 
 # --- configuration --------------------------------------------------------------------------------------
-def test_format_comes_from_the_environment_unless_given(monkeypatch):
-    monkeypatch.setenv("ENCODING_COM_FORMAT", "JSON")
-    assert adapter().api_format == "json"
-    assert adapter(api_format="xml").api_format == "xml"
-    monkeypatch.delenv("ENCODING_COM_FORMAT")
-    assert adapter().api_format == "xml"
+def test_format_comes_from_the_environment_unless_given():
+    env = {"TABLE_NAME": "t", "TOPIC_ARN": "arn"}
+    assert adapter(settings=Settings.from_env({**env, "ENCODING_COM_FORMAT": "JSON"})).api_format == "json"
+    assert adapter(settings=settings(encoding_com_format="xml")).api_format == "xml"
+    assert adapter(settings=Settings.from_env(env)).api_format == "xml"
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "build",
     [
-        {"api_format": "yaml"},
-        {"credentials": {"user_id": "42"}},
+        lambda: adapter(settings=settings(encoding_com_format="yaml")),
+        lambda: adapter(credentials={"user_id": "42"}),
     ],
 )
-def test_bad_configuration_is_refused(kwargs):
+def test_bad_configuration_is_refused(build):
     with pytest.raises(ConfigurationError):
-        adapter(**kwargs)
+        build()
 
 
 def test_unknown_provider_timezone_is_refused_with_the_settings():

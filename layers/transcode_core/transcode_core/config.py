@@ -10,6 +10,7 @@ from transcode_core.errors import ConfigurationError
 from transcode_core.times import zone
 
 WEBHOOK_MAX_BYTES = 256 * 1024
+ENCODING_COM_FORMATS = ("xml", "json")
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,17 @@ class Settings:
     discovery_days: float = 2.0  # how far back listings discover jobs (TransparentEdge, VOD Station)
     rewatch_minutes: float = 60.0  # a terminal job PUT again through the jobs API is polled this long
     history_days: int = 365  # history items expire through the table's TTL after this; 0 keeps them
+    encoding_com_format: str = "xml"  # which of encoding.com's two equivalent APIs is called: xml or json
 
     def __post_init__(self) -> None:
         try:
             zone(self.provider_timezone)
         except (KeyError, ValueError):
             raise ConfigurationError(f"PROVIDER_TIMEZONE={self.provider_timezone!r} is not a time zone") from None
+        if self.encoding_com_format not in ENCODING_COM_FORMATS:
+            raise ConfigurationError(
+                f"ENCODING_COM_FORMAT={self.encoding_com_format!r} is not one of {', '.join(ENCODING_COM_FORMATS)}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -48,25 +54,29 @@ class Settings:
             topic_arn=env["TOPIC_ARN"],
             provider_api_url=env.get("PROVIDER_API_URL") or None,
             provider_secret_id=env.get("PROVIDER_SECRET_ID") or None,
-            batch_size=_number(env, "BATCH_SIZE", 25, int, low=1, high=1000),
-            concurrency=_number(env, "CONCURRENCY", 8, int, low=1, high=64),
-            page_size=_number(env, "PAGE_SIZE", 100, int, low=1, high=5000),
-            connect_timeout=_number(env, "HTTP_CONNECT_TIMEOUT", 3.05, float, low=0.1, high=60),
-            read_timeout=_number(env, "HTTP_READ_TIMEOUT", 20.0, float, low=0.1, high=300),
-            http_retries=_number(env, "HTTP_RETRIES", 3, int, low=0, high=10),
-            stall_minutes=_number(env, "STALL_MINUTES", 120.0, float, low=0, high=60 * 24 * 30),
-            secret_max_age=_number(env, "SECRET_MAX_AGE", 300, int, low=0, high=86400),
+            batch_size=_number(env, "BATCH_SIZE", "batch_size", low=1, high=1000),
+            concurrency=_number(env, "CONCURRENCY", "concurrency", low=1, high=64),
+            page_size=_number(env, "PAGE_SIZE", "page_size", low=1, high=5000),
+            connect_timeout=_number(env, "HTTP_CONNECT_TIMEOUT", "connect_timeout", low=0.1, high=60),
+            read_timeout=_number(env, "HTTP_READ_TIMEOUT", "read_timeout", low=0.1, high=300),
+            http_retries=_number(env, "HTTP_RETRIES", "http_retries", low=0, high=10),
+            stall_minutes=_number(env, "STALL_MINUTES", "stall_minutes", low=0, high=60 * 24 * 30),
+            secret_max_age=_number(env, "SECRET_MAX_AGE", "secret_max_age", low=0, high=86400),
             provider_timezone=env.get("PROVIDER_TIMEZONE") or "UTC",
-            discovery_days=_number(env, "DISCOVERY_DAYS", 2.0, float, low=0.1, high=365),
-            rewatch_minutes=_number(env, "REWATCH_MINUTES", 60.0, float, low=1, high=60 * 24 * 30),
-            history_days=_number(env, "HISTORY_DAYS", 365, int, low=0, high=36500),
+            discovery_days=_number(env, "DISCOVERY_DAYS", "discovery_days", low=0.1, high=365),
+            rewatch_minutes=_number(env, "REWATCH_MINUTES", "rewatch_minutes", low=1, high=60 * 24 * 30),
+            history_days=_number(env, "HISTORY_DAYS", "history_days", low=0, high=36500),
+            encoding_com_format=(env.get("ENCODING_COM_FORMAT") or "xml").strip().lower(),
         )
 
 
-def _number(env: Mapping[str, str], name: str, default, kind, *, low, high):
+def _number(env: Mapping[str, str], name: str, attribute: str, *, low: float, high: float) -> int | float:
+    """Environment variable `name` as the number Settings.`attribute` holds (of its default's type)."""
+    default = Settings.__dataclass_fields__[attribute].default
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    kind = type(default)
     try:
         value = kind(raw)
     except ValueError:

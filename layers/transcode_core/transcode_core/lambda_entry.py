@@ -34,13 +34,6 @@ from transcode_core.secrets import load_credentials
 from transcode_core.store import JobStore
 from transcode_core.webhook import WebhookBody, authenticate, check_size
 
-WEBHOOK_ROUTES = {
-    "encoding_com": "/webhooks/encoding-com",
-    "transparent_edge": "/webhooks/transparent-edge",
-    "xvid": "/webhooks/xvid",
-    "vod_station": "/webhooks/vod-station",
-}
-
 
 @dataclass(frozen=True)
 class Services:
@@ -147,7 +140,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     app = APIGatewayHttpResolver()
     install_error_answers(app)
 
-    @app.post(WEBHOOK_ROUTES[provider])
+    @app.post(spec.webhook_path)
     @tracer.capture_method
     def webhook() -> dict[str, int]:
         event = app.current_event

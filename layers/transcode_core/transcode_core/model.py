@@ -6,9 +6,10 @@ writes exactly what it answers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from statistics import fmean
 from typing import Any
 
 from transcode_core.times import is_later
@@ -56,16 +57,21 @@ def is_terminal(status: Status | str) -> bool:
     return Status(status) in TERMINAL
 
 
+def normalize_word(word: object) -> str:
+    """A provider's word as it is matched: whitespace collapsed, lower case; "" for none."""
+    return " ".join(str(word).split()).lower() if word else ""
+
+
 def map_status(provider_word: str | None, words: Mapping[str, Status]) -> Status:
-    """The canonical status of a provider's word; `words` keys are lower case. Unknown words -> UNKNOWN."""
+    """The canonical status of a provider's word; `words` keys are normalized. Unknown words -> UNKNOWN."""
     if not provider_word:
         return Status.UNKNOWN
-    return words.get(" ".join(str(provider_word).split()).lower(), Status.UNKNOWN)
+    return words.get(normalize_word(provider_word), Status.UNKNOWN)
 
 
 def status_words(table: Mapping[Status, tuple[str, ...]]) -> dict[str, Status]:
     """Turns a readable {Status: (words...)} table into the lookup `map_status` uses."""
-    return {word.lower(): status for status, words in table.items() for word in words}
+    return {normalize_word(word): status for status, words in table.items() for word in words}
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,12 @@ def clamp_progress(value: Any) -> float | None:
     return int(number) if number.is_integer() else round(number, 2)
 
 
+def mean_progress(outputs: Sequence[Output]) -> float | None:
+    """The outputs' mean progress, of those that report one; None when none does."""
+    known = [progress for output in outputs if (progress := clamp_progress(output.progress)) is not None]
+    return round(fmean(known), 2) if known else None
+
+
 def snapshot_fields(snapshot: Snapshot) -> dict[str, Any]:
     """The item fields a snapshot describes; None and empty values are left out."""
     fields: dict[str, Any] = {
@@ -158,12 +170,12 @@ def snapshot_fields(snapshot: Snapshot) -> dict[str, Any]:
         "started_at": snapshot.started_at,
         "finished_at": snapshot.finished_at,
         "outputs": [_output_map(output) for output in snapshot.outputs] or None,
-        "error": _drop_none({"message": snapshot.error.message, "code": snapshot.error.code})
+        "error": drop_none({"message": snapshot.error.message, "code": snapshot.error.code})
         if snapshot.error
         else None,
+        "details": drop_none(snapshot.details) or None,
     }
-    fields["details"] = dict(snapshot.details) or None
-    return _drop_none(fields)
+    return drop_none(fields)
 
 
 def _output_map(output: Output) -> dict[str, Any]:
@@ -173,13 +185,14 @@ def _output_map(output: Output) -> dict[str, Any]:
         "provider_status": output.provider_status,
         "progress": clamp_progress(output.progress),
         "size_bytes": output.size_bytes,
-        "destinations": [_drop_none(vars(d).copy()) for d in output.destinations],
+        "destinations": [drop_none(vars(d)) for d in output.destinations],
     }
     mapped.update(output.details)
-    return _drop_none(mapped)
+    return drop_none(mapped)
 
 
-def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
+def drop_none(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """The mapping without its None values (an item stores no nulls)."""
     return {key: value for key, value in mapping.items() if value is not None}
 
 
@@ -194,12 +207,12 @@ def decide(stored: Mapping[str, Any] | None, snapshot: Snapshot) -> Change | Non
         # First sight (or a job registered through the API and never polled yet).
         fields = dict(observed)
         if stored:
-            fields = {**_public(stored), **observed}
+            fields = {**snapshot_part(stored), **observed}
         return Change(Kind.NEW, fields, None, snapshot.status in TERMINAL)
 
     current = Status(stored["status"])
     new = snapshot.status
-    base = _public(stored)
+    base = snapshot_part(stored)
 
     if new is Status.UNKNOWN:
         # Rule 5: keep the raw word, never move, never publish.
@@ -264,5 +277,6 @@ SNAPSHOT_FIELDS = frozenset(
 )
 
 
-def _public(stored: Mapping[str, Any]) -> dict[str, Any]:
+def snapshot_part(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a stored item that snapshots own."""
     return {key: value for key, value in stored.items() if key in SNAPSHOT_FIELDS}

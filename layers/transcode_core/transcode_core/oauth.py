@@ -3,6 +3,7 @@
 - A token is cached module-level per (token URL, client id), so a warm Lambda reuses it across invocations,
   and renewed shortly before its `expires_in` runs out.
 - A GET the API answers 401 (token revoked or expired early) asks for a new token once and is sent once more.
+- `get_json` is the one checked read: errors name what was read, never the URL (its path may hold an account id).
 - One token request at a time, however many threads read in parallel: threads refused with the same token
   share the one new token the first of them fetched.
 """
@@ -13,18 +14,24 @@ import math
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from transcode_core import http
-from transcode_core.errors import ProviderError
+from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.observability import logger
 
 RENEW_MARGIN_SECONDS = 60.0  # renew this long before expiry, so a token does not die in the middle of a poll
 RENEW_MARGIN_SHARE = 0.1  # ... but never more than this share of a short-lived token's life
 DEFAULT_LIFETIME_SECONDS = 3600.0  # when the token answer gives no usable expires_in (a 401 renews it anyway)
+# A 401 that a fresh token did not cure: the client lacks access to what it read, the token is not to blame.
+_REFUSED_AGAIN = (
+    "a fresh access token was refused (HTTP 401): the API refused the token it was sent, then refused a fresh "
+    "access token"
+)
 _OAUTH_ERROR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # e.g. invalid_client; anything else is not repeated
 
 _clock = time.monotonic  # token expiry clock (tests move it)
@@ -77,6 +84,35 @@ class ClientCredentialsToken:
         if response.status_code == 401:
             response = self._get(url, self.value(stale=token), headers, kwargs)
         return response
+
+    def get_json(
+        self,
+        url: str,
+        what: str,
+        *,
+        job_ids: tuple[str, ...] = (),
+        reasons: Mapping[int, str] | None = None,
+        **kwargs: Any,
+    ) -> object:
+        """The JSON body of a `bearer_get` answered 200. Every error names `what` (e.g. "order 7"), never the
+        URL, whose path may hold an account id; `reasons` words other statuses (e.g. {404: "not found"})."""
+        try:
+            response = self.bearer_get(url, **kwargs)
+        except ProviderUnavailable as exc:
+            cause = exc.__cause__
+            reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
+            raise ProviderUnavailable(self.provider, f"{what}: {reason}", job_ids=job_ids) from exc
+        status = response.status_code
+        if status == 401:
+            raise ProviderError(self.provider, f"{what}: {_REFUSED_AGAIN}", job_ids=job_ids)
+        if status != 200:
+            reason = (reasons or {}).get(status)
+            message = f"{reason} (HTTP {status})" if reason else f"HTTP {status}"
+            raise ProviderError(self.provider, f"{what}: {message}", job_ids=job_ids)
+        try:
+            return http.json_body(self.provider, response)
+        except ProviderError as exc:
+            raise ProviderError(self.provider, f"{what}: {exc.message}", job_ids=job_ids) from None
 
     def _get(self, url: str, token: str, headers: dict[str, str] | None, kwargs: dict[str, Any]) -> requests.Response:
         headers = {**(headers or {}), "Authorization": f"Bearer {token}"}

@@ -16,7 +16,7 @@ from typing import Any
 
 from transcode_core.config import Settings
 from transcode_core.errors import DependencyUnavailable, ProviderError, ProviderUnavailable
-from transcode_core.model import SNAPSHOT_FIELDS, Change, Kind, Snapshot, Status, decide, is_terminal
+from transcode_core.model import Change, Kind, Snapshot, Status, decide, is_terminal, snapshot_part
 from transcode_core.notify import Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
 from transcode_core.providers.base import Adapter, PollContext, PollFailure
@@ -78,9 +78,10 @@ class Pipeline:
         tracked = self.store.active_jobs(self.provider)
         report.jobs_tracked = len(tracked)
         to_poll: list[dict[str, Any]] = []
+        now_iso = iso_z(now)
         for item in tracked:
             item = self._flush_outbox(item, report)
-            if needs_index({**item, "outbox": {}}, iso_z(now)):
+            if needs_index({**item, "outbox": {}}, now_iso):
                 to_poll.append(item)
             elif not item.get("outbox"):
                 self.store.deactivate(item)
@@ -238,8 +239,7 @@ class Pipeline:
             return
         if not is_later(iso_z(now - threshold), stored.get("updated_at")):
             return
-        fields = {key: value for key, value in stored.items() if key in SNAPSHOT_FIELDS}
-        change = Change(Kind.STALLED, fields, Status(stored["status"]), True)
+        change = Change(Kind.STALLED, snapshot_part(stored), Status(stored["status"]), True)
         item = self._next_item(stored["job_id"], stored, change)
         item["stalled_attempt"] = item["attempt"]
         try:

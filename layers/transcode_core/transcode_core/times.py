@@ -51,12 +51,21 @@ def from_epoch_ms(value: object) -> str | None:
         return None
 
 
+def to_datetime(value: object, *, assume: tzinfo = UTC) -> datetime | None:
+    """A date `parse_time` reads (an ISO Z string included) as an aware datetime; None when it reads none."""
+    iso = parse_time(value, assume=assume)
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")) if iso else None
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 def is_later(first: str | None, second: str | None) -> bool:
-    """Whether ISO time `first` is after `second` (False when either is missing). Compared as times: as
-    text, "10:00:05Z" would sort after "10:00:05.5Z"."""
-    if not first or not second:
-        return False
-    return datetime.fromisoformat(first.replace("Z", "+00:00")) > datetime.fromisoformat(second.replace("Z", "+00:00"))
+    """Whether ISO time `first` is after `second` (False when either is missing or unreadable). Compared as
+    times: as text, "10:00:05Z" would sort after "10:00:05.5Z"."""
+    first_moment, second_moment = to_datetime(first), to_datetime(second)
+    return first_moment is not None and second_moment is not None and first_moment > second_moment
 
 
 def zone(name: str) -> tzinfo:

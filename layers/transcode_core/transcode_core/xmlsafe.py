@@ -22,14 +22,6 @@ def parse_xml(text: str | bytes) -> Element:
         raise XmlRejected(f"XML is not well-formed: {exc}") from exc
 
 
-def child_text(element: Element, tag: str) -> str | None:
-    """Stripped text of the first child `tag`; None when missing or empty."""
-    child = element.find(tag)
-    if child is None or child.text is None:
-        return None
-    return child.text.strip() or None
-
-
 MAX_DEPTH = 32  # provider documents nest a few levels; deeper is hostile or broken
 
 

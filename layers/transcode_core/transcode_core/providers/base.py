@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import requests
@@ -34,7 +36,20 @@ class PollContext:
     lookup: Callable[[Sequence[str]], dict[str, StoredJob]]  # job_id -> stored item, for listed jobs
     now: datetime
     settings: Settings
-    stats: dict[str, int] = field(default_factory=dict)  # adapter counters the pipeline turns into metrics
+    stats: Counter[str] = field(default_factory=Counter)  # adapter counters the pipeline turns into metrics
+
+    @cached_property
+    def active_by_id(self) -> dict[str, StoredJob]:
+        return {str(job["job_id"]): job for job in self.active_jobs}
+
+    def stored_jobs(self, job_ids: Iterable[str]) -> dict[str, StoredJob]:
+        """The stored items of these jobs (missing ones left out): active ones as they are, others looked up."""
+        wanted = list(dict.fromkeys(job_ids))
+        stored = {job_id: self.active_by_id[job_id] for job_id in wanted if job_id in self.active_by_id}
+        others = [job_id for job_id in wanted if job_id not in stored]
+        if others:
+            stored.update(self.lookup(others))
+        return stored
 
 
 class Adapter(ABC):
@@ -84,6 +99,7 @@ class ProviderSpec:
     adapter: type[Adapter]
     status_words: Mapping[str, Any]  # lower-case word -> Status, for the README and tests
     is_job_id: Callable[[str], bool]  # whether a string can name one of its jobs (the jobs API checks it)
+    webhook_path: str  # the HTTP API route of its webhooks
 
 
 def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -10,8 +10,8 @@ them the JSON API's shape, so one normalizer reads both.
 from __future__ import annotations
 
 import json
-import os
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
@@ -29,6 +29,7 @@ from transcode_core.model import (
     map_status,
     status_words,
 )
+from transcode_core.providers import values
 from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, iter_chunks
 from transcode_core.times import parse_time, zone
 from transcode_core.urls import redact_url
@@ -36,8 +37,6 @@ from transcode_core.webhook import WebhookBody
 from transcode_core.xmlsafe import XmlRejected, as_list, parse_xml, to_plain
 
 PROVIDER = "encoding_com"
-FORMAT_ENV = "ENCODING_COM_FORMAT"  # "xml" (default) or "json": which of the two APIs to call
-API_FORMATS = ("xml", "json")
 
 # CONTRACT's row, and nothing else: `Closed` (GetMediaList) and whatever StopMedia/CancelMedia leave are
 # unconfirmed, so they stay UNKNOWN rather than guessed.
@@ -60,12 +59,9 @@ _DESTINATION_ERROR = re.compile(r"error\b\s*[:\-]?\s*(.*)", re.IGNORECASE | re.D
 class EncodingComAdapter(Adapter):
     provider = PROVIDER
 
-    def __init__(self, *, api_format: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        chosen = (api_format or os.environ.get(FORMAT_ENV) or "xml").strip().lower()
-        if chosen not in API_FORMATS:
-            raise ConfigurationError(f"{FORMAT_ENV}={chosen!r} is not one of {', '.join(API_FORMATS)}")
-        self.api_format = chosen
+        self.api_format = self.settings.encoding_com_format  # "xml" or "json", checked by Settings
         self.timezone = zone(self.settings.provider_timezone)  # Settings has checked the name
         missing = [key for key in ("user_id", "user_key") if not self.credentials.get(key)]
         if missing:
@@ -73,15 +69,14 @@ class EncodingComAdapter(Adapter):
 
     # --- Adapter ------------------------------------------------------------------------------------
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
-        media_ids = list(dict.fromkeys(str(job["job_id"]) for job in context.active_jobs))
-        yield from self._read(media_ids, context.stats)
+        yield from self._read(list(context.active_by_id), context.stats)
 
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
-        yield from self._read(list(dict.fromkeys(job_ids)), None)
+        yield from self._read(list(dict.fromkeys(job_ids)), Counter())
 
     def webhook_job_ids(self, body: WebhookBody) -> list[str]:
         result = notify_result(body)
-        media_ids = [_text(value) for value in as_list(result.get("mediaid"))]
+        media_ids = [values.text(value) for value in as_list(result.get("mediaid"))]
         media_ids = [media_id for media_id in media_ids if media_id]
         if not media_ids:
             raise BadRequest("encoding.com notification names no media id")
@@ -91,7 +86,7 @@ class EncodingComAdapter(Adapter):
         return list(dict.fromkeys(media_ids))
 
     # --- calls --------------------------------------------------------------------------------------
-    def _read(self, media_ids: list[str], stats: dict[str, int] | None) -> Iterator[Snapshot | PollFailure]:
+    def _read(self, media_ids: list[str], stats: Counter[str]) -> Iterator[Snapshot | PollFailure]:
         readable = []
         for media_id in media_ids:
             if is_media_id(media_id):
@@ -100,8 +95,7 @@ class EncodingComAdapter(Adapter):
                 yield _failure(f"media id {media_id[:40]!r} is not a positive integer", (media_id,))
         for chunk in iter_chunks(readable, self.settings.batch_size):
             batch = tuple(chunk)
-            if stats is not None:
-                stats["status_calls"] = stats.get("status_calls", 0) + 1
+            stats["status_calls"] += 1
             try:
                 document = self._call({"action": "GetStatus", "extended": "yes", "mediaid": ",".join(batch)})
                 jobs = jobs_by_media_id(document)
@@ -160,9 +154,9 @@ def provider_errors(document: Mapping[str, Any]) -> list[str]:
     """The texts of `errors/error` (one error comes as a string, several as a list)."""
     errors = document.get("errors")
     if isinstance(errors, dict):
-        texts = [_text(error) for error in as_list(errors.get("error"))]
+        texts = [values.text(error) for error in as_list(errors.get("error"))]
         return [text for text in texts if text] or ["(an error without text)"]
-    text = _text(errors)
+    text = values.text(errors)
     return [text] if text else []
 
 
@@ -171,7 +165,7 @@ def jobs_by_media_id(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     entries = as_list(document.get("job")) if "job" in document else [document]
     jobs: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        media_id = _text(entry.get("id")) if isinstance(entry, dict) else None
+        media_id = values.text(entry.get("id")) if isinstance(entry, dict) else None
         if media_id and is_media_id(media_id):
             jobs[_media_key(media_id)] = entry
     return jobs
@@ -179,7 +173,7 @@ def jobs_by_media_id(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def normalize_job(job: Mapping[str, Any], *, media_id: str, assume: tzinfo) -> Snapshot:
     """One media of GetStatus (extended or basic; XML via to_plain, or JSON) as a Snapshot."""
-    word = _text(job.get("status")) or ""
+    word = values.text(job.get("status")) or ""
     status = map_status(word, STATUS_WORDS)
     outputs = tuple(
         _normalize_format(fmt, index, assume)
@@ -194,42 +188,42 @@ def normalize_job(job: Mapping[str, Any], *, media_id: str, assume: tzinfo) -> S
         job_id=media_id,
         status=status,
         provider_status=word,
-        progress=clamp_progress(_text(job.get("progress"))),
-        source_url=redact_url(_text(job.get("sourcefile"))),
-        created_at=parse_time(_text(job.get("created")), assume=assume),
-        started_at=parse_time(_text(job.get("started")), assume=assume),
-        finished_at=parse_time(_text(job.get("finished")), assume=assume),
+        progress=clamp_progress(values.text(job.get("progress"))),
+        source_url=redact_url(values.text(job.get("sourcefile"))),
+        created_at=parse_time(values.text(job.get("created")), assume=assume),
+        started_at=parse_time(values.text(job.get("started")), assume=assume),
+        finished_at=parse_time(values.text(job.get("finished")), assume=assume),
         outputs=outputs,
         error=error,
     )
 
 
 def _normalize_format(fmt: Mapping[str, Any], index: int, assume: tzinfo) -> Output:
-    word = _text(fmt.get("status"))
+    word = values.text(fmt.get("status"))
     urls = as_list(fmt.get("destination"))
     states = as_list(fmt.get("destination_status"))
     destinations = []
     for position, url in enumerate(urls):
-        url_text = _text(url)
+        url_text = values.text(url)
         if not url_text:  # the JSON API sends null for a destination it has no URL for
             continue
-        state, error = parse_destination_status(_text(states[position]) if position < len(states) else None)
+        state, error = parse_destination_status(values.text(states[position]) if position < len(states) else None)
         destinations.append(Destination(url=redact_url(url_text) or "", status=state, error=error))
     details = {
         key: value
         for key, value in (
-            ("output", _text(fmt.get("output"))),
-            ("s3_destination", redact_url(_text(fmt.get("s3_destination")))),
-            ("cf_destination", redact_url(_text(fmt.get("cf_destination")))),
-            ("description", _text(fmt.get("description"))),
+            ("output", values.text(fmt.get("output"))),
+            ("s3_destination", redact_url(values.text(fmt.get("s3_destination")))),
+            ("cf_destination", redact_url(values.text(fmt.get("cf_destination")))),
+            ("description", values.text(fmt.get("description"))),
         )
         if value
     }
     return Output(
-        id=_text(fmt.get("id")) or str(index + 1),
+        id=values.text(fmt.get("id")) or str(index + 1),
         status=map_status(word, STATUS_WORDS) if word else None,
         provider_status=word,
-        progress=clamp_progress(_text(fmt.get("progress"))),
+        progress=clamp_progress(values.text(fmt.get("progress"))),
         size_bytes=_size(fmt.get("convertedsize")) or _size(fmt.get("file_size")),
         destinations=tuple(destinations),
         details=details,
@@ -251,7 +245,7 @@ def parse_destination_status(text: str | None) -> tuple[str | None, str | None]:
 
 def _error_message(job: Mapping[str, Any], outputs: Sequence[Output]) -> str | None:
     """The media's description; else the first format description or destination error."""
-    description = _text(job.get("description"))
+    description = values.text(job.get("description"))
     if description:
         return description
     for output in outputs:
@@ -298,20 +292,10 @@ def _media_key(media_id: str) -> str:
     return str(int(media_id))
 
 
-def _text(value: Any) -> str | None:
-    """A leaf value as stripped text; None for null, empty, or a nested object."""
-    if value is None or isinstance(value, dict | list):
-        return None
-    return str(value).strip() or None
-
-
 def _size(value: Any) -> int | None:
     """A byte count; None when absent, not a number, or 0 (what encoding.com sends before the file exists)."""
-    try:
-        size = int(float(_text(value) or ""))
-    except (ValueError, OverflowError):
-        return None
-    return size if size > 0 else None
+    size = values.integer(value)
+    return size if size and size > 0 else None
 
 
 def _failure(message: str, media_ids: tuple[str, ...]) -> PollFailure:
@@ -325,4 +309,5 @@ SPEC = ProviderSpec(
     adapter=EncodingComAdapter,
     status_words=STATUS_WORDS,
     is_job_id=is_media_id,
+    webhook_path="/webhooks/encoding-com",
 )

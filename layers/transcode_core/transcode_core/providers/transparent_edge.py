@@ -12,21 +12,33 @@ or is still active. Orders that are terminal and unchanged cost nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from statistics import fmean
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from transcode_core import http
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError, ProviderUnavailable
-from transcode_core.model import TERMINAL, Destination, JobError, Output, Snapshot, Status, map_status, status_words
+from transcode_core.model import (
+    TERMINAL,
+    Destination,
+    JobError,
+    Output,
+    Snapshot,
+    Status,
+    clamp_progress,
+    map_status,
+    mean_progress,
+    normalize_word,
+    status_words,
+)
 from transcode_core.oauth import ClientCredentialsToken
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
-from transcode_core.times import parse_time
+from transcode_core.providers import values
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec
+from transcode_core.times import parse_time, to_datetime
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody
 
@@ -46,7 +58,6 @@ STATUS_WORDS = status_words(
         Status.CANCELED: ("CANCELED", "CANCELLED", "ABORTED"),
     }
 )
-CONFIRMED_WORDS = frozenset({"finished", "error"})
 
 MAX_ORDER_ID_LENGTH = 200
 
@@ -70,14 +81,14 @@ class TransparentEdgeClient:
         )
 
     def list_orders(self) -> list[dict[str, Any]]:
-        document = self._get(f"v1/media/{quote(self.company_id, safe='')}/transcode", "the order list")
+        document = self._get_json(f"v1/media/{quote(self.company_id, safe='')}/transcode", "the order list")
         if not isinstance(document, list):
             raise ProviderError(PROVIDER, f"the order list is a JSON {type(document).__name__}, not a list")
         return document
 
     def order(self, order_id: str) -> dict[str, Any]:
         path = f"v1/media/{quote(self.company_id, safe='')}/transcode/{quote(order_id, safe='')}"
-        document = self._get(path, f"order {order_id}", job_ids=(order_id,))
+        document = self._get_json(path, f"order {order_id}", job_ids=(order_id,))
         if not isinstance(document, dict):
             raise ProviderError(
                 PROVIDER,
@@ -89,22 +100,9 @@ class TransparentEdgeClient:
     def token(self) -> str:
         return self.access_token.value()
 
-    def _get(self, path: str, what: str, *, job_ids: tuple[str, ...] = ()) -> object:
-        try:
-            response = self.access_token.bearer_get(join_url(self.api_url, path))
-        except ProviderUnavailable as exc:
-            # Re-worded so that messages name the order, not the path (which holds the company id).
-            cause = exc.__cause__
-            reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
-            raise ProviderUnavailable(PROVIDER, f"{what}: {reason}", job_ids=job_ids) from exc
-        if response.status_code == 401:
-            raise ProviderError(PROVIDER, f"{what}: the API refused a fresh access token (HTTP 401)", job_ids=job_ids)
-        if response.status_code != 200:
-            raise ProviderError(PROVIDER, f"{what}: HTTP {response.status_code}", job_ids=job_ids)
-        try:
-            return http.json_body(PROVIDER, response)
-        except ProviderError as exc:
-            raise ProviderError(PROVIDER, f"{what}: {exc.message}", job_ids=job_ids) from None
+    def _get_json(self, path: str, what: str, *, job_ids: tuple[str, ...] = ()) -> object:
+        # Errors name `what` (the order), never the path: it holds the company id.
+        return self.access_token.get_json(join_url(self.api_url, path), what, job_ids=job_ids)
 
 
 class TransparentEdgeAdapter(Adapter):
@@ -118,9 +116,9 @@ class TransparentEdgeAdapter(Adapter):
 
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
         stats = context.stats
-        active = {str(item["job_id"]): item for item in context.active_jobs}
+        active = context.active_by_id
         self.client.token()  # without a token nothing can be done: raise before anything else
-        _count(stats, "list_calls")
+        stats["list_calls"] += 1
         try:
             listing = self.client.list_orders()
         except ProviderUnavailable:
@@ -134,15 +132,13 @@ class TransparentEdgeAdapter(Adapter):
         listed, malformed = _index_listing(listing)
         if malformed:
             yield PollFailure(ProviderError(PROVIDER, f"{malformed} listed order(s) without an id or not an object"))
-        to_read = self._orders_to_read(listed, active, context)
+        to_read = self._orders_to_read(listed, context)
         missing = [job_id for job_id in active if job_id not in listed]  # never miss a finish
         yield from self._read(to_read + missing, listed, stats)
 
-    def _orders_to_read(
-        self, listed: dict[str, dict[str, Any]], active: Mapping[str, StoredJob], context: PollContext
-    ) -> list[str]:
+    def _orders_to_read(self, listed: dict[str, dict[str, Any]], context: PollContext) -> list[str]:
         """The listed orders that need a detail call: active, new (within the discovery window) or changed."""
-        stats = context.stats
+        stats, active = context.stats, context.active_by_id
         window_start = context.now - timedelta(days=context.settings.discovery_days)
         recent: set[str] = set()
         candidates: list[str] = []
@@ -155,28 +151,28 @@ class TransparentEdgeAdapter(Adapter):
             elif not _is_terminal_word(entry.get("status")):
                 candidates.append(order_id)  # an old order running again: requeued, if we track it
             else:
-                _count(stats, "unchanged")  # old, terminal in the list, not active: nothing to learn
-        stored = context.lookup(candidates) if candidates else {}
+                stats["unchanged"] += 1  # old, terminal in the list, not active: nothing to learn
+        stored = context.stored_jobs(candidates)
         to_read = [order_id for order_id in listed if order_id in active]
         for order_id in candidates:
             item = stored.get(order_id)
             if item is None:
                 if order_id in recent:
-                    _count(stats, "discovered")
+                    stats["discovered"] += 1
                     to_read.append(order_id)
                 else:
-                    _count(stats, "skipped_old")
-            elif _same_word(listed[order_id].get("status"), item.get("provider_status")):
-                _count(stats, "unchanged")
+                    stats["skipped_old"] += 1
+            elif normalize_word(listed[order_id].get("status")) == normalize_word(item.get("provider_status")):
+                stats["unchanged"] += 1
             else:
                 to_read.append(order_id)
         return to_read
 
     def _read(
-        self, order_ids: Sequence[str], listed: Mapping[str, Mapping[str, Any]], stats: dict[str, int]
+        self, order_ids: Sequence[str], listed: Mapping[str, Mapping[str, Any]], stats: Counter[str]
     ) -> Iterator[Snapshot | PollFailure]:
         for position, order_id in enumerate(order_ids):
-            _count(stats, "detail_calls")
+            stats["detail_calls"] += 1
             try:
                 detail = self.client.order(order_id)
                 yield normalize_order(order_id, detail, listed.get(order_id))
@@ -198,7 +194,7 @@ class TransparentEdgeAdapter(Adapter):
         return [order_id]
 
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
-        return self._read(list(job_ids), {}, {})
+        return self._read(list(job_ids), {}, Counter())
 
 
 # --- normalizer ----------------------------------------------------------------------------------------
@@ -224,24 +220,19 @@ def normalize_order(order_id: str, detail: Mapping[str, Any], listed: Mapping[st
     scale = _progress_scale(sub_jobs, status)
     destinations = tuple(
         Destination(url=url)
-        for url in (redact_url(_text(upload.get("upload_url"))) for upload in uploads if isinstance(upload, dict))
+        for url in (redact_url(values.text(upload.get("upload_url"))) for upload in uploads if isinstance(upload, dict))
         if url
     )
     outputs = _outputs(sub_jobs, status, scale, destinations)
-    progress_values = [output.progress for output in outputs if output.progress is not None]
-    if status is Status.COMPLETE:
-        progress: float | None = 100.0
-    else:
-        progress = round(fmean(progress_values), 2) if progress_values else None
     download = detail.get("transcodingdownload")
-    source_url = redact_url(_text(download.get("download_url"))) if isinstance(download, dict) else None
-    comment = _text(detail.get("comment"))
+    source_url = redact_url(values.text(download.get("download_url"))) if isinstance(download, dict) else None
+    comment = values.text(detail.get("comment"))
     return Snapshot(
         provider=PROVIDER,
         job_id=order_id,
         status=status,
         provider_status=word,
-        progress=progress,
+        progress=100.0 if status is Status.COMPLETE else mean_progress(outputs),
         source_url=source_url or None,
         created_at=parse_time(detail.get("created_on") or listed.get("created_on")),
         started_at=parse_time(detail.get("timestamp")),
@@ -258,15 +249,15 @@ def _outputs(
     seen: set[str] = set()
     for position, job in enumerate(sub_jobs, start=1):
         profile = job.get("profile") if isinstance(job.get("profile"), dict) else {}
-        output_id = _text(profile.get("name")) or _text(profile.get("id")) or f"job-{position}"
+        output_id = values.text(profile.get("name")) or values.text(profile.get("id")) or f"job-{position}"
         if output_id in seen:  # two sub-jobs of one profile: keep both
             output_id = f"{output_id} #{position}"
         seen.add(output_id)
-        word = _text(job.get("status"))
-        progress = _scaled(job.get("progress"), scale)
+        word = values.text(job.get("status"))
+        raw_progress = job.get("progress")
+        progress = clamp_progress(raw_progress * scale) if _is_number(raw_progress) else None
         if status is Status.COMPLETE:
             progress = 100.0
-        extras = {"filename": _text(job.get("filename")), "label": _text(job.get("label"))}
         outputs.append(
             Output(
                 id=output_id,
@@ -274,7 +265,7 @@ def _outputs(
                 provider_status=word,
                 progress=progress,
                 destinations=destinations,
-                details={key: value for key, value in extras.items() if value},
+                details={"filename": values.text(job.get("filename")), "label": values.text(job.get("label"))},
             )
         )
     return tuple(outputs)
@@ -283,16 +274,10 @@ def _outputs(
 def _progress_scale(sub_jobs: list[dict[str, Any]], status: Status) -> float:
     """The documents do not say whether `progress` is 0-1 or 0-100. Rule: when every value of the order is
     at most 1.0 (and the order is not finished), the values are fractions; otherwise percentages."""
-    values = [float(job["progress"]) for job in sub_jobs if _is_number(job.get("progress"))]
-    if status is not Status.COMPLETE and values and max(values) <= 1.0:
+    progress = [float(job["progress"]) for job in sub_jobs if _is_number(job.get("progress"))]
+    if status is not Status.COMPLETE and progress and max(progress) <= 1.0:
         return 100.0
     return 1.0
-
-
-def _scaled(value: Any, scale: float) -> float | None:
-    if not _is_number(value):
-        return None
-    return round(min(max(float(value) * scale, 0.0), 100.0), 2)
 
 
 def _index_listing(listing: list[Any]) -> tuple[dict[str, dict[str, Any]], int]:
@@ -309,36 +294,16 @@ def _index_listing(listing: list[Any]) -> tuple[dict[str, dict[str, Any]], int]:
 
 
 def _created_since(entry: Mapping[str, Any], window_start: datetime) -> bool:
-    created = parse_time(entry.get("created_on"))
-    if created is None:
-        return True  # unknown age: discover it rather than miss it
-    return datetime.fromisoformat(created.replace("Z", "+00:00")) >= window_start
+    created = to_datetime(entry.get("created_on"))
+    return created is None or created >= window_start  # unknown age: discover it rather than miss it
 
 
 def _is_terminal_word(word: Any) -> bool:
     return map_status(word if isinstance(word, str) else None, STATUS_WORDS) in TERMINAL
 
 
-def _same_word(listed_word: Any, stored_word: Any) -> bool:
-    def norm(word: Any) -> str:
-        return " ".join(str(word or "").split()).lower()
-
-    return norm(listed_word) == norm(stored_word)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _count(stats: dict[str, int], name: str) -> None:
-    stats[name] = stats.get(name, 0) + 1
 
 
 def is_order_id(value: str) -> bool:
@@ -353,4 +318,5 @@ SPEC = ProviderSpec(
     adapter=TransparentEdgeAdapter,
     status_words=STATUS_WORDS,
     is_job_id=is_order_id,
+    webhook_path="/webhooks/transparent-edge",
 )

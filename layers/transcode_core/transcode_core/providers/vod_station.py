@@ -29,8 +29,9 @@ import hashlib
 import hmac
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -46,12 +47,14 @@ from transcode_core.model import (
     clamp_progress,
     is_terminal,
     map_status,
+    mean_progress,
     rank,
     status_words,
 )
 from transcode_core.observability import logger
+from transcode_core.providers import values
 from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
-from transcode_core.times import iso_z, parse_time
+from transcode_core.times import iso_z, to_datetime, to_epoch_ms
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody
 
@@ -122,11 +125,6 @@ def derive_status(outputs: Sequence[Output]) -> Status:
 def summarize_words(outputs: Sequence[Output]) -> str:
     """The outputs' words, deduplicated and sorted: "COMPLETE" when all agree, else e.g. "COMPLETE,RUNNING"."""
     return ",".join(sorted({output.provider_status or "" for output in outputs} - {""})) or "UNKNOWN"
-
-
-def mean_progress(outputs: Sequence[Output]) -> float | None:
-    known = [progress for output in outputs if (progress := clamp_progress(output.progress)) is not None]
-    return round(sum(known) / len(known), 2) if known else None
 
 
 def is_job_id(value: str) -> bool:
@@ -204,12 +202,12 @@ class VodStationAdapter(Adapter):
         """(workStartTimeFrom, workStartTimeTo) in epoch ms: from the oldest active job's start less a
         margin, never before the discovery look-back, to now plus a margin."""
         earliest = now - timedelta(days=self.settings.discovery_days)
-        starts = [_moment(_start_of(job)) for job in active_jobs]
+        starts = [to_datetime(_start_of(job)) for job in active_jobs]
         known = [start for start in starts if start is not None]
         start = earliest
         if known and len(known) == len(starts):  # a job without any time could have started anywhere
             start = max(earliest, min(known) - WINDOW_MARGIN)
-        return _epoch_ms(start), _epoch_ms(now + FUTURE_MARGIN)
+        return to_epoch_ms(start), to_epoch_ms(now + FUTURE_MARGIN)
 
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
         window = self.window(context.active_jobs, context.now)
@@ -219,21 +217,19 @@ class VodStationAdapter(Adapter):
         by_job: dict[str, list[_Item]] = {}
         for item in items:
             by_job.setdefault(item.job_id, []).append(item)
-        active = {job["job_id"]: job for job in context.active_jobs}
-        others = [job_id for job_id in by_job if job_id not in active]
-        stored = {**(context.lookup(others) if others else {}), **active}
+        stored = context.stored_jobs(by_job)
         for job_id, job_items in by_job.items():
             job = stored.get(job_id)
             if failure and job is None:
-                _count(context.stats, "discoveries_deferred")  # some of its outputs may be on the unread pages
+                context.stats["discoveries_deferred"] += 1  # some of its outputs may be on the unread pages
                 continue
             snapshot = self._listed_snapshot(job_id, job_items, job)
-            if job_id not in active and job is not None and _settled(job, snapshot):
-                _count(context.stats, "settled_jobs_skipped")  # finished before, and the listing shows no more
+            if job_id not in context.active_by_id and job is not None and _settled(job, snapshot):
+                context.stats["settled_jobs_skipped"] += 1  # finished before, and the listing shows no more
                 continue
             yield snapshot
 
-    def _read_listing(self, window: tuple[int, int], stats: dict[str, int]) -> tuple[list[_Item], PollFailure | None]:
+    def _read_listing(self, window: tuple[int, int], stats: Counter[str]) -> tuple[list[_Item], PollFailure | None]:
         """Every item in the window, page by page; a failed page ends the read (the rest comes next poll).
         A refused signature raises: no page can be read with these credentials or this clock."""
         items: list[_Item] = []
@@ -245,16 +241,16 @@ class VodStationAdapter(Adapter):
                 raise
             except ProviderError as error:
                 return items, PollFailure(type(error)(self.provider, f"page {page_no}: {error.message}"))
-            _count(stats, "list_pages")
+            stats["list_pages"] += 1
             content = document.get("content") or []
             for raw in content:
                 item = _listed_item(raw)
                 if item is None:
-                    _count(stats, "unreadable_items")
+                    stats["unreadable_items"] += 1
                     logger.warning("vod_station listing item names no job", extra={"page": page_no})
                     continue
                 items.append(item)
-            total = _integer(document.get("total"))
+            total = values.integer(document.get("total"))
             if not content or (total is None and len(content) < page_size):
                 break
             if total is not None and page_no * page_size >= total:
@@ -279,12 +275,12 @@ class VodStationAdapter(Adapter):
             and is_terminal(stored_status)
             and not is_terminal(derive_status(listed))
             and last_work is not None
-            and (finished := _moment((stored or {}).get("finished_at"))) is not None
+            and (finished := to_datetime((stored or {}).get("finished_at"))) is not None
             and last_work > finished
         )
         outputs = listed if requeued else _merge(_stored_outputs(stored), listed, forward_only=False)
         status = derive_status(outputs)
-        oldest = [_moment((stored or {}).get("created_at")), min(work_times) if work_times else None]
+        oldest = [to_datetime((stored or {}).get("created_at")), min(work_times) if work_times else None]
         created = min((moment for moment in oldest if moment is not None), default=None)
         newest = current[-1]
         details = {
@@ -301,8 +297,8 @@ class VodStationAdapter(Adapter):
             provider_status=summarize_words(outputs),
             progress=mean_progress(outputs),
             source_url=redact_url(newest.file_path),
-            created_at=_iso(created),
-            finished_at=_iso(last_work) if is_terminal(status) else None,
+            created_at=iso_z(created) if created else None,
+            finished_at=iso_z(last_work) if last_work and is_terminal(status) else None,
             outputs=tuple(outputs),
             error=_job_error(outputs) if status is Status.ERROR else None,
             details=details,
@@ -367,6 +363,7 @@ SPEC = ProviderSpec(
     adapter=VodStationAdapter,
     status_words=WORDS,
     is_job_id=is_job_id,
+    webhook_path="/webhooks/vod-station",
 )
 
 
@@ -378,27 +375,27 @@ def _listed_item(raw: object) -> _Item | None:
     if not isinstance(raw, dict):
         return None
     category_id, file_path = _category_id(raw.get("categoryId")), raw.get("filePath")
-    output_type = _text(raw.get("outputType"))
+    output_type = values.text(raw.get("outputType"))
     if category_id is None or not isinstance(file_path, str) or not file_path or output_type is None:
         return None
     job_id = job_id_of(category_id, file_path)
     if not is_job_id(job_id):
         return None
-    word = _text(raw.get("status")) or ""
+    word = values.text(raw.get("status")) or ""
     return _Item(
         job_id=job_id,
         category_id=category_id,
-        category_name=_text(raw.get("categoryName")),
+        category_name=values.text(raw.get("categoryName")),
         file_path=file_path,
         output=Output(
             id=output_type,
             status=map_status(word, WORDS),
             provider_status=word or None,
             progress=_percent(raw.get("percent")),
-            size_bytes=_integer(raw.get("outputTotalSize")),
+            size_bytes=values.integer(raw.get("outputTotalSize")),
             destinations=_destinations(raw.get("link")),
         ),
-        last_work=_moment(raw.get("lastWorkTime")),
+        last_work=to_datetime(raw.get("lastWorkTime")),
     )
 
 
@@ -416,12 +413,16 @@ def _callback_item(body: WebhookBody) -> _Item | None:
     file_path = payload.get("filePath")
     if file_path is not None and not isinstance(file_path, str):
         raise BadRequest("callback filePath is not a string")
-    output_type = _text(payload.get("outputType")) or _text(payload.get("encodingOptionId"))
+    output_type = values.text(payload.get("outputType")) or values.text(payload.get("encodingOptionId"))
     if not file_path:
         if map_status(word, WORDS) is Status.QUEUED:
             logger.info(
                 "vod_station WAITING callback names no file yet; acknowledged, the poll will see the job",
-                extra={"category_id": category_id, "file_id": _text(payload.get("fileId")), "output": output_type},
+                extra={
+                    "category_id": category_id,
+                    "file_id": values.text(payload.get("fileId")),
+                    "output": output_type,
+                },
             )
             return None
         raise BadRequest("callback has no filePath, so it names no job")
@@ -433,15 +434,15 @@ def _callback_item(body: WebhookBody) -> _Item | None:
     details = {
         key: value
         for key, value in (
-            ("encoding_option_id", _text(payload.get("encodingOptionId"))),
-            ("file_id", _text(payload.get("fileId"))),
+            ("encoding_option_id", values.text(payload.get("encodingOptionId"))),
+            ("file_id", values.text(payload.get("fileId"))),
         )
         if value is not None
     }
     return _Item(
         job_id=job_id,
         category_id=category_id,
-        category_name=_text(payload.get("categoryName")),
+        category_name=values.text(payload.get("categoryName")),
         file_path=file_path,
         output=Output(
             id=output_type,
@@ -465,14 +466,11 @@ def _callback_output(output: Output, previous: Output | None) -> Output:
         progress = previous.progress
     else:
         progress = 0 if output.status is Status.PROCESSING else None
-    return Output(
-        id=output.id,
-        status=output.status,
-        provider_status=output.provider_status,
+    return replace(
+        output,
         progress=progress,
         size_bytes=previous.size_bytes if previous else None,
         destinations=output.destinations or (previous.destinations if previous else ()),
-        details=output.details,
     )
 
 
@@ -486,16 +484,7 @@ def _merge(stored: Sequence[Output], seen: Sequence[Output], *, forward_only: bo
             continue
         if held is not None and forward_only and held.status and is_terminal(held.status):
             continue
-        details = {**(held.details if held else {}), **output.details}
-        merged[output.id] = Output(
-            id=output.id,
-            status=output.status,
-            provider_status=output.provider_status,
-            progress=output.progress,
-            size_bytes=output.size_bytes,
-            destinations=output.destinations,
-            details=details,
-        )
+        merged[output.id] = replace(output, details={**(held.details if held else {}), **output.details})
     return list(merged.values())
 
 
@@ -503,7 +492,7 @@ def _stored_outputs(stored: StoredJob | None) -> list[Output]:
     """The stored item's outputs (CONTRACT maps) as Outputs again; extras go back into details."""
     outputs = []
     for raw in (stored or {}).get("outputs") or ():
-        if not isinstance(raw, Mapping) or _text(raw.get("id")) is None:
+        if not isinstance(raw, Mapping) or values.text(raw.get("id")) is None:
             continue
         status = raw.get("status")
         extras = {
@@ -517,7 +506,7 @@ def _stored_outputs(stored: StoredJob | None) -> list[Output]:
                 status=Status(status) if status in Status.__members__ else None,
                 provider_status=raw.get("provider_status"),
                 progress=clamp_progress(raw.get("progress")),
-                size_bytes=_integer(raw.get("size_bytes")),
+                size_bytes=values.integer(raw.get("size_bytes")),
                 destinations=tuple(
                     Destination(url=d["url"], status=d.get("status"), error=d.get("error"))
                     for d in raw.get("destinations") or ()
@@ -564,9 +553,9 @@ def _settled(stored: StoredJob, snapshot: Snapshot) -> bool:
 def _error_text(status_code: int, error: object) -> str:
     if not isinstance(error, dict):
         return f"HTTP {status_code}"
-    code = _text(error.get("errorCode")) or _text(error.get("code")) or "?"
-    text = f"HTTP {status_code} error {code}: {_text(error.get('message')) or 'no message'}"
-    details = _text(error.get("details"))
+    code = values.text(error.get("errorCode")) or values.text(error.get("code")) or "?"
+    text = f"HTTP {status_code} error {code}: {values.text(error.get('message')) or 'no message'}"
+    details = values.text(error.get("details"))
     return f"{text} ({details[:200]})" if details else text
 
 
@@ -589,38 +578,5 @@ def _category_id(value: object) -> str | None:
     return text if text and ":" not in text and len(text) <= 64 else None
 
 
-def _text(value: object) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def _percent(value: object) -> float | None:
     return clamp_progress(value.strip().rstrip("%") if isinstance(value, str) else value)
-
-
-def _integer(value: object) -> int | None:
-    if isinstance(value, bool) or value is None or value == "":
-        return None
-    try:
-        return int(float(str(value)))
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _moment(value: object) -> datetime | None:
-    iso = parse_time(value)
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")) if iso else None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return iso_z(moment) if moment else None
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _count(stats: dict[str, int], name: str, amount: int = 1) -> None:
-    stats[name] = stats.get(name, 0) + amount

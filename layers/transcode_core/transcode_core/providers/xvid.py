@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from transcode_core import http, times, urls
+from transcode_core import times, urls
 from transcode_core.errors import BadRequest, ProviderError, ProviderUnavailable
 from transcode_core.model import (
     TERMINAL,
@@ -29,10 +29,12 @@ from transcode_core.model import (
     Snapshot,
     Status,
     clamp_progress,
+    drop_none,
     map_status,
     status_words,
 )
 from transcode_core.oauth import ClientCredentialsToken
+from transcode_core.providers import values
 from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
 from transcode_core.webhook import WebhookBody
 
@@ -80,13 +82,13 @@ class XvidAdapter(Adapter):
         """Jobs running now or finished in the last 15 minutes (the listing, which also discovers new jobs),
         then the active jobs the listing does not show, one by one: a finish between two polls is never missed."""
         stats = context.stats
-        for counter in ("list_calls", "detail_calls", "discovered", "settled_skipped"):
-            stats.setdefault(counter, 0)
+        # Reported on every poll, zeros included.
+        stats.update(dict.fromkeys(("list_calls", "detail_calls", "discovered", "settled_skipped"), 0))
         self.access_token.value()  # without a token nothing can be done: raise
         # Not terminal, or terminal and put back on the poll list (jobs API PUT) to see a restart.
-        active = {job["job_id"]: job for job in context.active_jobs}
+        active = context.active_by_id
         listed: set[str] = set()
-        outage = yield from self._list_in_progress(context, active, listed)
+        outage = yield from self._list_in_progress(context, listed)
         unlisted = [job_id for job_id in active if job_id not in listed]
         if outage:
             # The API is unreachable: single reads would only fail one by one after their retries.
@@ -99,7 +101,7 @@ class XvidAdapter(Adapter):
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
         if job_ids:
             self.access_token.value()
-        yield from self._read_concurrently(list(job_ids), {})
+        yield from self._read_concurrently(list(job_ids), Counter())
 
     def webhook_snapshots(
         self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]
@@ -127,7 +129,7 @@ class XvidAdapter(Adapter):
 
     # --- listing and single reads -------------------------------------------------------------------
     def _list_in_progress(
-        self, context: PollContext, active: Mapping[str, StoredJob], listed: set[str]
+        self, context: PollContext, listed: set[str]
     ) -> Generator[Snapshot | PollFailure, None, ProviderUnavailable | None]:
         """Pages of `GET jobs?inprogress=true`; adds every listed job id to `listed`. Returns the
         ProviderUnavailable that stopped it, if the API could not be reached."""
@@ -136,14 +138,16 @@ class XvidAdapter(Adapter):
         start = 0
         while True:
             stats["list_calls"] += 1
+            what = f"job list at start={start}"
             try:
-                jobs = page_jobs(self._get_json("jobs", {"inprogress": "true", "start": start, "limit": limit}))
+                document = self._get_json("jobs", what, inprogress="true", start=start, limit=limit)
+                jobs = page_jobs(document, what)
             except ProviderUnavailable as outage:
                 yield PollFailure(outage)
                 return outage
             except ProviderError as error:
                 # Where the listing ends cannot be known now: the single reads cover the tracked jobs.
-                yield PollFailure(ProviderError(PROVIDER, f"job list at start={start}: {error.message}"))
+                yield PollFailure(error)
                 return None
             new_ids = {job["id"] for job in jobs if isinstance(job, dict) and is_job_id(job.get("id"))} - listed
             page: list[Snapshot] = []
@@ -153,7 +157,7 @@ class XvidAdapter(Adapter):
                 except ProviderError as error:
                     yield PollFailure(error, error.job_ids)
             listed.update(snapshot.job_id for snapshot in page)
-            yield from self._unsettled(page, context, active)
+            yield from self._unsettled(page, context)
             if len(jobs) < limit:
                 return None
             if not new_ids:
@@ -162,27 +166,24 @@ class XvidAdapter(Adapter):
                 return None
             start += len(jobs)
 
-    def _unsettled(
-        self, page: list[Snapshot], context: PollContext, active: Mapping[str, StoredJob]
-    ) -> Iterator[Snapshot]:
+    def _unsettled(self, page: list[Snapshot], context: PollContext) -> Iterator[Snapshot]:
         """The listed jobs worth applying: active ones, new ones, and stored ones the listing shows changed.
         A job that finished in the last 15 minutes is listed on every poll; once stored, it is skipped."""
-        others = [snapshot.job_id for snapshot in page if snapshot.job_id not in active]
-        stored = {**(context.lookup(others) if others else {}), **active}
+        stored = context.stored_jobs(snapshot.job_id for snapshot in page)
         for snapshot in page:
             item = stored.get(snapshot.job_id)
             if item is None:
                 context.stats["discovered"] += 1
                 yield snapshot
-            elif snapshot.job_id not in active and _settled(item, snapshot):
+            elif snapshot.job_id not in context.active_by_id and _settled(item, snapshot):
                 context.stats["settled_skipped"] += 1
             else:
                 yield mark_new_run(snapshot, item)
 
-    def _read_concurrently(self, job_ids: list[str], stats: dict[str, int]) -> Iterator[Snapshot | PollFailure]:
+    def _read_concurrently(self, job_ids: list[str], stats: Counter[str]) -> Iterator[Snapshot | PollFailure]:
         if not job_ids:
             return
-        stats["detail_calls"] = stats.get("detail_calls", 0) + len(job_ids)
+        stats["detail_calls"] += len(job_ids)
         workers = min(self.settings.concurrency, len(job_ids))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xvid-read") as pool:
             yield from pool.map(self._read_job, job_ids)
@@ -193,10 +194,13 @@ class XvidAdapter(Adapter):
             error = ProviderError(PROVIDER, f"job id {job_id!r:.80} is not a valid Xvid job id", job_ids=(job_id,))
             return PollFailure(error, (job_id,))
         try:
-            snapshot = to_snapshot(single_job(self._get_json(f"jobs/{job_id}")))
+            document = self._get_json(f"jobs/{job_id}", f"job {job_id}", job_ids=(job_id,))
+        except ProviderError as error:  # named already; ProviderUnavailable stays one, for the webhook's 503
+            return PollFailure(error, (job_id,))
+        try:
+            snapshot = to_snapshot(single_job(document))
         except ProviderError as error:
-            # Same type (ProviderUnavailable stays one, for the webhook's 503), with the job named.
-            return PollFailure(type(error)(PROVIDER, f"job {job_id}: {error.message}", job_ids=(job_id,)), (job_id,))
+            return PollFailure(ProviderError(PROVIDER, f"job {job_id}: {error.message}", job_ids=(job_id,)), (job_id,))
         if snapshot.job_id != job_id:
             error = ProviderError(
                 PROVIDER, f"job {job_id}: the answer is about job {snapshot.job_id}", job_ids=(job_id,)
@@ -205,29 +209,27 @@ class XvidAdapter(Adapter):
         return snapshot
 
     # --- HTTP ---------------------------------------------------------------------------------------
-    def _get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        url = urls.join_url(self.api_url, path)
-        query = {"format": "json", **(params or {})}
-        response = self.access_token.bearer_get(url, params=query, headers={"Accept": "application/json"})
-        if response.status_code == 401:
-            raise ProviderError(PROVIDER, f"GET {path}: a fresh access token was refused (HTTP 401)")
-        if response.status_code == 404:
-            raise ProviderError(PROVIDER, f"GET {path}: not found (HTTP 404)")
-        if not response.ok:
-            raise ProviderError(PROVIDER, f"GET {path}: HTTP {response.status_code}")
-        return http.json_body(PROVIDER, response)
+    def _get_json(self, path: str, what: str, *, job_ids: tuple[str, ...] = (), **params: Any) -> Any:
+        return self.access_token.get_json(
+            urls.join_url(self.api_url, path),
+            what,
+            job_ids=job_ids,
+            reasons={404: "not found"},
+            params={"format": "json", **params},
+            headers={"Accept": "application/json"},
+        )
 
 
 # --- documents -> snapshots (pure) -----------------------------------------------------------------------
-def page_jobs(document: Any) -> list[Any]:
+def page_jobs(document: Any, what: str = "job list") -> list[Any]:
     """The jobs of a `GET jobs` answer: `{"jobs": [...]}` (assumed envelope) or a bare list. `{}` and
     `{"jobs": null}` are an empty page (show_null=false leaves unset keys out)."""
     if isinstance(document, dict):
         if document and "jobs" not in document:
-            raise ProviderError(PROVIDER, f'job list: expected {{"jobs": [...]}}, got keys {sorted(document)[:5]}')
+            raise ProviderError(PROVIDER, f'{what}: expected {{"jobs": [...]}}, got keys {sorted(document)[:5]}')
         document = document.get("jobs") or []
     if not isinstance(document, list):
-        raise ProviderError(PROVIDER, f"job list: expected a list of jobs, got {type(document).__name__}")
+        raise ProviderError(PROVIDER, f"{what}: expected a list of jobs, got {type(document).__name__}")
     return document
 
 
@@ -262,10 +264,10 @@ def to_snapshot(job: Any) -> Snapshot:
         finished_at=times.from_epoch_ms(job.get("finished_at")),
         outputs=_outputs(job_id, job.get("outputs")),
         error=_error(job, word) if status is Status.ERROR else None,
-        details=_without_none(
+        details=drop_none(
             {
                 "provider_updated_at": times.from_epoch_ms(job.get("updated_at")),
-                "output_prefix": _text(job.get("output_prefix")),
+                "output_prefix": values.text(job.get("output_prefix")),
                 "input_file_id": _ref_id(_field(job.get("input"), "file")),
             }
         ),
@@ -277,13 +279,13 @@ def mark_new_run(snapshot: Snapshot, stored: StoredJob | None) -> Snapshot:
     with an update after its recorded finish, or ended again later, is a new attempt (`requeued`)."""
     if not stored or stored.get("status") not in _TERMINAL_VALUES:
         return snapshot
-    ended = _moment(stored.get("finished_at"))
+    ended = times.to_datetime(stored.get("finished_at"))
     if ended is None:
         return snapshot
     if snapshot.status in TERMINAL:
-        seen = _moment(snapshot.finished_at)
+        seen = times.to_datetime(snapshot.finished_at)
     else:
-        seen = _moment(snapshot.details.get("provider_updated_at"))
+        seen = times.to_datetime(snapshot.details.get("provider_updated_at"))
     return replace(snapshot, requeued=True) if seen is not None and seen > ended else snapshot
 
 
@@ -295,14 +297,6 @@ def _settled(stored: StoredJob, snapshot: Snapshot) -> bool:
         and stored.get("provider_status") == snapshot.provider_status
         and stored.get("finished_at") == snapshot.finished_at
     )
-
-
-def _moment(value: Any) -> datetime | None:
-    # ISO Z strings with and without fractions do not sort as text within one second: compare times.
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
 
 
 def _outputs(job_id: str, outputs: Any) -> tuple[Output, ...]:
@@ -320,24 +314,22 @@ def _outputs(job_id: str, outputs: Any) -> tuple[Output, ...]:
         ]
         result.append(
             Output(
-                id=_text(output.get("output_name")) or file_id or str(index),
+                id=values.text(output.get("output_name")) or file_id or str(index),
                 progress=clamp_progress(output.get("percentage_completed")),
-                details=_without_none(
-                    {
-                        "file_id": file_id,
-                        "preset_id": _ref_id(output.get("preset")),
-                        "thumbnail_zip_file_id": _ref_id(_field(output.get("thumbnail_zip"), "file")),
-                        "thumbnail_file_ids": [tid for tid in thumbnail_ids if tid] or None,
-                    }
-                ),
+                details={
+                    "file_id": file_id,
+                    "preset_id": _ref_id(output.get("preset")),
+                    "thumbnail_zip_file_id": _ref_id(_field(output.get("thumbnail_zip"), "file")),
+                    "thumbnail_file_ids": [tid for tid in thumbnail_ids if tid] or None,
+                },
             )
         )
     return tuple(result)
 
 
 def _error(job: Mapping[str, Any], word: str) -> JobError:
-    message = _text(job.get("error_msg")) or f"Xvid reported {word}"
-    return JobError(message=message[:MAX_ERROR_CHARS], code=_text(job.get("error_code")))
+    message = values.text(job.get("error_msg")) or f"Xvid reported {word}"
+    return JobError(message=message[:MAX_ERROR_CHARS], code=values.text(job.get("error_code")))
 
 
 def _field(mapping: Any, key: str) -> Any:
@@ -346,17 +338,7 @@ def _field(mapping: Any, key: str) -> Any:
 
 def _ref_id(reference: Any) -> str | None:
     """The id of a `{id, href}` reference (or of an embedded object, with expand)."""
-    return _text(_field(reference, "id"))
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list, bool)):
-        return None
-    return str(value).strip() or None
-
-
-def _without_none(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in mapping.items() if value is not None}
+    return values.text(_field(reference, "id"))
 
 
 SPEC = ProviderSpec(
@@ -366,4 +348,5 @@ SPEC = ProviderSpec(
     adapter=XvidAdapter,
     status_words=STATUS_WORDS,
     is_job_id=is_job_id,
+    webhook_path="/webhooks/xvid",
 )
