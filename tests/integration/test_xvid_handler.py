@@ -266,3 +266,16 @@ def test_a_restarted_job_is_a_new_attempt_with_its_own_event(stack, sim):
     assert (again["status"], again["attempt"]) == ("SUBMITTED", 2)
     assert "error" not in again
     assert stack.event_ids() == [f"{PROVIDER}#{job_id}#1#ERROR", f"{PROVIDER}#{job_id}#2#COMPLETE"]
+
+
+def test_a_job_xvid_touches_without_changing_is_not_rewritten(stack, sim):
+    job_id = sim.add_job()
+    sim.advance(job_id, 2)
+    stack.poll(PROVIDER)
+    before = stack.job(PROVIDER, job_id)
+    # Xvid stamps a new updated_at, but the job shows the same status and percentage
+    sim.advance_clock(minutes=1)
+    sim.set_status(job_id, before["provider_status"])
+    stack.poll(PROVIDER)
+    assert stack.job(PROVIDER, job_id) == before
+    assert "provider_updated_at" not in before.get("details", {})

@@ -174,7 +174,7 @@ class XvidAdapter(Adapter):
             item = stored.get(snapshot.job_id)
             if item is None:
                 context.stats["discovered"] += 1
-                yield snapshot
+                yield mark_new_run(snapshot, None)
             elif snapshot.job_id not in context.active_by_id and _settled(item, snapshot):
                 context.stats["settled_skipped"] += 1
             else:
@@ -276,16 +276,17 @@ def to_snapshot(job: Any) -> Snapshot:
 
 def mark_new_run(snapshot: Snapshot, stored: StoredJob | None) -> Snapshot:
     """Xvid shows no start time, so a restart is told by its times: a job stored as ended that now runs
-    with an update after its recorded finish, or ended again later, is a new attempt (`requeued`)."""
+    with an update after its recorded finish, or ended again later, is a new attempt (`requeued`).
+    The provider's update time serves only this: it is not stored, since it moves without the job changing
+    (storing it would write every poll and hide a stalled job)."""
+    updated_at = snapshot.details.get("provider_updated_at")
+    snapshot = replace(snapshot, details={k: v for k, v in snapshot.details.items() if k != "provider_updated_at"})
     if not stored or stored.get("status") not in _TERMINAL_VALUES:
         return snapshot
     ended = times.to_datetime(stored.get("finished_at"))
     if ended is None:
         return snapshot
-    if snapshot.status in TERMINAL:
-        seen = times.to_datetime(snapshot.finished_at)
-    else:
-        seen = times.to_datetime(snapshot.details.get("provider_updated_at"))
+    seen = times.to_datetime(snapshot.finished_at if snapshot.status in TERMINAL else updated_at)
     return replace(snapshot, requeued=True) if seen is not None and seen > ended else snapshot
 
 
