@@ -9,14 +9,17 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 # sam build needs a python3.13 for the python3.13 runtime; pyenv holds one on the dev machines.
 SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
+LAYER := layers/transcode_core
 
-.PHONY: help install test demo lint format build deploy bench clean
+.PHONY: help install test demo lint format build deploy bench bench-imports lock clean
 
 help: ## Show the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt layers/transcode_core/requirements.txt
+$(STAMP): requirements-dev.txt $(LAYER)/requirements.txt $(LAYER)/requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# The layer's locked versions first (hash-checked), so tests import what the layer ships.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $(LAYER)/requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
@@ -42,11 +45,22 @@ format: install ## Format and fix imports with ruff
 build: install ## sam build (layer and functions for python3.13)
 	$(SAM_PYENV) $(VENV)/bin/sam build
 
+# The layer's requirements.lock, resolved for the python3.13 arm64 runtime with hashes, leaving out what the
+# runtime ships ($(LAYER)/lambda-runtime.txt). Keeps current pins that still fit; UPGRADE=1 takes the newest.
+lock: install ## Re-resolve the layer's requirements.lock from its requirements.txt (UPGRADE=1 for newest)
+	$(VENV)/bin/uv pip compile --quiet $(LAYER)/requirements.txt -o $(LAYER)/requirements.lock \
+		--generate-hashes --python-version 3.13 --python-platform aarch64-manylinux2014 \
+		--custom-compile-command "make lock" -c $(LAYER)/lambda-runtime.txt $(if $(UPGRADE),--upgrade) \
+		$(foreach name,$(shell sed -E 's/#.*//; s/[<>=!~ ].*//' $(LAYER)/lambda-runtime.txt),--no-emit-package $(name))
+
 deploy: build ## sam deploy --guided
 	$(VENV)/bin/sam deploy --guided
 
 bench: install ## Run the benchmarks
 	$(PY) -m bench
+
+bench-imports: build ## Cold import of each built function vs `import boto3`, in a python3.13 runtime emulation
+	$(SAM_PYENV) $(PY) -m bench.imports
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .ruff_cache .benchmarks
