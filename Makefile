@@ -18,9 +18,10 @@ help: ## Show the targets
 
 $(STAMP): requirements-dev.txt $(LAYER)/requirements.txt $(LAYER)/requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# The layer's locked versions first (hash-checked), so tests import what the layer ships.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $(LAYER)/requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# Then the layer's locked versions over them (hash-checked), so tests import what the layer ships, even where
+	# a dev tool pins a package more tightly (aws-sam-cli: requests, jmespath; it runs fine with the lock's).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $(LAYER)/requirements.lock
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the dev requirements (skipped when up to date)

@@ -35,7 +35,10 @@ RUNTIME_SDK = ROOT / ".aws-sam" / "lambda-runtime-sdk"
 SDK_PACKAGES = ("boto3", "botocore", "s3transfer")
 TARGET_RATIO = 1.5
 # Prints the seconds one import takes; sys.path is set before the clock starts.
-TIMER = "import sys, time; sys.path[:0] = {path!r}; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+TIMER = (
+    "import sys, time; sys.path[:0] = {path!r}; t = time.perf_counter(); import {module}; "
+    "print(time.perf_counter() - t)"
+)
 
 
 def python313() -> str:
