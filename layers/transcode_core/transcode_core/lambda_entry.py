@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities import parameters
 
 from transcode_core.config import Settings
@@ -33,6 +32,9 @@ from transcode_core.providers.base import Adapter, ProviderSpec
 from transcode_core.secrets import load_credentials
 from transcode_core.store import JobStore
 from transcode_core.webhook import WebhookBody, authenticate, check_size
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ def is_http_event(event: Any) -> bool:
 
 
 def _error(status: int, message: str, metric: str) -> Response:
+    from aws_lambda_powertools.event_handler import Response, content_types
+
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": message})
 
@@ -137,10 +141,19 @@ def install_error_answers(app: APIGatewayHttpResolver) -> None:
 
 def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     spec = get_spec(provider)
-    app = APIGatewayHttpResolver()
-    install_error_answers(app)
+    app = None
 
-    @app.post(spec.webhook_path)
+    def webhook_router() -> APIGatewayHttpResolver:
+        # Built at the first webhook: a poll's cold start skips importing Powertools' HTTP router (~30 ms).
+        nonlocal app
+        if app is None:
+            from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+            app = APIGatewayHttpResolver()
+            install_error_answers(app)
+            app.post(spec.webhook_path)(webhook)
+        return app
+
     @tracer.capture_method
     def webhook() -> dict[str, int]:
         event = app.current_event
@@ -171,7 +184,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         if metrics.default_dimensions.get("provider") != provider:  # Metrics state is shared process-wide
             metrics.set_default_dimensions(provider=provider)
         if is_http_event(event):
-            return app.resolve(event, context)
+            return webhook_router().resolve(event, context)
         # An EventBridge scheduled event, or the {} that EventBridge Scheduler sends: a poll.
         return run_poll(spec).to_dict()
 

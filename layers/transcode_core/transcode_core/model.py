@@ -6,10 +6,10 @@ writes exactly what it answers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from statistics import fmean
 from typing import Any
 
 from transcode_core.times import is_later
@@ -156,7 +156,7 @@ def clamp_progress(value: Any) -> float | None:
 def mean_progress(outputs: Sequence[Output]) -> float | None:
     """The outputs' mean progress, of those that report one; None when none does."""
     known = [progress for output in outputs if (progress := clamp_progress(output.progress)) is not None]
-    return round(fmean(known), 2) if known else None
+    return round(math.fsum(known) / len(known), 2) if known else None  # statistics.fmean, without its import
 
 
 def snapshot_fields(snapshot: Snapshot) -> dict[str, Any]:
