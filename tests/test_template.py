@@ -173,10 +173,10 @@ def test_runtime_and_core_layer(template):
         assert resource(template, logical_id)["Properties"].get("Runtime", "python3.13") == "python3.13"
     layer = resource(template, "CoreLayer")
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"  # layers/transcode_core/Makefile (tests/test_layer.py)
     assert "python3.13" in layer["Properties"]["CompatibleRuntimes"]
     content = ROOT / layer["Properties"]["ContentUri"]
-    assert (content / "requirements.txt").is_file()
+    assert (content / "requirements.lock").is_file()
     assert (content / "transcode_core" / "__init__.py").is_file()
 
 
