@@ -20,7 +20,7 @@ DEFAULT_MAX_RETRY_WAIT = 10.0
 
 # The Deadline of the call `send` is making in this thread: the session (and its Retry) is shared by every
 # invocation of a warm Lambda, the budget is not.
-_call_deadline: ContextVar[Deadline] = ContextVar("call_deadline", default=Deadline.none())
+_call_deadline: ContextVar[Deadline | None] = ContextVar("call_deadline", default=None)
 
 
 class RetryWaitTooLong(Exception):
@@ -51,7 +51,8 @@ class BudgetRetry(Retry):
         super()._sleep_backoff()
 
     def _check_wait(self, seconds: float, what: str) -> None:
-        remaining = _call_deadline.get().remaining()
+        deadline = _call_deadline.get()
+        remaining = deadline.remaining() if deadline else math.inf
         if seconds > self.max_wait or seconds >= remaining:
             left = "no limit" if math.isinf(remaining) else f"{remaining:.1f} s left"
             raise RetryWaitTooLong(f"{what} of {seconds:g} s is longer than allowed ({self.max_wait:g} s max, {left})")

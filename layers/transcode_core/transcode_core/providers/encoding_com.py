@@ -159,7 +159,14 @@ class EncodingComAdapter(Adapter):
     def _call(self, fields: Mapping[str, str]) -> dict[str, Any]:
         """One API call; the `response` document as plain data. ProviderError when it reports errors."""
         query = {"userid": self.credentials["user_id"], "userkey": self.credentials["user_key"], **fields}
-        response = send(PROVIDER, self.session, "POST", self.api_url, data=query_form(query, self.api_format))
+        response = send(
+            PROVIDER,
+            self.session,
+            "POST",
+            self.api_url,
+            data=query_form(query, self.api_format),
+            deadline=self.deadline,
+        )
         if response.status_code != 200:
             raise ProviderError(PROVIDER, f"{fields.get('action')} answered HTTP {response.status_code}")
         if self.api_format == "json":

@@ -75,6 +75,7 @@ class XvidAdapter(Adapter):
             urls.join_url(self.api_url, "oauth2/token"),
             self.credentials["client_id"],
             self.credentials["client_secret"],
+            self.deadline,
         )
 
     # --- the pipeline's calls -----------------------------------------------------------------------
