@@ -108,7 +108,12 @@ class ClientCredentialsToken:
             response = self.bearer_get(url, **kwargs)
         except ProviderUnavailable as exc:
             cause = exc.__cause__
-            reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
+            if isinstance(cause, http.RetryWaitTooLong):
+                reason = f"deferred, {cause}"
+            elif cause is None and "deferred" in exc.message:  # the Deadline refused to start the call
+                reason = "deferred, the invocation's time is used up"
+            else:
+                reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
             raise ProviderUnavailable(self.provider, f"{what}: {reason}", job_ids=job_ids) from exc
         status = response.status_code
         if status == 401:
