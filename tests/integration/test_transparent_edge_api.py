@@ -3,6 +3,8 @@ economy, malformed answers, requeues. A small in-memory store applies snapshots 
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -551,3 +553,31 @@ def test_the_progress_scale_is_decided_once_per_order_and_a_wrong_guess_does_not
         sim.set_progress(order, values)
         store.poll(adapter)
         assert store.items[order]["progress"] == expected, values
+
+
+def test_details_are_read_concurrently_up_to_the_concurrency_setting(sim):
+    # Given six new orders whose details each take a while to read
+    orders = [sim.add_order() for _ in range(6)]
+    adapter = adapter_with(sim, concurrency=3)
+    in_flight, most, lock = [0], [0], threading.Lock()
+    read = adapter.client.order
+
+    def slow_read(order_id):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.2)
+        try:
+            return read(order_id)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    adapter.client.order = slow_read
+
+    # When a poll discovers them
+    snapshots, _ = TimedStore().poll(adapter)
+
+    # Then three are read at a time, and every order is read once
+    assert most[0] == 3
+    assert sorted(snapshot.job_id for snapshot in snapshots) == sorted(orders)

@@ -310,6 +310,8 @@ class VodStationAdapter(Adapter):
                 break
             if total is not None and received >= total:
                 break
+        else:  # the guard ended the read: not a complete one, so no job counts as missing
+            return items, PollFailure(ProviderError(self.provider, f"the listing goes on past {MAX_PAGES} pages"))
         return items, None
 
     def _listed_snapshot(
