@@ -22,8 +22,9 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.etree.ElementTree import Element, SubElement, tostring
 
+from defusedxml import ElementTree as SafeElementTree
+
 from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, json_response
-from transcode_core.xmlsafe import XmlRejected, parse_xml, to_plain
 
 WRONG_CREDENTIALS = "Wrong user id or key!"
 MEDIA_NOT_FOUND = "Media ID is not found"
@@ -86,9 +87,11 @@ class EncodingComSimulator(Simulator):
         self.user_key = user_key
         self.timezone = provider_timezone  # the zone its dates are written in (they carry no offset)
         self.media: dict[str, SimMedia] = {}
-        # How extended GetStatus answers a media id it does not know: "job_error" (a <job> holding <errors>)
-        # or "omit" (no <job> for it). The real API's choice is unconfirmed; the adapter handles both.
+        # How extended GetStatus answers a media id it does not know: "job_error" (a <job> holding <errors>),
+        # "omit" (no <job> for it) or "refuse" (the whole call answers <errors>). Unconfirmed: all three are tested.
         self.unknown_in_batch = "job_error"
+        # GetStatus's documented answer has no <description>; the notify carries it. True adds one (not documented).
+        self.status_description = False
         self._ids = count(31_000_001)
         self._format_ids = count(164_000_001)
         self._last_stamp = datetime(2000, 1, 1, tzinfo=UTC)
@@ -132,6 +135,7 @@ class EncodingComSimulator(Simulator):
             self.requests.clear()
             self.fail_next.clear()
             self.unknown_in_batch = "job_error"
+            self.status_description = False
 
     def advance(self, media_id: str | int, steps: int = 1) -> str:
         """Moves the media `steps` along its lifecycle; returns its status word."""
@@ -215,6 +219,9 @@ class EncodingComSimulator(Simulator):
                 return [("errors", [("error", MEDIA_NOT_FOUND)])]
             return self._media_pairs(media, extended=False)
         jobs: Pairs = []
+        unknown = [media_id for media_id in media_ids if media_id not in self.media]
+        if unknown and self.unknown_in_batch == "refuse":
+            return [("errors", [("error", f"{MEDIA_NOT_FOUND}: {unknown[0]}")])]
         for media_id in media_ids:
             media = self.media.get(media_id)
             if media is not None:
@@ -258,8 +265,8 @@ class EncodingComSimulator(Simulator):
             pairs += [("filesize", "73400320" if media.downloaded else "0"), ("processor", "AMAZON")]
         else:
             pairs += [("version", "1.0"), ("uploaded", self._date(media.finished if status == "Finished" else None))]
-        if status == "Error" and media.failure == "download":
-            pairs.append(("description", DOWNLOAD_ERROR))
+        if status == "Error" and self.status_description:
+            pairs.append(("description", _description(media)))
         pairs += [("time_left", "0" if media.lifecycle.done else "60"), ("progress", self._progress(media))]
         if not extended:
             pairs += [("time_left_current", "0"), ("progress_current", self._format_progress(media))]
@@ -291,7 +298,7 @@ class EncodingComSimulator(Simulator):
     def _notification_pairs(self, media: SimMedia) -> Pairs:
         pairs: Pairs = [("mediaid", media.media_id), ("source", media.source), ("status", media.status)]
         if media.status == "Error":
-            pairs.append(("description", DOWNLOAD_ERROR if media.failure == "download" else UPLOAD_DESCRIPTION))
+            pairs.append(("description", _description(media)))
         for fmt in media.formats:
             format_pairs: Pairs = [("output", fmt.output)]
             for url in fmt.destinations:
@@ -354,6 +361,10 @@ def _steps(failure: str | None) -> list[str]:
     return {None: LIFECYCLE, "upload": FAILS_ON_UPLOAD, "download": FAILS_ON_DOWNLOAD}[failure]
 
 
+def _description(media: SimMedia) -> str:
+    return DOWNLOAD_ERROR if media.failure == "download" else UPLOAD_DESCRIPTION
+
+
 def _format_status(media: SimMedia) -> str:
     status = media.status
     if status in ("New", "Downloading", "Ready to process"):
@@ -385,11 +396,12 @@ def _read_query(form: dict[str, str]) -> dict[str, Any] | None:
         return query if isinstance(query, dict) else None
     if "xml" in form:
         try:
-            root = parse_xml(form["xml"].strip())
-        except XmlRejected:
+            root = SafeElementTree.fromstring(form["xml"].strip())
+        except (SafeElementTree.ParseError, ValueError):  # defusedxml's refusals are ValueErrors
             return None
-        query = to_plain(root)
-        return query if root.tag == "query" and isinstance(query, dict) else None
+        if root.tag != "query":
+            return None
+        return {child.tag: (child.text or "").strip() for child in root}
     return None
 
 

@@ -1,5 +1,9 @@
 """A TransparentEdge transcoding API on 127.0.0.1: OAuth2 client credentials, order list, order detail (the
-seed's shape), requeue. Orders advance through their lifecycle on command (`advance`, `tick`)."""
+seed's shape), requeue. Orders advance through their lifecycle on command (`advance`, `tick`).
+
+The document's list is ambiguous: its prose names "order_id", "status" and "timestamp" (when the order was
+processed, which a requeue moves), its example shows "id", "created_on" and "status". `list_timestamp`
+(default False, the example) adds the prose's `timestamp` to each list entry; both ways are tested."""
 
 from __future__ import annotations
 
@@ -76,6 +80,7 @@ class TransparentEdgeSimulator(Simulator):
         self.company_id = company_id
         self.oauth = TokenIssuer(client_id, client_secret, token_ttl, extras={"scope": "read write"})
         self.orders: dict[str, SimOrder] = {}
+        self.list_timestamp = False  # list entries carry the processing `timestamp` (the prose) or not (the example)
         self._serial = itertools.count(1237)
 
     # --- test and local-run controls ----------------------------------------------------------------
@@ -204,12 +209,13 @@ class TransparentEdgeSimulator(Simulator):
         if request.method != "GET":
             return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405)
         newest_first = sorted(self.orders.values(), key=lambda order: order.created_on, reverse=True)
-        return json_response(
-            [
-                {"id": order.order_id, "created_on": str(order.created_on), "status": order.status}
-                for order in newest_first
-            ]
-        )
+        entries = []
+        for order in newest_first:
+            entry = {"id": order.order_id, "created_on": str(order.created_on), "status": order.status}
+            if self.list_timestamp:
+                entry["timestamp"] = str(order.timestamp)
+            entries.append(entry)
+        return json_response(entries)
 
     def _detail(self, request: SimRequest, order_id: str) -> SimResponse:
         order = self.orders.get(order_id)

@@ -2,10 +2,18 @@
 over the received method + path + raw query, a 5-minute timestamp tolerance), the paged status listing
 filtered by work start, and the callbacks the service would send (`take_callbacks`). Each job is one input
 file in one category with one output per encoding option; outputs advance on command (`advance`, `tick`).
+
+Written from NAVER's document alone (its own signature check, never the adapter's). `lastWorkTime` is the
+last work, not the work start the listing filters on. Where the document is silent, both ways can be set:
+`max_page_size` (a gateway that serves fewer items than `pageSizeNo` asks), `list_earlier_runs` (whether a
+file encoded again still lists its earlier run's items).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -14,7 +22,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from local.simulators.base import Lifecycle, SimRequest, SimResponse, Simulator, json_response
-from transcode_core.providers.vod_station import sign
 
 LIFECYCLE = ["WAITING", "RUNNING", "RUNNING", "COMPLETE"]
 FAILING_LIFECYCLE = ["WAITING", "RUNNING", "FAILURE"]
@@ -74,6 +81,8 @@ class VodStationSimulator(Simulator):
         self.windows: list[tuple[int | None, int | None]] = []  # (workStartTimeFrom, To) of each listing call
         self.callbacks: list[dict[str, Any]] = []  # what the service would have posted, oldest first
         self.raw_items: list[tuple[int, dict[str, Any]]] = []  # (work start ms, item) listed verbatim
+        self.max_page_size: int | None = None  # the most items a page holds, whatever pageSizeNo asks (silent)
+        self.list_earlier_runs = True  # a file encoded again still lists its earlier run (silent)
         self._ids = itertools.count(1)
 
     # --- jobs ---------------------------------------------------------------------------------------
@@ -211,6 +220,8 @@ class VodStationSimulator(Simulator):
         self.windows.append(window)
         listed = [item for item in self._items() if _within(item[0], window)]
         listed.sort(key=lambda entry: -entry[0])  # newest work first
+        if self.max_page_size is not None:
+            page_size = min(page_size, self.max_page_size)
         page = [item for _, item in listed[(page_no - 1) * page_size : page_no * page_size]]
         total = str(len(listed)) if self.total_as_string else len(listed)
         return json_response({"content": page, "total": total})
@@ -232,7 +243,7 @@ class VodStationSimulator(Simulator):
         if offset > MAX_CLOCK_SKEW_MS:
             return _error(401, "200", "Authentication Failed", "Timestamp is more than 5 minutes off")
         path = f"{request.path}?{request.raw_query}" if request.raw_query else request.path
-        if signature != sign(request.method, path, timestamp, self.access_key, self.secret_key):
+        if signature != _signature_v2(request.method, path, timestamp, self.access_key, self.secret_key):
             return _error(401, "200", "Authentication Failed", "Signature mismatch")
         return None
 
@@ -240,7 +251,8 @@ class VodStationSimulator(Simulator):
         """(work start, listing item) of every output of every run."""
         items = []
         for job in self.jobs.values():
-            for output in [*job.earlier, *job.outputs.values()]:
+            runs = [*job.earlier, *job.outputs.values()] if self.list_earlier_runs else list(job.outputs.values())
+            for output in runs:
                 item: dict[str, Any] = {
                     "categoryId": job.category_id,
                     "categoryName": job.category_name,
@@ -256,6 +268,14 @@ class VodStationSimulator(Simulator):
                     item["percent"] = 100
                 items.append((output.work_start_ms, item))
         return items + list(self.raw_items)
+
+
+def _signature_v2(method: str, path_with_query: str, timestamp: str, access_key: str, secret_key: str) -> str:
+    """NAVER API Gateway signature v2, as its document builds it: the method, a space, the URL path with its
+    query, a newline, the timestamp, a newline, the access key; HMAC-SHA256 with the secret key; base64."""
+    message = method + " " + path_with_query + "\n" + timestamp + "\n" + access_key
+    mac = hmac.new(bytes(secret_key, "utf-8"), bytes(message, "utf-8"), digestmod=hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode("utf-8")
 
 
 def _link(job: SimJob, output: SimOutput) -> str:

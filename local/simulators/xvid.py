@@ -4,6 +4,8 @@ start/limit/inprogress/status and `GET /jobs/{id}` in the seed's shape (`{"job":
 Time is the simulator's own clock (`clock_ms`, moved by `advance_clock`): it stamps created/updated/finished
 times, expires tokens and decides which finished jobs `inprogress=true` still lists (the last 15 minutes).
 Status words other than SUCCESS are the project's assumptions (README), as are the error bodies' shapes.
+`updated_at` does not always move: the seed's example shows it before `created_at`. `updated_at_moves`
+(default True) stamps it on every change; False leaves it where the job was created, as the example shows.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class XvidSimulator(Simulator):
         self.clock_ms = START_MS
         self.oauth = TokenIssuer(client_id, client_secret, token_ttl, now_ms=lambda: self.clock_ms, token_type="bearer")
         self.jobs: dict[str, SimJob] = {}  # in creation order: the listing's order
+        self.updated_at_moves = True  # whether a change stamps updated_at (the documents do not say)
         self.read_delay = 0.0  # seconds each GET /jobs/{id} takes (to observe concurrency)
         self.token_delay = 0.0  # seconds each token request takes (to observe racing token requests)
         self.in_flight = 0
@@ -74,6 +77,7 @@ class XvidSimulator(Simulator):
             self.clock_ms = START_MS
             self.read_delay = self.token_delay = 0.0
             self.max_in_flight = 0
+            self.updated_at_moves = True
 
     def add_job(
         self,
@@ -270,7 +274,8 @@ class XvidSimulator(Simulator):
     # --- internals ----------------------------------------------------------------------------------
     def _settle(self, job: SimJob) -> None:
         """Stamps a status change: times, percentage, and error fields for a failure word."""
-        job.updated_at = self.clock_ms
+        if self.updated_at_moves:
+            job.updated_at = self.clock_ms
         ended = job.status.upper() in TERMINAL_WORDS
         job.finished_at = self.clock_ms if ended else None
         if job.status.upper() == "SUCCESS":

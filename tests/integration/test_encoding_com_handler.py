@@ -253,3 +253,66 @@ def test_a_restarted_media_is_a_new_attempt_with_its_own_event(stack, sim):
     assert (again["status"], again["attempt"]) == ("DOWNLOADING", 2)
     assert "error" not in again
     assert stack.event_ids() == [f"{PROVIDER}#{media_id}#1#ERROR", f"{PROVIDER}#{media_id}#2#COMPLETE"]
+
+
+# --- issue 12: what the documents say, not what the simulator used to add ---------------------------------
+
+
+@pytest.mark.parametrize("kind", ["xml", "json", "raw-xml"])
+def test_the_notify_description_is_the_error_text_of_the_error_the_api_confirms(stack, sim, kind):
+    # Given a media that fails on download: GetStatus (as documented) has no description, the notify has one
+    media_id = sim.add_job(fail="download")
+    sim.advance(media_id, steps=2)
+
+    # When encoding.com notifies the Error
+    status, body = notify(stack, sim, media_id, kind=kind)
+
+    # Then the job is ERROR with the notify's description, and its one event says why
+    assert (status, body) == (200, {"accepted": 1})
+    job = stack.job(PROVIDER, media_id)
+    assert job["status"] == "ERROR"
+    assert "403 Forbidden" in job["error"]["message"]
+    (event,) = stack.events()
+    assert "403 Forbidden" in event["job"]["error"]["message"]
+
+
+def test_a_later_poll_keeps_the_notify_description(stack, sim):
+    media_id = sim.add_job(fail="download")
+    stack.track(PROVIDER, media_id)
+    sim.advance(media_id, steps=2)
+    assert notify(stack, sim, media_id)[0] == 200
+    stack.jobs_api("PUT", PROVIDER, media_id)  # watched again: the next poll reads it
+
+    stack.poll(PROVIDER)
+
+    assert "403 Forbidden" in stack.job(PROVIDER, media_id)["error"]["message"]
+
+
+def test_a_form_encoded_notify_sent_without_a_form_content_type_is_read(stack, sim):
+    media_id = sim.add_job()
+    sim.advance(media_id, steps=9)
+    body, _ = sim.notification(media_id, kind="xml")
+
+    status, answer = stack.webhook(PROVIDER, body, content_type="text/plain")
+
+    assert (status, answer) == (200, {"accepted": 1})
+    assert stack.job(PROVIDER, media_id)["status"] == "COMPLETE"
+
+
+def test_a_batch_the_api_refuses_whole_is_split_so_one_bad_id_fails_alone(stack, sim):
+    # Given 25 tracked media of which one is unknown to encoding.com, which refuses the whole call for it
+    sim.unknown_in_batch = "refuse"
+    good = [sim.add_job() for _ in range(24)]
+    for media_id in good:
+        sim.advance(media_id, steps=9)
+    bad = "99999999"
+    for media_id in [*good[:12], bad, *good[12:]]:
+        stack.track(PROVIDER, media_id)
+
+    # When a poll reads them
+    report = stack.poll(PROVIDER)
+
+    # Then the 24 others complete, and only the bad id is reported as failed
+    assert sorted(job["job_id"] for job in stack.jobs(PROVIDER) if job["status"] == "COMPLETE") == sorted(good)
+    assert len(report["provider_failures"]) == 1 and bad in report["provider_failures"][0]
+    assert stack.job(PROVIDER, bad)["status"] == "SUBMITTED"

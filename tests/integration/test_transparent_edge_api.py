@@ -3,6 +3,8 @@ economy, malformed answers, requeues. A small in-memory store applies snapshots 
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -403,15 +405,14 @@ def test_list_unreachable_raises_provider_unavailable(sim, store):
 
 def test_provider_down_mid_poll_fails_the_remaining_orders_at_once(sim, store):
     orders = [sim.add_order() for _ in range(3)]
-    adapter = make_adapter(sim)
+    adapter = adapter_with(sim, concurrency=1)  # one read at a time: the outage is met by the first
     adapter.client.token()
     sim.answer_next("detail", {"detail": "upstream"}, 502)  # the first detail call meets an outage
 
     store.poll(adapter)
 
-    (failure,) = store.failures
-    assert isinstance(failure.error, ProviderUnavailable)
-    assert sorted(failure.job_ids) == sorted(orders)
+    assert all(isinstance(failure.error, ProviderUnavailable) for failure in store.failures)
+    assert sorted(job_id for failure in store.failures for job_id in failure.job_ids) == sorted(orders)
     assert sim.detail_calls() == 1
     assert store.items == {}
 
@@ -449,3 +450,134 @@ def test_order_ids_from_webhooks_stay_inside_the_order_path(sim):
     with pytest.raises(ProviderError, match="HTTP 404"):
         make_adapter(sim).webhook_snapshots(body, lambda ids: {})
     assert sim.token_calls() == 1
+
+
+# --- issue 12 and 9: details only when the list shows a move, re-runs, the progress scale -------------------
+
+
+class TimedStore(MemoryStore):
+    """A MemoryStore whose items carry `updated_at` (the time of their last change), as the table's do."""
+
+    def apply(self, results) -> list[Snapshot]:
+        before = {job_id: dict(item) for job_id, item in self.items.items()}
+        snapshots = super().apply(results)
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        for job_id, item in self.items.items():
+            if before.get(job_id) != item:
+                item["updated_at"] = now
+        return snapshots
+
+
+def adapter_with(sim, **settings) -> TransparentEdgeAdapter:
+    changed = Settings(table_name="t", topic_arn="arn", provider_api_url=None, provider_secret_id=None, **settings)
+    return TransparentEdgeAdapter(
+        api_url=sim.url, credentials=CREDENTIALS, session=build_session(retries=0), settings=changed
+    )
+
+
+def test_an_active_order_the_list_shows_unmoved_costs_no_detail_call(sim):
+    # Given three active orders, read once
+    store = TimedStore()
+    adapter = adapter_with(sim)
+    orders = [sim.add_order() for _ in range(3)]
+    store.poll(adapter)
+    sim.reset_log()
+
+    # When nothing moved, a poll is one list call; when one order moves, only its detail is read
+    store.poll(adapter)
+    assert (sim.list_calls(), sim.detail_calls()) == (1, 0)
+    sim.advance(orders[0])
+    store.poll(adapter)
+    assert (sim.list_calls(), sim.detail_calls(), sim.detail_calls(orders[0])) == (2, 1, 1)
+    assert store.status(orders[0]) == "PROCESSING"
+
+
+def test_an_unmoved_active_order_is_read_again_on_the_progress_cadence(sim):
+    store = TimedStore()
+    order = sim.add_order()
+    sim.advance(order)
+    store.poll(adapter_with(sim))
+    sim.set_progress(order, [0.5, 0.7])
+    sim.reset_log()
+
+    store.poll(adapter_with(sim, detail_refresh_minutes=10))
+    assert sim.detail_calls() == 0
+    store.items[order]["updated_at"] = (datetime.now(UTC) - timedelta(minutes=11)).isoformat()
+    store.poll(adapter_with(sim, detail_refresh_minutes=10))
+    assert sim.detail_calls() == 1 and store.items[order]["progress"] == 60
+    store.poll(adapter_with(sim, detail_refresh_minutes=0))  # 0: every poll
+    assert sim.detail_calls() == 2
+
+
+def test_a_rerun_that_starts_and_ends_between_two_polls_is_seen_from_the_list_timestamp(sim):
+    # Given a finished order, and a list that shows each order's processing `timestamp` (the document's prose)
+    sim.list_timestamp = True
+    store = TimedStore()
+    adapter = adapter_with(sim)
+    order = sim.add_order()
+    sim.finish(order)
+    store.poll(adapter)
+    assert store.events == [(order, 1, "COMPLETE")]
+
+    # When it is requeued and finishes before the next poll: the list word stays FINISHED
+    sim.requeue(order)
+    sim.finish(order)
+    store.poll(adapter)
+
+    # Then the new attempt is seen and announced
+    assert store.events == [(order, 1, "COMPLETE"), (order, 2, "COMPLETE")]
+
+
+def test_without_a_list_timestamp_a_rerun_between_two_polls_cannot_be_seen(sim):
+    # The document's example list has no processing time: nothing in it moves (README, what it cannot show)
+    store = TimedStore()
+    adapter = adapter_with(sim)
+    order = sim.add_order()
+    sim.finish(order)
+    store.poll(adapter)
+    sim.requeue(order)
+    sim.finish(order)
+    sim.reset_log()
+
+    store.poll(adapter)
+
+    assert sim.detail_calls() == 0 and store.events == [(order, 1, "COMPLETE")]
+
+
+def test_the_progress_scale_is_decided_once_per_order_and_a_wrong_guess_does_not_freeze_progress(sim):
+    store = TimedStore()
+    adapter = adapter_with(sim, detail_refresh_minutes=0)
+    order = sim.add_order()
+    sim.advance(order)
+    for values, expected in (([1.0, 0.5], 75), ([20.0, 10.0], 15), ([40.0, 30.0], 35), ([0.5, 1.0], 35)):
+        sim.set_progress(order, values)
+        store.poll(adapter)
+        assert store.items[order]["progress"] == expected, values
+
+
+def test_details_are_read_concurrently_up_to_the_concurrency_setting(sim):
+    # Given six new orders whose details each take a while to read
+    orders = [sim.add_order() for _ in range(6)]
+    adapter = adapter_with(sim, concurrency=3)
+    in_flight, most, lock = [0], [0], threading.Lock()
+    read = adapter.client.order
+
+    def slow_read(order_id):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.2)
+        try:
+            return read(order_id)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    adapter.client.order = slow_read
+
+    # When a poll discovers them
+    snapshots, _ = TimedStore().poll(adapter)
+
+    # Then three are read at a time, and every order is read once
+    assert most[0] == 3
+    assert sorted(snapshot.job_id for snapshot in snapshots) == sorted(orders)

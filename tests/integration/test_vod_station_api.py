@@ -232,13 +232,15 @@ def test_an_error_body_with_status_200_is_an_error(sim):
 # --- the window ---------------------------------------------------------------------------------------
 
 
-def test_the_window_starts_an_hour_before_the_oldest_active_job(sim):
+def test_the_window_starts_at_the_earliest_work_start_an_active_job_may_have(sim):
+    # Given active jobs each found in an earlier window: their work started at or after that window's start
     now_ms = int(time.time() * 1000)
     oldest = sim.add_job(1, "oldest.mp4", work_start_ms=now_ms - 3 * HOUR_MS)
     sim.add_job(1, "before-window.mp4", work_start_ms=now_ms - 5 * HOUR_MS)
+    other = sim.add_job(1, "other.mp4", work_start_ms=now_ms - HOUR_MS)
     active = [
-        {"job_id": oldest, "status": "PROCESSING", "created_at": _iso(now_ms - 3 * HOUR_MS)},
-        {"job_id": "1:other.mp4", "status": "QUEUED", "created_at": _iso(now_ms - HOUR_MS)},
+        {"job_id": oldest, "status": "PROCESSING", "details": {"work_started_after": _iso(now_ms - 4 * HOUR_MS)}},
+        {"job_id": other, "status": "QUEUED", "details": {"work_started_after": _iso(now_ms - 2 * HOUR_MS)}},
     ]
 
     snapshots, _, _ = poll(make_adapter(sim.url), active=active)
@@ -246,7 +248,7 @@ def test_the_window_starts_an_hour_before_the_oldest_active_job(sim):
     [(start, end)] = sim.windows
     assert abs(start - (now_ms - 4 * HOUR_MS)) < 5_000
     assert abs(end - (now_ms + 5 * 60 * 1000)) < 5_000
-    assert [s.job_id for s in snapshots] == [oldest]  # the job from before the window is not read again
+    assert sorted(s.job_id for s in snapshots) == sorted([other, oldest])  # the job from before the window is not read
 
 
 def test_discovery_looks_back_a_bounded_time(sim):
@@ -293,6 +295,7 @@ def test_the_documented_item_is_normalized(sim):
         "category_id": "10019",
         "category_name": "test2",
         "output_types": ["auto_90fps_abr", "hd"],
+        "work_started_after": snapshot.details["work_started_after"],  # the start of the window it was found in
     }
     complete = snapshot.outputs[0]
     assert (complete.id, complete.status, complete.provider_status) == ("auto_90fps_abr", Status.COMPLETE, "COMPLETE")
@@ -453,3 +456,127 @@ def test_canceled_outputs_send_no_callback(sim):
 
 def _iso(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- issue 12: long jobs, fast re-runs, paging, refusals ----------------------------------------------------
+
+
+def test_a_job_that_started_long_before_it_was_first_seen_is_followed_to_its_end(sim):
+    # Given an encode requested three hours ago that is first seen now (lastWorkTime is now, not its start)
+    store = Store()
+    adapter = make_adapter(sim.url)
+    now_ms = int(time.time() * 1000)
+    job = sim.add_job(5, "long.mp4", work_start_ms=now_ms - 3 * HOUR_MS)
+    sim.advance(job)
+    poll(adapter, store)
+    assert store.items[job]["status"] == "PROCESSING"
+
+    # When it goes on and finishes, over later polls
+    sim.advance(job)
+    poll(adapter, store)
+    sim.advance(job)
+    poll(adapter, store)
+
+    # Then those polls still see it: it completes with its one event
+    assert store.items[job]["status"] == "COMPLETE"
+    assert store.events == [(job, "COMPLETE")]
+
+
+def test_a_job_registered_through_the_api_after_a_long_queue_is_found(sim):
+    # Given a job PUT through the jobs API now, whose encode was requested three hours ago
+    store = Store()
+    now_ms = int(time.time() * 1000)
+    job = sim.add_job(5, "queued.mp4", work_start_ms=now_ms - 3 * HOUR_MS)
+    sim.advance(job, 3)
+    store.items[job] = {"job_id": job, "status": "SUBMITTED", "updated_at": datetime.now(UTC).isoformat()}
+
+    poll(make_adapter(sim.url), store)
+
+    assert store.items[job]["status"] == "COMPLETE"
+
+
+def test_a_job_no_window_shows_ends_as_an_error_that_says_so(sim):
+    # Given an active job the provider does not list any more (e.g. deleted), in a complete read
+    store = Store()
+    adapter = make_adapter(sim.url)
+    job = sim.add_job(5, "gone.mp4")
+    sim.advance(job)
+    poll(adapter, store)
+    del sim.jobs[job]
+
+    # When a poll misses it, it is marked, not failed at once
+    poll(adapter, store)
+    assert store.items[job]["status"] == "PROCESSING"
+    assert "not_listed_since" in store.items[job]["details"]
+
+    # And once it has been missing longer than the grace period, it ends in ERROR with a clear code
+    store.items[job]["details"]["not_listed_since"] = "2020-01-01T00:00:00Z"
+    poll(adapter, store)
+    item = store.items[job]
+    assert item["status"] == "ERROR"
+    assert item["error"]["code"] == "NOT_LISTED"
+    assert store.events == [(job, "ERROR")]
+
+
+@pytest.mark.parametrize("list_earlier_runs", [True, False])
+def test_a_failed_job_reencoded_successfully_between_two_polls_completes_as_a_new_attempt(sim, list_earlier_runs):
+    # Given a job stored as failed; the listing may or may not keep the failed run's items (undocumented)
+    sim.list_earlier_runs = list_earlier_runs
+    store = Store()
+    adapter = make_adapter(sim.url)
+    clock = [int(time.time() * 1000) - 600_000]
+    sim.job_clock = lambda: clock[0]
+    job = sim.add_job(2, "rerun.mp4", fail=True)
+    sim.advance(job, 3)
+    poll(adapter, store)
+    assert store.items[job]["status"] == "ERROR"
+
+    # When it is encoded again and finishes before the next poll
+    clock[0] += 60_000
+    sim.reencode(job)
+    clock[0] += 60_000
+    sim.advance(job, 3)
+    [snapshot], _, _ = poll(adapter, store)
+
+    # Then that poll sees a new attempt that completed
+    assert snapshot.requeued and snapshot.status is Status.COMPLETE
+    assert store.items[job]["status"] == "COMPLETE"
+    assert store.events == [(job, "ERROR"), (job, "COMPLETE")]
+
+
+def test_paging_goes_on_when_the_gateway_serves_fewer_items_than_asked(sim):
+    # Given a gateway that serves at most 10 items a page (undocumented), and 23 encodings
+    sim.max_page_size = 10
+    for n in range(23):
+        sim.add_job(1, f"file-{n:02}.mp4")
+
+    snapshots, failures, _ = poll(make_adapter(sim.url, page_size=100))
+
+    # Then every item is read, page by page, until `total` is reached
+    assert failures == []
+    assert len(snapshots) == 23 and len(sim.requests) == 3
+
+
+def test_paging_without_a_total_stops_on_a_short_page(sim):
+    for n in range(12):
+        sim.add_job(1, f"file-{n:02}.mp4")
+    original = sim.handle
+
+    def without_total(request):
+        response = original(request)
+        response.body.pop("total", None)
+        return response
+
+    sim.handle = without_total
+    snapshots, failures, _ = poll(make_adapter(sim.url, page_size=10))
+
+    assert failures == [] and len(snapshots) == 12 and len(sim.requests) == 2
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_with_a_body_that_is_not_json_is_a_refused_signature(sim, status):
+    sim.add_job(7, "b.mp4")
+    sim.page_answers["1"] = SimResponse(status, "<html>Forbidden</html>", {"Content-Type": "text/html"})
+
+    with pytest.raises(AuthenticationRejected, match=f"HTTP {status}"):
+        poll(make_adapter(sim.url))

@@ -212,25 +212,34 @@ def test_window_without_active_jobs_is_the_discovery_look_back(adapter):
     assert adapter.window([], NOW) == (ms(NOW - timedelta(days=2)), ms(NOW + timedelta(minutes=5)))
 
 
-def test_window_starts_an_hour_before_the_oldest_active_job(adapter):
+def test_window_starts_at_the_earliest_kept_work_start_bound(adapter):
+    # lastWorkTime (created_at) says nothing of the work start the listing filters on: only the bound does
     jobs = [
-        {"job_id": "1:a", "created_at": "2026-03-01T09:00:00Z"},
-        {"job_id": "1:b", "created_at": "2026-03-01T11:00:00Z", "started_at": "2026-03-01T07:30:00Z"},
+        {
+            "job_id": "1:a",
+            "created_at": "2026-03-01T11:00:00Z",
+            "details": {"work_started_after": "2026-03-01T06:30:00Z"},
+        },
+        {
+            "job_id": "1:b",
+            "created_at": "2026-03-01T09:00:00Z",
+            "details": {"work_started_after": "2026-03-01T08:00:00Z"},
+        },
     ]
     start, end = adapter.window(jobs, NOW)
     assert start == ms(datetime(2026, 3, 1, 6, 30, tzinfo=UTC))
     assert end == ms(NOW + timedelta(minutes=5))
 
 
-def test_window_never_reaches_further_back_than_the_look_back(adapter):
-    jobs = [{"job_id": "1:old", "created_at": "2026-02-01T00:00:00Z"}]
-    assert adapter.window(jobs, NOW)[0] == ms(NOW - timedelta(days=2))
+def test_window_reaches_back_past_the_look_back_for_a_job_found_earlier(adapter):
+    jobs = [{"job_id": "1:old", "details": {"work_started_after": "2026-02-01T00:00:00Z"}}]
+    assert adapter.window(jobs, NOW)[0] == ms(datetime(2026, 2, 1, tzinfo=UTC))
 
 
-def test_window_of_a_job_registered_but_never_seen_starts_at_its_registration(adapter):
-    # A job PUT through the jobs API has only updated_at (SUBMITTED, never listed).
+def test_window_of_a_job_registered_but_never_seen_is_the_discovery_look_back(adapter):
+    # A job PUT through the jobs API has only updated_at (SUBMITTED, never listed): it may have started any time.
     jobs = [{"job_id": "1:new", "status": "SUBMITTED", "updated_at": "2026-03-01T11:30:00Z"}]
-    assert adapter.window(jobs, NOW)[0] == ms(datetime(2026, 3, 1, 10, 30, tzinfo=UTC))
+    assert adapter.window(jobs, NOW)[0] == ms(NOW - timedelta(days=2))
 
 
 def test_window_follows_the_discovery_setting():

@@ -312,9 +312,10 @@ LATER_MS, EARLIER_MS = 1436335152000, 1436335151000  # 05:59:12Z, 05:59:11Z
     [
         (ENDED, {"status": "PROCESSING", "updated_at": LATER_MS, "finished_at": None}, True),  # runs again
         (ENDED, {"status": "SUCCESS", "finished_at": LATER_MS}, True),  # ran again and ended between polls
-        (ENDED, {"status": "PROCESSING", "updated_at": EARLIER_MS, "finished_at": None}, False),  # a stale read
+        # updated_at need not move (the seed shows it before created_at): running with no finish is a new run
+        (ENDED, {"status": "PROCESSING", "updated_at": EARLIER_MS, "finished_at": None}, True),
         (ENDED, {"status": "FAILED", "finished_at": 1436335151874}, False),  # the same run
-        (ENDED, {"status": "PROCESSING", "updated_at": None, "finished_at": None}, False),  # nothing to compare
+        (ENDED, {"status": "PROCESSING", "updated_at": None, "finished_at": None}, True),
         ({**ENDED, "status": "PROCESSING"}, {"status": "SUCCESS", "finished_at": LATER_MS}, False),  # not ended
         ({**ENDED, "finished_at": None}, {"status": "PROCESSING", "updated_at": LATER_MS}, False),
         (None, {"status": "PROCESSING", "updated_at": LATER_MS}, False),

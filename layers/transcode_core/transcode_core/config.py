@@ -25,6 +25,8 @@ class Settings:
     connect_timeout: float = 3.05
     read_timeout: float = 20.0
     http_retries: int = 3
+    max_retry_wait: float = 10.0  # the longest Retry-After (or backoff) a call waits; longer ones defer it
+    detail_refresh_minutes: float = 10.0  # TransparentEdge: an unmoved active order's detail is read this often
     stall_minutes: float = 120.0
     secret_max_age: int = 300  # seconds a secret is cached in a warm Lambda
     provider_timezone: str = "UTC"  # zone of provider dates that carry no offset (encoding.com)
@@ -60,6 +62,10 @@ class Settings:
             connect_timeout=_number(env, "HTTP_CONNECT_TIMEOUT", "connect_timeout", low=0.1, high=60),
             read_timeout=_number(env, "HTTP_READ_TIMEOUT", "read_timeout", low=0.1, high=300),
             http_retries=_number(env, "HTTP_RETRIES", "http_retries", low=0, high=10),
+            max_retry_wait=_number(env, "HTTP_MAX_RETRY_WAIT", "max_retry_wait", low=0, high=300),
+            detail_refresh_minutes=_number(
+                env, "DETAIL_REFRESH_MINUTES", "detail_refresh_minutes", low=0, high=60 * 24
+            ),
             stall_minutes=_number(env, "STALL_MINUTES", "stall_minutes", low=0, high=60 * 24 * 30),
             secret_max_age=_number(env, "SECRET_MAX_AGE", "secret_max_age", low=0, high=86400),
             provider_timezone=env.get("PROVIDER_TIMEZONE") or "UTC",

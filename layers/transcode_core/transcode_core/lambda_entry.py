@@ -14,6 +14,7 @@ import requests
 from aws_lambda_powertools.utilities import parameters
 
 from transcode_core.config import Settings
+from transcode_core.deadline import HTTP_API_SECONDS, Deadline
 from transcode_core.errors import (
     BadRequest,
     ConfigurationError,
@@ -59,6 +60,7 @@ def services() -> Services:
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             pool_size=max(16, settings.concurrency),
+            max_retry_wait=settings.max_retry_wait,
         ),
     )
 
@@ -69,22 +71,25 @@ def reset_services() -> None:
     parameters.clear_caches()
 
 
-def build_adapter(spec: ProviderSpec, svc: Services, credentials: dict[str, str]) -> Adapter:
+def build_adapter(
+    spec: ProviderSpec, svc: Services, credentials: dict[str, str], deadline: Deadline | None = None
+) -> Adapter:
     return spec.adapter(
         api_url=svc.settings.provider_api_url or spec.default_api_url,
         credentials=credentials,
         session=svc.session,
         settings=svc.settings,
+        deadline=deadline or Deadline.none(),
     )
 
 
-def run_poll(spec: ProviderSpec) -> Report:
+def run_poll(spec: ProviderSpec, deadline: Deadline | None = None) -> Report:
     svc = services()
     credentials = load_credentials(
         svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
     )
     pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings)
-    report = pipeline.poll(build_adapter(spec, svc, credentials))
+    report = pipeline.poll(build_adapter(spec, svc, credentials, deadline))
     logger.info("poll finished", extra={"report": report.to_dict()})
     return report
 
@@ -168,7 +173,9 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
             raise BadRequest("body is not valid base64-encoded UTF-8 text") from None
         check_size(text)
         body = WebhookBody(text=text, content_type=event.headers.get("content-type", ""))
-        adapter = build_adapter(spec, svc, credentials)
+        # The HTTP API cuts an integration off at 30 s, whatever the function's own timeout.
+        deadline = Deadline.from_context(app.lambda_context, cap=HTTP_API_SECONDS)
+        adapter = build_adapter(spec, svc, credentials, deadline)
         snapshots = adapter.webhook_snapshots(body, lambda job_ids: svc.store.get_many(provider, job_ids))
         if not snapshots:
             logger.info("webhook accepted; it names no job that can be applied yet")
@@ -186,6 +193,6 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         if is_http_event(event):
             return webhook_router().resolve(event, context)
         # An EventBridge scheduled event, or the {} that EventBridge Scheduler sends: a poll.
-        return run_poll(spec).to_dict()
+        return run_poll(spec, Deadline.from_context(context)).to_dict()
 
     return lambda_handler

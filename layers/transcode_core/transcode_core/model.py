@@ -115,6 +115,7 @@ class Snapshot:
     error: JobError | None = None
     details: Mapping[str, Any] = field(default_factory=dict)  # provider extras kept on the item
     requeued: bool = False  # the provider says outright that this is a new run of the job
+    progress_rescaled: bool = False  # the adapter corrected its reading of the progress scale: it may go down
 
 
 class Kind(StrEnum):
@@ -227,23 +228,26 @@ def decide(stored: Mapping[str, Any] | None, snapshot: Snapshot) -> Change | Non
             return Change(Kind.NEW_ATTEMPT, fields, current, new in TERMINAL)
         if new is not current:
             return None  # rule 1/2: a terminal job does not leave its state without a new attempt
-        return _same_status(stored, base, observed, current)
+        return _same_status(stored, base, observed, current, snapshot.progress_rescaled)
 
     if rank(new) < rank(current):
         return None  # rule 1: stale
     if new is current:
-        return _same_status(stored, base, observed, current)
+        return _same_status(stored, base, observed, current, snapshot.progress_rescaled)
     fields = {**base, **observed}
     if new not in TERMINAL and "progress" not in observed:
         fields.pop("progress", None)  # the old stage's progress says nothing about the new one
     return Change(Kind.ADVANCE, fields, current, new in TERMINAL)
 
 
-def _same_status(stored: Mapping[str, Any], base: dict, observed: dict, current: Status) -> Change | None:
+def _same_status(
+    stored: Mapping[str, Any], base: dict, observed: dict, current: Status, rescaled: bool = False
+) -> Change | None:
     fields = {**base, **observed}
     old_progress = stored.get("progress")
     new_progress = observed.get("progress")
-    if old_progress is not None and (new_progress is None or new_progress < old_progress):
+    lowered = rescaled and new_progress is not None  # a corrected scale: the old value was read wrongly
+    if old_progress is not None and not lowered and (new_progress is None or new_progress < old_progress):
         fields["progress"] = old_progress  # rule 3: progress never goes down within a status
     if fields == base:
         return None  # rule 4

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from transcode_core import http
+from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.observability import logger
 
@@ -56,10 +57,17 @@ class ClientCredentialsToken:
     """The access token of one client at one token endpoint, and GET requests that carry it."""
 
     def __init__(
-        self, provider: str, session: requests.Session, token_url: str, client_id: str, client_secret: str
+        self,
+        provider: str,
+        session: requests.Session,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        deadline: Deadline | None = None,
     ) -> None:
         self.provider = provider
         self.session = session
+        self.deadline = deadline  # every call, the token request too, stays within it
         self.token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
@@ -100,7 +108,12 @@ class ClientCredentialsToken:
             response = self.bearer_get(url, **kwargs)
         except ProviderUnavailable as exc:
             cause = exc.__cause__
-            reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
+            if isinstance(cause, http.RetryWaitTooLong):
+                reason = f"deferred, {cause}"
+            elif cause is None and "deferred" in exc.message:  # the Deadline refused to start the call
+                reason = "deferred, the invocation's time is used up"
+            else:
+                reason = f"unreachable ({type(cause).__name__})" if cause else "HTTP 429/5xx after retries"
             raise ProviderUnavailable(self.provider, f"{what}: {reason}", job_ids=job_ids) from exc
         status = response.status_code
         if status == 401:
@@ -116,12 +129,18 @@ class ClientCredentialsToken:
 
     def _get(self, url: str, token: str, headers: dict[str, str] | None, kwargs: dict[str, Any]) -> requests.Response:
         headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
-        return http.send(self.provider, self.session, "GET", url, headers=headers, **kwargs)
+        return http.send(self.provider, self.session, "GET", url, headers=headers, deadline=self.deadline, **kwargs)
 
     def _request(self) -> _CachedToken:
         form = {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._client_secret}
         response = http.send(
-            self.provider, self.session, "POST", self.token_url, data=form, headers={"Accept": "application/json"}
+            self.provider,
+            self.session,
+            "POST",
+            self.token_url,
+            data=form,
+            headers={"Accept": "application/json"},
+            deadline=self.deadline,
         )
         if not response.ok:
             raise ProviderError(

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from transcode_core.config import Settings
+from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError
 from transcode_core.model import Snapshot
 from transcode_core.webhook import WebhookBody
@@ -58,12 +59,20 @@ class Adapter(ABC):
     provider: str
 
     def __init__(
-        self, *, api_url: str, credentials: Mapping[str, str], session: requests.Session, settings: Settings
+        self,
+        *,
+        api_url: str,
+        credentials: Mapping[str, str],
+        session: requests.Session,
+        settings: Settings,
+        deadline: Deadline | None = None,
     ) -> None:
         self.api_url = api_url
         self.credentials = credentials
         self.session = session
         self.settings = settings
+        # The invocation's time budget: every provider call (timeouts, retries, Retry-After) stays within it.
+        self.deadline = deadline or Deadline.none()
 
     @abstractmethod
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:

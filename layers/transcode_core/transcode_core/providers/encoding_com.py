@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from transcode_core.errors import BadRequest, ConfigurationError, ProviderError
+from transcode_core.errors import BadRequest, ConfigurationError, ProviderError, ProviderUnavailable
 from transcode_core.http import json_body, send
 from transcode_core.model import (
     Destination,
@@ -30,8 +31,8 @@ from transcode_core.model import (
     status_words,
 )
 from transcode_core.providers import values
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, iter_chunks
-from transcode_core.times import parse_time, zone
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob, iter_chunks
+from transcode_core.times import is_later, parse_time, zone
 from transcode_core.urls import redact_url
 from transcode_core.webhook import WebhookBody
 from transcode_core.xmlsafe import XmlRejected, as_list, parse_xml, to_plain
@@ -54,6 +55,8 @@ STATUS_WORDS = status_words(
 
 _MEDIA_ID = re.compile(r"[0-9]{1,20}")
 _DESTINATION_ERROR = re.compile(r"error\b\s*[:\-]?\s*(.*)", re.IGNORECASE | re.DOTALL)
+_FORM_BODY = re.compile(r"\s*(xml|json)=")  # a form body sent without its content type
+NO_DESCRIPTION = "encoding.com reported Error without a description"
 
 
 class EncodingComAdapter(Adapter):
@@ -69,10 +72,27 @@ class EncodingComAdapter(Adapter):
 
     # --- Adapter ------------------------------------------------------------------------------------
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
-        yield from self._read(list(context.active_by_id), context.stats)
+        yield from self._read(list(context.active_by_id), context.stats, context.active_by_id)
 
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
         yield from self._read(list(dict.fromkeys(job_ids)), Counter())
+
+    def webhook_snapshots(
+        self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]
+    ) -> list[Snapshot]:
+        """The API's state of the named media; an Error it confirms takes the notify's `<description>` as its
+        error text: the documents put the reason there, and GetStatus has no description."""
+        result = notify_result(body)
+        described = values.text(result.get("description"))
+        notified_error = map_status(values.text(result.get("status")), STATUS_WORDS) is Status.ERROR
+        snapshots = super().webhook_snapshots(body, lookup)
+        stored = lookup([snapshot.job_id for snapshot in snapshots]) if snapshots else {}
+        kept = []
+        for snapshot in snapshots:
+            if snapshot.status is Status.ERROR and notified_error and described:
+                snapshot = replace(snapshot, error=JobError(described))
+            kept.append(_keep_known_error(snapshot, stored.get(snapshot.job_id)))
+        return kept
 
     def webhook_job_ids(self, body: WebhookBody) -> list[str]:
         result = notify_result(body)
@@ -86,7 +106,9 @@ class EncodingComAdapter(Adapter):
         return list(dict.fromkeys(media_ids))
 
     # --- calls --------------------------------------------------------------------------------------
-    def _read(self, media_ids: list[str], stats: Counter[str]) -> Iterator[Snapshot | PollFailure]:
+    def _read(
+        self, media_ids: list[str], stats: Counter[str], stored: Mapping[str, StoredJob] | None = None
+    ) -> Iterator[Snapshot | PollFailure]:
         readable = []
         for media_id in media_ids:
             if is_media_id(media_id):
@@ -94,28 +116,57 @@ class EncodingComAdapter(Adapter):
             else:  # never sent: a malformed id could spoil the answer for its whole batch
                 yield _failure(f"media id {media_id[:40]!r} is not a positive integer", (media_id,))
         for chunk in iter_chunks(readable, self.settings.batch_size):
-            batch = tuple(chunk)
-            stats["status_calls"] += 1
-            try:
-                document = self._call({"action": "GetStatus", "extended": "yes", "mediaid": ",".join(batch)})
-                jobs = jobs_by_media_id(document)
-            except ProviderError as exc:  # ProviderUnavailable too: this batch stays as it was, the next is tried
+            for result in self._read_batch(tuple(chunk), stats):
+                if isinstance(result, Snapshot):
+                    result = _keep_known_error(result, (stored or {}).get(result.job_id))
+                yield result
+
+    def _read_batch(self, batch: tuple[str, ...], stats: Counter[str]) -> Iterator[Snapshot | PollFailure]:
+        """One GetStatus extended call. A batch the API refuses whole (one unknown id can do that) is split in
+        halves until the id it refuses fails alone and the others are read; halves refused with the very same
+        error (e.g. wrong credentials) are not split further."""
+        stats["status_calls"] += 1
+        try:
+            document = self._call({"action": "GetStatus", "extended": "yes", "mediaid": ",".join(batch)})
+            jobs = jobs_by_media_id(document)
+        except ProviderUnavailable as exc:  # this batch stays as it was, the next is tried
+            exc.job_ids = batch
+            yield PollFailure(exc, batch)
+            return
+        except ProviderError as exc:
+            if len(batch) == 1:
                 exc.job_ids = batch
                 yield PollFailure(exc, batch)
-                continue
-            for media_id in batch:
-                job = jobs.get(_media_key(media_id))
-                if job is None:
-                    yield _failure(f"GetStatus did not return media {media_id}", (media_id,))
-                elif errors := provider_errors(job):
-                    yield _failure(f"GetStatus for media {media_id}: {'; '.join(errors)}", (media_id,))
-                else:
-                    yield normalize_job(job, media_id=media_id, assume=self.timezone)
+                return
+            middle = len(batch) // 2
+            halves = [list(self._read_batch(half, stats)) for half in (batch[:middle], batch[middle:])]
+            if all(_refused_whole(results, exc) for results in halves):
+                exc.job_ids = batch
+                yield PollFailure(exc, batch)  # both halves refused alike: not about one id
+                return
+            for results in halves:
+                yield from results
+            return
+        for media_id in batch:
+            job = jobs.get(_media_key(media_id))
+            if job is None:
+                yield _failure(f"GetStatus did not return media {media_id}", (media_id,))
+            elif errors := provider_errors(job):
+                yield _failure(f"GetStatus for media {media_id}: {'; '.join(errors)}", (media_id,))
+            else:
+                yield normalize_job(job, media_id=media_id, assume=self.timezone)
 
     def _call(self, fields: Mapping[str, str]) -> dict[str, Any]:
         """One API call; the `response` document as plain data. ProviderError when it reports errors."""
         query = {"userid": self.credentials["user_id"], "userkey": self.credentials["user_key"], **fields}
-        response = send(PROVIDER, self.session, "POST", self.api_url, data=query_form(query, self.api_format))
+        response = send(
+            PROVIDER,
+            self.session,
+            "POST",
+            self.api_url,
+            data=query_form(query, self.api_format),
+            deadline=self.deadline,
+        )
         if response.status_code != 200:
             raise ProviderError(PROVIDER, f"{fields.get('action')} answered HTTP {response.status_code}")
         if self.api_format == "json":
@@ -182,7 +233,7 @@ def normalize_job(job: Mapping[str, Any], *, media_id: str, assume: tzinfo) -> S
     )
     error = None
     if status is Status.ERROR:
-        error = JobError(_error_message(job, outputs) or "encoding.com reported Error without a description")
+        error = JobError(_error_message(job, outputs) or NO_DESCRIPTION)
     return Snapshot(
         provider=PROVIDER,
         job_id=media_id,
@@ -260,7 +311,7 @@ def _error_message(job: Mapping[str, Any], outputs: Sequence[Output]) -> str | N
 # --- notifications ----------------------------------------------------------------------------------
 def notify_result(body: WebhookBody) -> dict[str, Any]:
     """The `result` of a notification: form field `xml` or `json`, or a raw XML or JSON body."""
-    if body.is_form:
+    if body.is_form or _FORM_BODY.match(body.text):  # the documented form field, whatever the content type says
         fields = body.form()
         if fields.get("xml", "").strip():
             return _result_of(body.plain_xml(fields["xml"].strip()))
@@ -296,6 +347,32 @@ def _size(value: Any) -> int | None:
     """A byte count; None when absent, not a number, or 0 (what encoding.com sends before the file exists)."""
     size = values.integer(value)
     return size if size and size > 0 else None
+
+
+def _refused_whole(results: list[Snapshot | PollFailure], refusal: ProviderError) -> bool:
+    """Whether a half's results are one failure for all of it, with the message its parent was refused with."""
+    return (
+        len(results) == 1
+        and isinstance(results[0], PollFailure)
+        and type(results[0].error) is type(refusal)
+        and results[0].error.message == refusal.message
+    )
+
+
+def _keep_known_error(snapshot: Snapshot, stored: StoredJob | None) -> Snapshot:
+    """GetStatus has no media description: an Error it shows again keeps the error text already stored (the
+    notify's description) unless it is a new attempt or the answer names a reason of its own."""
+    known = (stored or {}).get("error")
+    if (
+        snapshot.status is not Status.ERROR
+        or (stored or {}).get("status") != Status.ERROR.value
+        or not isinstance(known, Mapping)
+        or not known.get("message")
+        or is_later(snapshot.started_at, (stored or {}).get("started_at"))
+        or (snapshot.error and snapshot.error.message != NO_DESCRIPTION)
+    ):
+        return snapshot
+    return replace(snapshot, error=JobError(str(known["message"]), values.text(known.get("code"))))
 
 
 def _failure(message: str, media_ids: tuple[str, ...]) -> PollFailure:

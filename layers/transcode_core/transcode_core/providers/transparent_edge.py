@@ -6,21 +6,26 @@ The API (PROVIDERS.md, seed "Get job information"):
 - `GET v1/media/{company_id}/transcode/{order_id}` gives one order with its sub-jobs, upload destinations,
   `timestamp` (when the order was processed), `duration`, `size` and `comment`.
 
-A poll costs one list call plus one detail call per order that is new, changed its status word in the list,
-or is still active. Orders that are terminal and unchanged cost nothing.
+A poll costs one list call plus one detail call per order the list shows moved: new, a different status word
+than stored, a later processing `timestamp` than the stored start (the document's prose lists it; a requeue
+moves it), or not listed at all while active. An active order that shows no move is read again only when its
+stored state is older than DETAIL_REFRESH_MINUTES (for its progress). Details are read CONCURRENCY at a time.
+The scale of `progress` (fractions or percentages) is decided once per order and kept in its details.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from transcode_core.config import Settings
+from transcode_core.deadline import Deadline
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError, ProviderUnavailable
 from transcode_core.model import (
     TERMINAL,
@@ -37,8 +42,8 @@ from transcode_core.model import (
 )
 from transcode_core.oauth import ClientCredentialsToken
 from transcode_core.providers import values
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec
-from transcode_core.times import parse_time, to_datetime
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
+from transcode_core.times import is_later, parse_time, to_datetime
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody
 
@@ -60,12 +65,20 @@ STATUS_WORDS = status_words(
 )
 
 MAX_ORDER_ID_LENGTH = 200
+FRACTIONS, PERCENTAGES = "fraction", "percent"  # details.progress_scale: how the order's sub-jobs report progress
 
 
 class TransparentEdgeClient:
     """The API calls, with the client-credentials Bearer token of `transcode_core.oauth`."""
 
-    def __init__(self, *, api_url: str, credentials: Mapping[str, str], session: requests.Session) -> None:
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        credentials: Mapping[str, str],
+        session: requests.Session,
+        deadline: Deadline | None = None,
+    ) -> None:
         missing = [key for key in SECRET_KEYS if not credentials.get(key)]
         if missing:
             raise ConfigurationError(f"{PROVIDER} credentials lack: {', '.join(missing)}")
@@ -78,6 +91,7 @@ class TransparentEdgeClient:
             join_url(api_url, OAUTH_PATH),
             str(credentials["client_id"]),
             str(credentials["client_secret"]),
+            deadline,
         )
 
     def list_orders(self) -> list[dict[str, Any]]:
@@ -108,11 +122,11 @@ class TransparentEdgeClient:
 class TransparentEdgeAdapter(Adapter):
     provider = PROVIDER
 
-    def __init__(
-        self, *, api_url: str, credentials: Mapping[str, str], session: requests.Session, settings: Settings
-    ) -> None:
-        super().__init__(api_url=api_url, credentials=credentials, session=session, settings=settings)
-        self.client = TransparentEdgeClient(api_url=api_url, credentials=credentials, session=session)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client = TransparentEdgeClient(
+            api_url=self.api_url, credentials=self.credentials, session=self.session, deadline=self.deadline
+        )
 
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
         stats = context.stats
@@ -126,26 +140,30 @@ class TransparentEdgeAdapter(Adapter):
         except ProviderError as exc:
             # Nothing can be discovered, but the tracked orders can still be read one by one.
             yield PollFailure(exc)
-            yield from self._read(list(active), {}, stats)
+            yield from self._read(list(active), {}, stats, active)
             return
 
         listed, malformed = _index_listing(listing)
         if malformed:
             yield PollFailure(ProviderError(PROVIDER, f"{malformed} listed order(s) without an id or not an object"))
-        to_read = self._orders_to_read(listed, context)
+        to_read, stored = self._orders_to_read(listed, context)
         missing = [job_id for job_id in active if job_id not in listed]  # never miss a finish
-        yield from self._read(to_read + missing, listed, stats)
+        yield from self._read(to_read + missing, listed, stats, {**stored, **active})
 
-    def _orders_to_read(self, listed: dict[str, dict[str, Any]], context: PollContext) -> list[str]:
-        """The listed orders that need a detail call: active, new (within the discovery window) or changed."""
+    def _orders_to_read(
+        self, listed: dict[str, dict[str, Any]], context: PollContext
+    ) -> tuple[list[str], dict[str, StoredJob]]:
+        """The listed orders that need a detail call (new, or moved in the list, or due for a progress read),
+        and the stored items looked up to decide it."""
         stats, active = context.stats, context.active_by_id
         window_start = context.now - timedelta(days=context.settings.discovery_days)
+        refresh_before = context.now - timedelta(minutes=self.settings.detail_refresh_minutes)
         recent: set[str] = set()
         candidates: list[str] = []
         for order_id, entry in listed.items():
             if order_id in active:
                 continue
-            if _created_since(entry, window_start):
+            if _listed_since(entry, window_start):
                 recent.add(order_id)
                 candidates.append(order_id)
             elif not _is_terminal_word(entry.get("status")):
@@ -153,35 +171,56 @@ class TransparentEdgeAdapter(Adapter):
             else:
                 stats["unchanged"] += 1  # old, terminal in the list, not active: nothing to learn
         stored = context.stored_jobs(candidates)
-        to_read = [order_id for order_id in listed if order_id in active]
-        for order_id in candidates:
-            item = stored.get(order_id)
+        to_read = []
+        for order_id, entry in listed.items():
+            item = active.get(order_id) or stored.get(order_id)
             if item is None:
                 if order_id in recent:
                     stats["discovered"] += 1
                     to_read.append(order_id)
-                else:
+                elif order_id not in active:
                     stats["skipped_old"] += 1
-            elif normalize_word(listed[order_id].get("status")) == normalize_word(item.get("provider_status")):
-                stats["unchanged"] += 1
-            else:
+            elif _moved(entry, item):
                 to_read.append(order_id)
-        return to_read
+            elif order_id in active and _read_before(item, refresh_before):
+                stats["progress_reads"] += 1  # unmoved, but its progress has not been read for a while
+                to_read.append(order_id)
+            else:
+                stats["unchanged"] += 1
+        return to_read, stored
 
     def _read(
-        self, order_ids: Sequence[str], listed: Mapping[str, Mapping[str, Any]], stats: Counter[str]
+        self,
+        order_ids: Sequence[str],
+        listed: Mapping[str, Mapping[str, Any]],
+        stats: Counter[str],
+        stored: Mapping[str, StoredJob],
     ) -> Iterator[Snapshot | PollFailure]:
-        for position, order_id in enumerate(order_ids):
-            stats["detail_calls"] += 1
+        """The orders' details, CONCURRENCY at a time, in order. Once the provider is unreachable, the reads
+        not yet started fail at once instead of each waiting through its retries."""
+        if not order_ids:
+            return
+        stats["detail_calls"] += len(order_ids)
+        outage: list[ProviderUnavailable] = []
+        lock = threading.Lock()
+
+        def read(order_id: str) -> Snapshot | PollFailure:
+            with lock:
+                if outage:
+                    return PollFailure(outage[0], (order_id,))
             try:
                 detail = self.client.order(order_id)
-                yield normalize_order(order_id, detail, listed.get(order_id))
+                return normalize_order(order_id, detail, listed.get(order_id), stored.get(order_id))
             except ProviderUnavailable as exc:
-                # The provider went away: the remaining reads would each wait through retries in vain.
-                yield PollFailure(exc, tuple(order_ids[position:]))
-                return
+                with lock:
+                    outage.append(exc)
+                return PollFailure(exc, (order_id,))
             except ProviderError as exc:
-                yield PollFailure(exc, (order_id,))
+                return PollFailure(exc, (order_id,))
+
+        workers = min(self.settings.concurrency, len(order_ids))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="te-detail") as pool:
+            yield from pool.map(read, order_ids)
 
     def webhook_job_ids(self, body: WebhookBody) -> list[str]:
         document = body.json_object()
@@ -194,13 +233,30 @@ class TransparentEdgeAdapter(Adapter):
         return [order_id]
 
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
-        return self._read(list(job_ids), {}, Counter())
+        return self._read(list(job_ids), {}, Counter(), {})
+
+    def webhook_snapshots(
+        self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]
+    ) -> list[Snapshot]:
+        """The named order read from the API, with the progress scale already decided for it."""
+        order_ids = self.webhook_job_ids(body)
+        snapshots = []
+        for result in self._read(order_ids, {}, Counter(), lookup(order_ids)):
+            if isinstance(result, PollFailure):
+                raise result.error
+            snapshots.append(result)
+        return snapshots
 
 
 # --- normalizer ----------------------------------------------------------------------------------------
 
 
-def normalize_order(order_id: str, detail: Mapping[str, Any], listed: Mapping[str, Any] | None = None) -> Snapshot:
+def normalize_order(
+    order_id: str,
+    detail: Mapping[str, Any],
+    listed: Mapping[str, Any] | None = None,
+    stored: StoredJob | None = None,
+) -> Snapshot:
     """One order's detail (and its list entry, which alone carries `created_on`) as a Snapshot.
 
     The requested id is the job id: the documented detail example carries an `order_id` that differs from
@@ -217,7 +273,9 @@ def normalize_order(order_id: str, detail: Mapping[str, Any], listed: Mapping[st
             PROVIDER, f"order {order_id}: transcodingjob_set/transcodingupload_set is not a list", job_ids=(order_id,)
         )
     sub_jobs = [job for job in sub_jobs if isinstance(job, dict)]
-    scale = _progress_scale(sub_jobs, status)
+    known_scale = ((stored or {}).get("details") or {}).get("progress_scale")
+    scale_word = _progress_scale(sub_jobs, status, known_scale)
+    scale = 100.0 if scale_word == FRACTIONS else 1.0
     destinations = tuple(
         Destination(url=url)
         for url in (redact_url(values.text(upload.get("upload_url"))) for upload in uploads if isinstance(upload, dict))
@@ -238,7 +296,11 @@ def normalize_order(order_id: str, detail: Mapping[str, Any], listed: Mapping[st
         started_at=parse_time(detail.get("timestamp")),
         outputs=outputs,
         error=JobError(comment or "the order failed") if status is Status.ERROR else None,
-        details={key: detail[key] for key in ("duration", "size") if _is_number(detail.get(key))},
+        details={
+            **{key: detail[key] for key in ("duration", "size") if _is_number(detail.get(key))},
+            **({"progress_scale": scale_word} if scale_word else {}),
+        },
+        progress_rescaled=known_scale == FRACTIONS and scale_word == PERCENTAGES,
     )
 
 
@@ -271,13 +333,19 @@ def _outputs(
     return tuple(outputs)
 
 
-def _progress_scale(sub_jobs: list[dict[str, Any]], status: Status) -> float:
-    """The documents do not say whether `progress` is 0-1 or 0-100. Rule: when every value of the order is
-    at most 1.0 (and the order is not finished), the values are fractions; otherwise percentages."""
+def _progress_scale(sub_jobs: list[dict[str, Any]], status: Status, known: str | None) -> str | None:
+    """The documents do not say whether `progress` is 0-1 or 0-100. It is decided once per order: a value over
+    1.0 proves percentages (and corrects an earlier guess); otherwise the order keeps what was decided; an
+    undecided order's first non-zero values, all at most 1.0, are taken for fractions. None: still undecided
+    (no value, or only zeros, where the scale does not matter)."""
     progress = [float(job["progress"]) for job in sub_jobs if _is_number(job.get("progress"))]
-    if status is not Status.COMPLETE and progress and max(progress) <= 1.0:
-        return 100.0
-    return 1.0
+    if any(value > 1.0 for value in progress):
+        return PERCENTAGES
+    if known in (FRACTIONS, PERCENTAGES):
+        return known
+    if status is not Status.COMPLETE and any(value > 0 for value in progress):
+        return FRACTIONS
+    return None
 
 
 def _index_listing(listing: list[Any]) -> tuple[dict[str, dict[str, Any]], int]:
@@ -293,9 +361,28 @@ def _index_listing(listing: list[Any]) -> tuple[dict[str, dict[str, Any]], int]:
     return listed, malformed
 
 
-def _created_since(entry: Mapping[str, Any], window_start: datetime) -> bool:
+def _listed_since(entry: Mapping[str, Any], window_start: datetime) -> bool:
+    """Whether the order was created (or, where the list shows it, processed) since `window_start`."""
     created = to_datetime(entry.get("created_on"))
+    processed = to_datetime(entry.get("timestamp"))
+    if processed is not None and processed >= window_start:
+        return True
     return created is None or created >= window_start  # unknown age: discover it rather than miss it
+
+
+def _read_before(stored: StoredJob, moment: datetime) -> bool:
+    """Whether the stored state dates from `moment` or earlier (or its time is unknown)."""
+    updated = to_datetime(stored.get("updated_at"))
+    return updated is None or updated <= moment
+
+
+def _moved(entry: Mapping[str, Any], stored: StoredJob) -> bool:
+    """Whether the list shows the order moved since it was stored: never read, another status word, or a later
+    processing `timestamp` than the stored start (a requeue, even one that already finished)."""
+    if not stored.get("status") or normalize_word(entry.get("status")) != normalize_word(stored.get("provider_status")):
+        return True
+    processed = parse_time(entry.get("timestamp")) if isinstance(entry.get("timestamp"), str) else None
+    return is_later(processed, stored.get("started_at"))
 
 
 def _is_terminal_word(word: Any) -> bool:

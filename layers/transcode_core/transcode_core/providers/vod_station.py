@@ -8,14 +8,19 @@ Decisions (README "VOD Station"):
 - Every request is signed over exactly the path and query that are sent: the path of the configured URL
   joined with `api/v2/status` (a path prefix in PROVIDER_API_URL is sent and signed) and a query string
   built here, in a fixed order, and sent as it is.
-- A poll reads the listing between the oldest active job's start (less WINDOW_MARGIN), but never further
-  back than `discovery_days`, and now plus FUTURE_MARGIN. Outputs of one job may be spread over pages, so
-  a job is judged only once every page was read; when a page fails, jobs already stored are still updated
-  (their other outputs come from the store) and new jobs wait for a complete read.
+- The listing filters on work *start*, which no item shows (`lastWorkTime` is the last work). A job found
+  in a window [from, to] started at or after `from`: that bound is kept (`details.work_started_after`) and
+  a poll reads from the earliest bound of its active jobs (the discovery look-back for a job never listed
+  yet, e.g. one registered through the jobs API) to now plus FUTURE_MARGIN, so a job is never lost because
+  it started long before it was first seen. Outputs of one job may be spread over pages, so a job is judged
+  only once every page was read; when a page fails, jobs already stored are still updated (their other
+  outputs come from the store) and new jobs wait for a complete read.
+- An active job that a complete read does not list is marked (`details.not_listed_since`); still missing
+  after NOT_LISTED_GRACE (or STALL_MINUTES, if longer) it ends in ERROR, code NOT_LISTED, and its event says so.
 - `created_at` is the oldest `lastWorkTime` ever seen for the job (the API has no start time per item);
   `started_at` is left unset because no value would be stable; `finished_at` is the latest `lastWorkTime`
-  once the job is terminal. A terminal job that the listing shows running again with work later than its
-  `finished_at` is a new attempt (`requeued`).
+  once the job is terminal. A terminal job that the listing shows with work later than its `finished_at`
+  (running again, or already finished again, even the other way) is a new attempt (`requeued`).
 - A callback carries one output. It is merged into the stored job's outputs (an output never moves back)
   and the job's status is derived with the same rule, except that a callback alone never completes a job
   whose full set of outputs has not been seen in a listing (`details.output_types`): until then it stays
@@ -45,6 +50,7 @@ from transcode_core.model import (
     Snapshot,
     Status,
     clamp_progress,
+    drop_none,
     is_terminal,
     map_status,
     mean_progress,
@@ -54,7 +60,7 @@ from transcode_core.model import (
 from transcode_core.observability import logger
 from transcode_core.providers import values
 from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
-from transcode_core.times import iso_z, to_datetime, to_epoch_ms
+from transcode_core.times import from_epoch_ms, iso_z, to_datetime, to_epoch_ms
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody
 
@@ -72,7 +78,8 @@ WORDS = status_words(
     }
 )
 
-WINDOW_MARGIN = timedelta(hours=1)  # work may have started before the oldest lastWorkTime we recorded
+NOT_LISTED_GRACE = timedelta(hours=2)  # an active job missing from complete reads this long has ended
+NOT_LISTED = "NOT_LISTED"
 FUTURE_MARGIN = timedelta(minutes=5)  # the gateway's clock may run ahead of ours
 AUTH_REJECTED = (401, 403)  # wrong keys, signature or clock: no page can be read this run
 # `pk` ("vod_station#" + job id) is also the ActiveJobs index's sort key, which holds at most 1024 bytes.
@@ -173,8 +180,15 @@ class VodStationAdapter(Adapter):
             ]
         )
         url = f"{join_url(self.api_url, STATUS_PATH)}?{query}"
-        response = send(self.provider, self.session, "GET", url, headers=self._signed_headers("GET", url))
-        document = json_body(self.provider, response)
+        response = send(
+            self.provider, self.session, "GET", url, headers=self._signed_headers("GET", url), deadline=self.deadline
+        )
+        try:
+            document = json_body(self.provider, response)
+        except ProviderError:
+            if response.status_code < 400:
+                raise
+            document = None  # a gateway refusal need not be JSON: its status says enough
         error = document.get("error") if isinstance(document, dict) else None
         if error or response.status_code >= 400:
             rejected = response.status_code in AUTH_REJECTED
@@ -199,15 +213,11 @@ class VodStationAdapter(Adapter):
 
     # --- poll -----------------------------------------------------------------------------------------
     def window(self, active_jobs: Sequence[StoredJob], now: datetime) -> tuple[int, int]:
-        """(workStartTimeFrom, workStartTimeTo) in epoch ms: from the oldest active job's start less a
-        margin, never before the discovery look-back, to now plus a margin."""
+        """(workStartTimeFrom, workStartTimeTo) in epoch ms: from the earliest work start any active job may
+        have (its kept bound; the discovery look-back for a job never listed) to now plus a margin."""
         earliest = now - timedelta(days=self.settings.discovery_days)
-        starts = [to_datetime(_start_of(job)) for job in active_jobs]
-        known = [start for start in starts if start is not None]
-        start = earliest
-        if known and len(known) == len(starts):  # a job without any time could have started anywhere
-            start = max(earliest, min(known) - WINDOW_MARGIN)
-        return to_epoch_ms(start), to_epoch_ms(now + FUTURE_MARGIN)
+        bounds = [_work_start_bound(job) or earliest for job in active_jobs]
+        return to_epoch_ms(min(bounds, default=earliest)), to_epoch_ms(now + FUTURE_MARGIN)
 
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
         window = self.window(context.active_jobs, context.now)
@@ -218,22 +228,65 @@ class VodStationAdapter(Adapter):
         for item in items:
             by_job.setdefault(item.job_id, []).append(item)
         stored = context.stored_jobs(by_job)
+        found_after = from_epoch_ms(window[0])
         for job_id, job_items in by_job.items():
             job = stored.get(job_id)
             if failure and job is None:
                 context.stats["discoveries_deferred"] += 1  # some of its outputs may be on the unread pages
                 continue
-            snapshot = self._listed_snapshot(job_id, job_items, job)
+            snapshot = self._listed_snapshot(job_id, job_items, job, found_after)
             if job_id not in context.active_by_id and job is not None and _settled(job, snapshot):
                 context.stats["settled_jobs_skipped"] += 1  # finished before, and the listing shows no more
                 continue
             yield snapshot
+        if failure:
+            return
+        # A complete read covers every active job's window: one it does not list is gone from the provider.
+        for job_id, job in context.active_by_id.items():
+            if job_id not in by_job and not is_terminal(job.get("status") or Status.SUBMITTED):
+                context.stats["not_listed"] += 1
+                yield self._not_listed(job_id, job, context.now)
+
+    def _not_listed(self, job_id: str, stored: StoredJob, now: datetime) -> Snapshot:
+        """A missing job is marked once; missing past the grace period, it ends in ERROR (NOT_LISTED)."""
+        details = dict(stored.get("details") or {})
+        since = to_datetime(details.get("not_listed_since"))
+        grace = max(NOT_LISTED_GRACE, timedelta(minutes=self.settings.stall_minutes))
+        outputs = tuple(_stored_outputs(stored))
+        common = {
+            "provider": self.provider,
+            "job_id": job_id,
+            "progress": clamp_progress(stored.get("progress")),
+            "source_url": stored.get("source_url"),
+            "created_at": stored.get("created_at"),
+            "outputs": outputs,
+        }
+        if since is not None and now - since >= grace:
+            message = (
+                f"VOD Station has not listed this job since {iso_z(since)} although every window that could "
+                "hold it was read; it is no longer followed"
+            )
+            return Snapshot(
+                status=Status.ERROR,
+                provider_status=NOT_LISTED,
+                error=JobError(message, NOT_LISTED),
+                finished_at=iso_z(now),
+                details=details,
+                **common,
+            )
+        if since is None:
+            details["not_listed_since"] = iso_z(now)
+        status = Status(stored.get("status") or Status.SUBMITTED)
+        return Snapshot(
+            status=status, provider_status=stored.get("provider_status") or NOT_LISTED, details=details, **common
+        )
 
     def _read_listing(self, window: tuple[int, int], stats: Counter[str]) -> tuple[list[_Item], PollFailure | None]:
         """Every item in the window, page by page; a failed page ends the read (the rest comes next poll).
         A refused signature raises: no page can be read with these credentials or this clock."""
         items: list[_Item] = []
         page_size = self.settings.page_size
+        received = 0
         for page_no in range(1, MAX_PAGES + 1):
             try:
                 document = self.list_page(page_no, window)
@@ -250,14 +303,20 @@ class VodStationAdapter(Adapter):
                     logger.warning("vod_station listing item names no job", extra={"page": page_no})
                     continue
                 items.append(item)
+            received += len(content)
             total = values.integer(document.get("total"))
+            # Stop on what the answer says, not on page arithmetic: a gateway may serve fewer than asked.
             if not content or (total is None and len(content) < page_size):
                 break
-            if total is not None and page_no * page_size >= total:
+            if total is not None and received >= total:
                 break
+        else:  # the guard ended the read: not a complete one, so no job counts as missing
+            return items, PollFailure(ProviderError(self.provider, f"the listing goes on past {MAX_PAGES} pages"))
         return items, None
 
-    def _listed_snapshot(self, job_id: str, items: Sequence[_Item], stored: StoredJob | None) -> Snapshot:
+    def _listed_snapshot(
+        self, job_id: str, items: Sequence[_Item], stored: StoredJob | None, found_after: str | None = None
+    ) -> Snapshot:
         # A file encoded again lists its outputs again: the latest item of each output is the current one.
         latest: dict[str, _Item] = {}
         for item in items:
@@ -273,7 +332,6 @@ class VodStationAdapter(Adapter):
         requeued = bool(
             stored_status
             and is_terminal(stored_status)
-            and not is_terminal(derive_status(listed))
             and last_work is not None
             and (finished := to_datetime((stored or {}).get("finished_at"))) is not None
             and last_work > finished
@@ -286,6 +344,12 @@ class VodStationAdapter(Adapter):
         details = {
             **dict((stored or {}).get("details") or {}),
             "category_id": newest.category_id,
+            "not_listed_since": None,  # listed again
+        }
+        if found_after and not details.get("work_started_after"):
+            details["work_started_after"] = found_after
+        details = {
+            **drop_none(details),
             "output_types": sorted({output.id for output in outputs}),
         }
         if newest.category_name is not None:
@@ -565,10 +629,10 @@ def _later(item: _Item, held: _Item) -> bool:
     return held.last_work is None or item.last_work >= held.last_work
 
 
-def _start_of(job: StoredJob) -> str | None:
-    """When a stored job began, as far as we know: its start, else creation, else (a job registered
-    through the jobs API and never seen) the time it was registered."""
-    return job.get("started_at") or job.get("created_at") or job.get("updated_at")
+def _work_start_bound(job: StoredJob) -> datetime | None:
+    """The earliest work start a stored job can have: the `from` of the window it was first found in; None
+    for a job never listed (registered through the jobs API, or stored before the bound was kept)."""
+    return to_datetime((job.get("details") or {}).get("work_started_after"))
 
 
 def _category_id(value: object) -> str | None:

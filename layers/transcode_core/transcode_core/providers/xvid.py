@@ -4,8 +4,8 @@
 - Assumed, not confirmed by Xvid's documents (the README lists them): the list envelope `{"jobs": [...]}` (a
   bare list is accepted too) and every status word but SUCCESS.
 - Xvid documents no start time, so `started_at` stays unset. A job stored as ended that Xvid shows running
-  with an `updated_at` after the recorded `finished_at`, or ended again with a later `finished_at`, is a new
-  attempt (`requeued`).
+  without a `finished_at` (or with an `updated_at` after the recorded one: `updated_at` need not move), or
+  ended again with a later `finished_at`, is a new attempt (`requeued`).
 - A job that finished in the last 15 minutes is listed on every poll: once the table holds it as ended, with
   the same word and finish time, it is skipped (`settled_skipped`).
 """
@@ -75,6 +75,7 @@ class XvidAdapter(Adapter):
             urls.join_url(self.api_url, "oauth2/token"),
             self.credentials["client_id"],
             self.credentials["client_secret"],
+            self.deadline,
         )
 
     # --- the pipeline's calls -----------------------------------------------------------------------
@@ -134,14 +135,16 @@ class XvidAdapter(Adapter):
         """Pages of `GET jobs?inprogress=true`; adds every listed job id to `listed`. Returns the
         ProviderUnavailable that stopped it, if the API could not be reached."""
         stats = context.stats
-        limit = min(self.settings.page_size, MAX_PAGE_SIZE)
+        # Xvid's answer has no count: asking for one job more than a page tells whether another page exists,
+        # so a job count that is a multiple of the page size costs no empty last page.
+        page_size = min(self.settings.page_size, MAX_PAGE_SIZE - 1)
         start = 0
         while True:
             stats["list_calls"] += 1
             what = f"job list at start={start}"
             try:
-                document = self._get_json("jobs", what, inprogress="true", start=start, limit=limit)
-                jobs = page_jobs(document, what)
+                document = self._get_json("jobs", what, inprogress="true", start=start, limit=page_size + 1)
+                received = page_jobs(document, what)
             except ProviderUnavailable as outage:
                 yield PollFailure(outage)
                 return outage
@@ -149,6 +152,8 @@ class XvidAdapter(Adapter):
                 # Where the listing ends cannot be known now: the single reads cover the tracked jobs.
                 yield PollFailure(error)
                 return None
+            more = len(received) > page_size
+            jobs = received[:page_size]  # the look-ahead job is read again as the next page's first
             new_ids = {job["id"] for job in jobs if isinstance(job, dict) and is_job_id(job.get("id"))} - listed
             page: list[Snapshot] = []
             for job in jobs:
@@ -158,7 +163,7 @@ class XvidAdapter(Adapter):
                     yield PollFailure(error, error.job_ids)
             listed.update(snapshot.job_id for snapshot in page)
             yield from self._unsettled(page, context)
-            if len(jobs) < limit:
+            if not more:
                 return None
             if not new_ids:
                 # A full page of nothing new: the API ignores `start` (or sends junk); stop rather than loop.
@@ -286,6 +291,9 @@ def mark_new_run(snapshot: Snapshot, stored: StoredJob | None) -> Snapshot:
     ended = times.to_datetime(stored.get("finished_at"))
     if ended is None:
         return snapshot
+    if snapshot.status not in TERMINAL and snapshot.status is not Status.UNKNOWN and not snapshot.finished_at:
+        # Running again, its finish time gone: a new run, whether or not updated_at moved (it need not).
+        return replace(snapshot, requeued=True)
     seen = times.to_datetime(snapshot.finished_at if snapshot.status in TERMINAL else updated_at)
     return replace(snapshot, requeued=True) if seen is not None and seen > ended else snapshot
 
