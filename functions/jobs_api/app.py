@@ -1,5 +1,5 @@
-"""Jobs API (CONTRACT): PUT /jobs/{provider}/{job_id} starts tracking a job, GET returns it. IAM auth is
-on the routes (template.yaml); this function only sees signed requests."""
+"""Jobs API (CONTRACT): PUT /jobs/{provider}/{job_id} starts tracking a job, GET returns it, DELETE stops
+tracking it. IAM auth is on the routes (template.yaml); this function only sees signed requests."""
 
 from typing import Any
 from urllib.parse import unquote
@@ -51,6 +51,17 @@ def get_job(provider: str) -> Response:
     if item is None:
         return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=public_item(item))
+
+
+@app.delete(JOB_ROUTE)
+@tracer.capture_method
+def untrack_job(provider: str) -> Response:
+    job_id = _job_id(provider)
+    item = services().store.untrack(provider, job_id)
+    if item is None:
+        return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})
+    logger.info("job untracked", extra={"provider": provider, "job_id": job_id})
+    return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body=None)
 
 
 @logger.inject_lambda_context(clear_state=True)
