@@ -15,12 +15,13 @@ SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.1
 help: ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt layers/transcode_core/requirements.txt
+$(STAMP): requirements-dev.txt layers/transcode_core/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the dev requirements (skipped when up to date)
+install: $(STAMP) ## Create .venv, install the dev requirements and the CLI (.venv/bin/transcode-status)
 
 test: install ## Run all tests, then cfn-lint and sam validate --lint
 	$(PY) -m pytest
