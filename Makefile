@@ -28,8 +28,8 @@ test: install ## Run all tests, then cfn-lint and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint
 
-demo: install ## Run the local demo (simulated providers, moto AWS)
-	$(PY) -m local.run
+demo: install ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
+	$(PY) -m local.run $(ARGS)
 
 lint: install ## ruff check, ruff format --check, cfn-lint
 	$(VENV)/bin/ruff check .
