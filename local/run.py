@@ -384,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     providers = [name.strip() for name in args.providers.split(",") if name.strip()]
     layer_on_path()
-    known = [scenario.provider for scenario in scenarios()]
+    from transcode_core.providers import PROVIDER_IDS as known  # no Powertools import before DEMO_ENV is set
+
     unknown = [name for name in providers if name not in known]
     if unknown:
         parser.error(f"--providers: unknown {', '.join(unknown)}; known: {', '.join(known)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -22,7 +23,8 @@ STATUS_STYLE = {
 
 def console() -> Console:
     # Built per call, so that the stream is the one in use now (tests capture sys.stdout).
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160  # a pipe: wide rows, not wrapped
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=wide)
 
 
 def print_json(value: Any) -> None:
