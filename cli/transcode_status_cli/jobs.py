@@ -39,7 +39,7 @@ def _filters(command: Any) -> Any:
 
 def _job_id(provider: str, job_id: str) -> str:
     if not get_spec(provider).is_job_id(job_id):
-        raise CliError(f"{job_id!r} is not a {provider} job id", USAGE)
+        raise CliError(f"{job_id!r} is not a valid {provider} job id", USAGE)
     return job_id
 
 
@@ -146,7 +146,7 @@ def track_job(target: Target, as_json: bool, provider: str, job_id: str) -> None
     """Start tracking a job (jobs API PUT, SigV4-signed); a finished job is watched again."""
     status, body = target.call_api("PUT", provider, _job_id(provider, job_id))
     if status not in (200, 201):
-        _api_failure(status, body)
+        _api_failure(status, body, provider, job_id)
     if as_json:
         render.print_json({"created": status == 201, "job": body})
         return
@@ -162,17 +162,17 @@ def untrack_job(target: Target, as_json: bool, provider: str, job_id: str) -> No
     """Stop tracking a job (jobs API DELETE): no more polls; item and history stay; only a PUT resumes it."""
     status, body = target.call_api("DELETE", provider, _job_id(provider, job_id))
     if status != 204:
-        _api_failure(status, body)
+        _api_failure(status, body, provider, job_id)
     if as_json:
         render.print_json({"untracked": True, "provider": provider, "job_id": job_id})
         return
     click.echo(f"{provider} job {job_id} is no longer tracked (HTTP 204); `jobs track` resumes it")
 
 
-def _api_failure(status: int, body: Any) -> None:
+def _api_failure(status: int, body: Any, provider: str, job_id: str) -> None:
     message = (body or {}).get("error") or (body or {}).get("message") or "no details"
     if status == 404:
-        raise CliError(f"not tracked: {message}", NOT_FOUND)
+        raise CliError(f"{provider} job {job_id} is not tracked", NOT_FOUND)
     if status == 403:
         raise CliError(f"jobs API refused the request (HTTP 403: {message}): needs execute-api:Invoke", 4)
     if status == 400:

@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from transcode_core.store import JobStore
+from transcode_core.store import JOB_SK, JobStore
 from transcode_core.times import iso_z, parse_time, utc_now
 from transcode_status_cli.errors import USAGE, CliError
 
-_CURSOR_KEYS = ("pk", "sk", "listed_provider", "updated_at")
 _DONE = "done"
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -50,16 +49,18 @@ def page(
     for provider in providers:
         if cursors[provider] == _DONE:
             continue
-        items, last = store.list_jobs(
-            provider, since=since, statuses=statuses, limit=limit, start_after=cursors[provider]
+        cursor = cursors[provider]
+        start_after = (
+            {"pk": cursor[0], "sk": JOB_SK, "listed_provider": provider, "updated_at": cursor[1]} if cursor else None
         )
+        items, last = store.list_jobs(provider, since=since, statuses=statuses, limit=limit, start_after=start_after)
         fetched[provider], more[provider] = items, last is not None
     # Each provider's list keeps the index's order, so what a page takes of it is a prefix (its cursor).
     merged = list(heapq.merge(*fetched.values(), key=lambda item: item.get("updated_at", ""), reverse=True))[:limit]
     for provider, items in fetched.items():
         taken = [item for item in merged if item["listed_provider"] == provider]
-        if taken:
-            cursors[provider] = {key: taken[-1][key] for key in _CURSOR_KEYS}
+        if taken:  # the index key of the last job shown; sk and listed_provider are implied
+            cursors[provider] = [taken[-1]["pk"], taken[-1]["updated_at"]]
         if len(taken) == len(items) and not more[provider]:
             cursors[provider] = _DONE
     finished = all(cursor == _DONE for cursor in cursors.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -44,11 +45,19 @@ def _cell(value: Any) -> str:
     return str(value).replace("[", "\\[")
 
 
+def _seconds(moment: str | None) -> str | None:
+    """An ISO Z time to the second, for tables (JSON output keeps the stored value)."""
+    return re.sub(r"\.\d+Z$", "Z", moment) if moment else moment
+
+
 def jobs_table(jobs: Iterable[Mapping[str, Any]], title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in ("updated", "provider", "job", "status", "provider says", "progress", "attempt"):
         table.add_column(
-            column, no_wrap=column != "job", justify="right" if column in ("progress", "attempt") else "left"
+            column,
+            no_wrap=column != "job",
+            overflow="fold" if column == "job" else "ellipsis",  # a job id is never cut short
+            justify="right" if column in ("progress", "attempt") else "left",
         )
     for job in jobs:
         progress = job.get("progress")
@@ -56,7 +65,7 @@ def jobs_table(jobs: Iterable[Mapping[str, Any]], title: str | None = None) -> T
         if job.get("untracked_at"):
             status += " (untracked)"
         table.add_row(
-            _cell(job.get("updated_at")),
+            _cell(_seconds(job.get("updated_at"))),
             _cell(job.get("provider")),
             _cell(job.get("job_id")),
             status,

@@ -156,7 +156,7 @@ def test_track_and_untrack_go_through_the_signed_jobs_api(stack, sims, run, api)
 
     assert run("jobs", "untrack", "encoding_com", "777")[0] == 3
     code, _, err = run("jobs", "track", "encoding_com", "not-a-number")
-    assert code == 2 and "is not a encoding_com job id" in err
+    assert code == 2 and "is not a valid encoding_com job id" in err
     # The gateway refuses what the IAM authorizer refuses: an unsigned request.
     assert requests.put(f"{api.url}/jobs/encoding_com/{media_id}", timeout=5).status_code == 403
 
