@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -37,6 +38,21 @@ def _filters(command: Any) -> Any:
     )(command)
 
 
+def _pages(
+    target: Target, providers: tuple[str, ...], statuses: tuple[str, ...], since: str | None
+) -> Callable[[int, str | None], tuple[list[dict[str, Any]], str | None]]:
+    """The listing the filters ask for: called with (limit, token), returns a page and the next token."""
+    chosen = list(providers or PROVIDER_IDS)
+    since_iso = listing.since_iso(since)
+    wanted = [status.upper() for status in statuses]
+
+    def page(limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        items, token = listing.page(target.store, chosen, since=since_iso, statuses=wanted, limit=limit, token=token)
+        return [public_item(item) for item in items], token
+
+    return page
+
+
 def _job_id(provider: str, job_id: str) -> str:
     if not get_spec(provider).is_job_id(job_id):
         raise CliError(f"{job_id!r} is not a valid {provider} job id", USAGE)
@@ -60,14 +76,12 @@ def list_jobs(
     all_pages: bool,
 ) -> None:
     """Jobs, newest change first (an index query per provider, never a table scan)."""
-    chosen = list(providers or PROVIDER_IDS)
-    since_iso = listing.since_iso(since)
-    wanted = [status.upper() for status in statuses]
+    page = _pages(target, providers, statuses, since)
     found: list[dict[str, Any]] = []
     token = next_token
     while True:
-        items, token = listing.page(target.store, chosen, since=since_iso, statuses=wanted, limit=limit, token=token)
-        found.extend(public_item(item) for item in items)
+        items, token = page(limit, token)
+        found.extend(items)
         if not (all_pages and token):
             break
     if as_json:
@@ -199,16 +213,13 @@ def watch_jobs(
     max_iterations: int,
 ) -> None:
     """A live view of the newest jobs, refreshed until Ctrl-C."""
-    chosen = list(providers or PROVIDER_IDS)
-    since_iso = listing.since_iso(since)
-    wanted = [status.upper() for status in statuses]
+    page = _pages(target, providers, statuses, since)
     live = Live(console=render.console(), auto_refresh=False) if sys.stdout.isatty() and not as_json else None
     try:
         if live:
             live.start()
         for iteration in itertools.count(1):
-            items, _ = listing.page(target.store, chosen, since=since_iso, statuses=wanted, limit=limit, token=None)
-            found = [public_item(item) for item in items]
+            found, _ = page(limit, None)
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             if as_json:
                 render.print_json({"time": stamp, "jobs": found})

@@ -31,6 +31,10 @@ def _job_id(provider: str) -> str:
     return job_id
 
 
+def _not_tracked() -> Response:
+    return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})
+
+
 @app.put(JOB_ROUTE)
 @tracer.capture_method
 def track_job(provider: str) -> Response:
@@ -50,7 +54,7 @@ def get_job(provider: str) -> Response:
     job_id = _job_id(provider)
     item = services().store.get(provider, job_id)
     if item is None:
-        return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})
+        return _not_tracked()
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=public_item(item))
 
 
@@ -58,9 +62,8 @@ def get_job(provider: str) -> Response:
 @tracer.capture_method
 def untrack_job(provider: str) -> Response:
     job_id = _job_id(provider)
-    item = services().store.untrack(provider, job_id)
-    if item is None:
-        return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})
+    if services().store.untrack(provider, job_id) is None:
+        return _not_tracked()
     logger.info("job untracked", extra={"provider": provider, "job_id": job_id})
     return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body=None)
 
