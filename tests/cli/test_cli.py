@@ -291,3 +291,24 @@ def test_stack_outputs_say_where_the_table_topic_and_api_are(stack, sims, run, a
     assert [job["job_id"] for job in json.loads(result.stdout)["jobs"]] == [media_id]
     result = CliRunner(**separate).invoke(cli, ["jobs", "list"])
     assert result.exit_code == 2 and "say which stack" in result.stderr
+
+
+def test_replay_of_a_stall_keeps_its_event_id_and_time(stack, sims, run):
+    import time
+
+    _, encoding = sims
+    stack.configure("encoding_com", encoding.url, ENCODING, env={"STALL_MINUTES": "0.001"})
+    media_id = encoding.add_job()
+    stack.track("encoding_com", media_id)
+    encoding.advance(media_id, 2)
+    stack.poll("encoding_com")
+    time.sleep(0.2)
+    stack.poll("encoding_com")  # nothing changed for longer than STALL_MINUTES
+    (original,) = [n["message"] for n in stack.messages()]
+    assert original["event"] == "job.stalled"
+
+    assert run("events", "replay", "encoding_com", media_id)[0] == 0
+    replayed = stack.messages()[-1]["message"]
+    assert replayed["replay"] is True
+    for same in ("event_id", "event", "status", "previous_status", "occurred_at"):
+        assert replayed[same] == original[same]
