@@ -172,7 +172,7 @@ def last_event(store: JobStore, provider: str, job_id: str) -> dict[str, Any]:
 
 @events.command("replay")
 @target_options
-@click.argument("provider", type=PROVIDER)
+@click.argument("provider", type=PROVIDER, metavar="PROVIDER")
 @click.argument("job_id")
 def replay_event(target: Target, as_json: bool, provider: str, job_id: str) -> None:
     """Publish the job's last event again: same event_id, with `replay: true` (and attribute replay=true)."""

@@ -95,7 +95,7 @@ def list_jobs(
 
 @jobs.command("show")
 @target_options
-@click.argument("provider", type=PROVIDER)
+@click.argument("provider", type=PROVIDER, metavar="PROVIDER")
 @click.argument("job_id")
 def show_job(target: Target, as_json: bool, provider: str, job_id: str) -> None:
     """One job: state, outputs, error, attempts and its history as a timeline."""
@@ -154,7 +154,7 @@ def _tracking(item: dict[str, Any]) -> str:
 
 @jobs.command("track")
 @target_options
-@click.argument("provider", type=PROVIDER)
+@click.argument("provider", type=PROVIDER, metavar="PROVIDER")
 @click.argument("job_id")
 def track_job(target: Target, as_json: bool, provider: str, job_id: str) -> None:
     """Start tracking a job (jobs API PUT, SigV4-signed); a finished job is watched again."""
@@ -170,7 +170,7 @@ def track_job(target: Target, as_json: bool, provider: str, job_id: str) -> None
 
 @jobs.command("untrack")
 @target_options
-@click.argument("provider", type=PROVIDER)
+@click.argument("provider", type=PROVIDER, metavar="PROVIDER")
 @click.argument("job_id")
 def untrack_job(target: Target, as_json: bool, provider: str, job_id: str) -> None:
     """Stop tracking a job (jobs API DELETE): no more polls; item and history stay; only a PUT resumes it."""

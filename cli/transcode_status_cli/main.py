@@ -20,6 +20,9 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a subcommand's arguments (e.g. an unknown provider): one line too
+            click.echo(f"transcode-status: {exc.format_message()} (see --help)", err=True)
+            ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:

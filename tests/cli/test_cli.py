@@ -263,7 +263,9 @@ def test_missing_table_topic_or_stack_are_one_line_errors(stack, run):
     code, _, err = run("jobs", "list", "--stack", "no-such-stack")
     assert code == 3 and "no-such-stack does not exist" in err and err.count("\n") == 1
     code, _, err = run("jobs", "list", "--provider", "bitmovin")
-    assert code == 2
+    assert code == 2 and err.count("\n") == 1 and "'bitmovin' is not one of" in err
+    code, _, err = run("jobs", "show", "bitmovin", "1")
+    assert code == 2 and err.count("\n") == 1
 
 
 def test_stack_outputs_say_where_the_table_topic_and_api_are(stack, sims, run, api):
