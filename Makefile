@@ -16,23 +16,24 @@ LAYER := layers/transcode_core
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt $(LAYER)/requirements.txt $(LAYER)/requirements.lock
+$(STAMP): requirements-dev.txt $(LAYER)/requirements.txt $(LAYER)/requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	# Then the layer's locked versions over them (hash-checked), so tests import what the layer ships, even where
 	# a dev tool pins a package more tightly (aws-sam-cli: requests, jmespath; it runs fine with the lock's).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $(LAYER)/requirements.lock
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the dev requirements (skipped when up to date)
+install: $(STAMP) ## Create .venv, install the dev requirements and the CLI (.venv/bin/transcode-status)
 
 test: install ## Run all tests, then cfn-lint and sam validate --lint
 	$(PY) -m pytest
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint
 
-demo: install ## Run the local demo (simulated providers, moto AWS)
-	$(PY) -m local.run
+demo: install ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
+	$(PY) -m local.run $(ARGS)
 
 lint: install ## ruff check, ruff format --check, cfn-lint
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
 """The local run: every provider function against moto (server mode) and the provider simulators.
 
     make demo                      # or: .venv/bin/python -m local.run [--rounds 12] [--providers a,b]
+    .venv/bin/python -m local.run --keep-running   # then use .venv/bin/transcode-status against it
     .venv/bin/python -m local.run --aws --providers encoding_com --rounds 1   # real AWS, real provider
 
 Locally nothing leaves 127.0.0.1: moto stands in for DynamoDB, SNS, SQS and Secrets Manager, the
@@ -204,7 +205,7 @@ def check(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]
 
 
 # --- the runs --------------------------------------------------------------------------------------------
-def run_local(rounds: int, interval: float, providers: list[str] | None) -> int:
+def run_local(rounds: int, interval: float, providers: list[str] | None, keep_running: bool = False) -> int:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
@@ -226,7 +227,9 @@ def run_local(rounds: int, interval: float, providers: list[str] | None) -> int:
             stack.configure(scenario.provider, scenario.sim.url, scenario.credentials, webhook_token="demo-token")
             scenario.seed(_DemoStack(stack), scenario.sim)
             print(f"{scenario.provider:<16} simulator on {scenario.sim.url}")
-        return _rounds(stack, chosen, rounds, interval)
+        outcome = _rounds(stack, chosen, rounds, interval)
+        _serve_for_the_cli(stack, f"http://{host}:{port}", keep_running)
+        return outcome
     finally:
         for scenario in chosen:
             if scenario.sim:
@@ -297,6 +300,36 @@ def _summary(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> int:
     return 1 if problems else 0
 
 
+def _serve_for_the_cli(stack: Any, endpoint: str, keep_running: bool) -> None:
+    """Prints how to point the CLI at this run's stack; with keep_running, serves the jobs API (SigV4
+    checked, as the deployed IAM authorizer does) and keeps everything up until Ctrl-C."""
+    from local.api_gateway import LocalJobsApi
+
+    api = LocalJobsApi(stack).start() if keep_running else None
+    try:
+        print("\nPoint the CLI at this stack (in another terminal):" if keep_running else "")
+        print(
+            f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={DEMO_ENV['AWS_ACCESS_KEY_ID']} "
+            f"AWS_SECRET_ACCESS_KEY={DEMO_ENV['AWS_SECRET_ACCESS_KEY']} AWS_REGION={DEMO_ENV['AWS_REGION']}"
+        )
+        print(
+            f"  export TRANSCODE_STATUS_TABLE={stack.table_name} TRANSCODE_STATUS_TOPIC={stack.topic_arn}"
+            + (f" TRANSCODE_STATUS_API_URL={api.url}" if api else "")
+        )
+        print("  .venv/bin/transcode-status jobs list")
+        if not api:
+            print("(this stack ends with the run: `.venv/bin/python -m local.run --keep-running` keeps it up)")
+            return
+        print("Serving until Ctrl-C.")
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    finally:
+        if api:
+            api.stop()
+
+
 def run_aws(rounds: int, interval: float, providers: list[str]) -> int:
     """Invokes the provider functions' code here against real AWS and the real providers. The environment
     holds what the deployed functions hold: TABLE_NAME, TOPIC_ARN, and per provider PROVIDER_SECRET_ID
@@ -308,6 +341,18 @@ def run_aws(rounds: int, interval: float, providers: list[str]) -> int:
     from local.stack import load_function
 
     layer_on_path()
+    import boto3
+
+    session = boto3.Session(region_name=os.environ.get("AWS_REGION"))  # read as Lambda and the AWS CLI read it
+    if not session.region_name:
+        print("--aws needs an AWS region: set AWS_REGION (or a profile's region)", file=sys.stderr)
+        return 2
+    if session.get_credentials() is None:
+        print(
+            "--aws needs AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", file=sys.stderr
+        )
+        return 2
+    os.environ.setdefault("AWS_DEFAULT_REGION", session.region_name)  # the functions' boto3 clients read this one
     for name in ("TABLE_NAME", "TOPIC_ARN", "PROVIDER_SECRET_ID"):
         if not os.environ.get(name):
             print(f"--aws needs {name} in the environment (see README: 'Against real AWS')", file=sys.stderr)
@@ -331,11 +376,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between rounds (default 0)")
     parser.add_argument("--providers", default="", help="comma-separated provider ids (default: all)")
     parser.add_argument("--aws", action="store_true", help="real AWS and real providers (see README)")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the rounds, keep moto and the jobs API up for the CLI until Ctrl-C",
+    )
     args = parser.parse_args(argv)
-    providers = [name for name in args.providers.split(",") if name]
+    providers = [name.strip() for name in args.providers.split(",") if name.strip()]
+    layer_on_path()
+    from transcode_core.providers import PROVIDER_IDS as known  # no Powertools import before DEMO_ENV is set
+
+    unknown = [name for name in providers if name not in known]
+    if unknown:
+        parser.error(f"--providers: unknown {', '.join(unknown)}; known: {', '.join(known)}")
     if args.aws:
         return run_aws(args.rounds, args.interval, providers or ["encoding_com"])
-    return run_local(args.rounds, args.interval, providers)
+    return run_local(args.rounds, args.interval, providers, args.keep_running)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import boto3
 
+from local.event_schema import check_event
 from local.lambda_events import LambdaContext, http_event, scheduled_event
 from local.template import load_template, table_definition
 
@@ -197,6 +198,7 @@ class LocalStack:
                 return list(self.received)
             for message in batch:
                 envelope = json.loads(message["Body"])
+                check_event(json.loads(envelope["Message"]))  # every published event matches the schema
                 self.received.append(
                     {
                         "subject": envelope.get("Subject"),

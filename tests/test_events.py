@@ -124,3 +124,59 @@ def test_env_file_configures_every_function_by_logical_id():
         assert {"TABLE_NAME", "TOPIC_ARN"} <= set(variables)
         if logical_id != "JobsApiFunction":
             assert {"PROVIDER_SECRET_ID", "PROVIDER_API_URL"} <= set(variables)
+
+
+def test_the_event_schema_refuses_what_subscribers_could_not_parse():
+    """schemas/job-event.json (every event the suite receives is checked against it in LocalStack)."""
+    from local.event_schema import check_event
+
+    good = {
+        "schema": "transcode-status.job-event/1",
+        "event_id": "xvid#abc#1#COMPLETE",
+        "event": "job.completed",
+        "provider": "xvid",
+        "job_id": "abc",
+        "status": "COMPLETE",
+        "previous_status": "PROCESSING",
+        "provider_status": "SUCCESS",
+        "attempt": 1,
+        "occurred_at": "2026-11-25T12:00:00Z",
+        "job": {
+            "provider": "xvid",
+            "job_id": "abc",
+            "status": "COMPLETE",
+            "attempt": 1,
+            "version": 3,
+            "updated_at": "2026-11-25T12:00:00.123456Z",
+        },
+    }
+    check_event(good)
+    for broken in (
+        {**good, "occurred_at": "2026-11-25 12:00:00"},  # not the documented time format
+        {**good, "event": "job.failed"},  # event and status disagree
+        {**good, "job": {**good["job"], "outbox": {}}},  # bookkeeping leaked
+        {key: value for key, value in good.items() if key != "event_id"},
+    ):
+        with pytest.raises(ValueError, match="does not match"):
+            check_event(broken)
+
+
+def test_an_event_without_its_outputs_matches_the_schema():
+    from local.event_schema import check_event
+    from transcode_core.notify import build_event
+
+    outputs = [
+        {"id": f"o{n}", "status": "COMPLETE", "destinations": [{"url": "s3://b/" + "x" * 200}]} for n in range(600)
+    ]
+    job = {
+        "provider": "xvid",
+        "job_id": "abc",
+        "status": "COMPLETE",
+        "attempt": 1,
+        "version": 2,
+        "updated_at": "2026-11-25T12:00:00Z",
+        "outputs": outputs,
+    }
+    event = build_event(job, "PROCESSING", "2026-11-25T12:00:00Z")
+    assert event["outputs_omitted"] == 600
+    check_event(event)

@@ -71,7 +71,11 @@ def test_webhook_routes_are_post_on_the_shared_api_without_authorizer(template):
 
 def test_jobs_api_routes_require_iam(template):
     routes = http_events(template, "JobsApiFunction")
-    assert sorted((route["Method"], route["Path"]) for route in routes) == [("GET", JOBS_ROUTE), ("PUT", JOBS_ROUTE)]
+    assert sorted((route["Method"], route["Path"]) for route in routes) == [
+        ("DELETE", JOBS_ROUTE),
+        ("GET", JOBS_ROUTE),
+        ("PUT", JOBS_ROUTE),
+    ]
     for route in routes:
         assert route["ApiId"] == {"Ref": "JobsHttpApi"}
         assert route["Auth"] == {"Authorizer": "AWS_IAM"}
@@ -91,11 +95,11 @@ def test_jobs_table_keys_billing_and_protection(template):
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
     types = {item["AttributeName"]: item["AttributeType"] for item in properties["AttributeDefinitions"]}
-    assert types == {"pk": "S", "sk": "S", "active_provider": "S"}
+    assert types == {"pk": "S", "sk": "S", "active_provider": "S", "listed_provider": "S", "updated_at": "S"}
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"] == {"SSEEnabled": True}
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    (index,) = properties["GlobalSecondaryIndexes"]
+    index = properties["GlobalSecondaryIndexes"][0]
     assert index == {
         "IndexName": "ActiveJobs",
         "KeySchema": [
@@ -159,7 +163,10 @@ def test_created_secrets_exist_only_when_no_arn_is_given(template):
     for prefix in ("EncodingCom", "TransparentEdge", "Xvid", "VodStation"):
         secret = resource(template, f"{prefix}Secret")
         assert secret["Type"] == "AWS::SecretsManager::Secret"
-        assert template["Conditions"][secret["Condition"]] == {"Fn::Equals": [{"Ref": f"{prefix}SecretArn"}, ""]}
+        assert template["Conditions"][secret["Condition"]] == {
+            "Fn::And": [{"Condition": f"{prefix}Enabled"}, {"Condition": f"Create{prefix}Secret"}]
+        }
+        assert template["Conditions"][f"Create{prefix}Secret"] == {"Fn::Equals": [{"Ref": f"{prefix}SecretArn"}, ""]}
         assert "webhook_token" in secret["Properties"]["Description"]
         assert secret["Properties"]["GenerateSecretString"]["GenerateStringKey"] == "webhook_token"
 
@@ -217,6 +224,58 @@ def test_outputs_name_what_users_need(template):
     for logical_id, (_, path) in PROVIDER_FUNCTIONS.items():
         url = template["Outputs"][logical_id.replace("Function", "WebhookUrl")]["Value"]["Fn::Sub"]
         assert url.endswith(path) and "token" not in url
+
+
+def test_a_disabled_provider_deploys_no_function_log_group_secret_or_output(template):
+    for logical_id in PROVIDER_FUNCTIONS:
+        prefix = logical_id.removesuffix("Function")
+        enabled = f"{prefix}Enabled"
+        assert template["Parameters"][f"Enable{prefix}"]["AllowedValues"] == ["true", "false"]
+        assert template["Conditions"][enabled] == {"Fn::Equals": [{"Ref": f"Enable{prefix}"}, "true"]}
+        assert resource(template, logical_id)["Condition"] == enabled
+        assert resource(template, f"{prefix}LogGroup")["Condition"] == enabled
+        for output in ("WebhookUrl", "SecretArn", "FunctionName"):
+            assert template["Outputs"][f"{prefix}{output}"]["Condition"] == enabled
+
+
+def test_the_settings_the_readme_recommends_changing_are_parameters(template):
+    shared = template["Globals"]["Function"]["Environment"]["Variables"]
+    for variable, parameter in {
+        "DISCOVERY_DAYS": "DiscoveryDays",
+        "PAGE_SIZE": "PageSize",
+        "CONCURRENCY": "Concurrency",
+        "REWATCH_MINUTES": "RewatchMinutes",
+        "HTTP_CONNECT_TIMEOUT": "HttpConnectTimeout",
+        "HTTP_READ_TIMEOUT": "HttpReadTimeout",
+    }.items():
+        assert shared[variable] == {"Ref": parameter}
+        default = template["Parameters"][parameter]["Default"]
+        assert Settings.from_env({"TABLE_NAME": "t", "TOPIC_ARN": "a", variable: str(default)})  # a valid value
+
+
+def test_the_dashboard_draws_metrics_the_functions_emit(template):
+    import re
+
+    body = resource(template, "OperationsDashboard")["Properties"]["DashboardBody"]["Fn::Sub"]
+    drawn = set(re.findall(r'MetricName=\\"(\w+)\\"', body))
+    emitted = set(re.findall(r'"(\w+)"', (ROOT / "layers/transcode_core/transcode_core/pipeline.py").read_text()))
+    assert drawn == {
+        "JobsChanged",
+        "JobsCompleted",
+        "JobsFailed",
+        "JobsStalled",
+        "ProviderFailures",
+        "UnknownStatusWords",
+        "PollDuration",
+        "PublishFailures",
+    }
+    assert drawn <= emitted
+
+
+def test_jobs_are_listed_from_an_index_that_holds_no_history(template):
+    indexes = {index["IndexName"]: index for index in table_definition(template)["GlobalSecondaryIndexes"]}
+    keys = [key["AttributeName"] for key in indexes["JobsByProvider"]["KeySchema"]]
+    assert keys == ["listed_provider", "updated_at"]
 
 
 def test_cfn_lint_passes():

@@ -1,5 +1,5 @@
-"""Jobs API (CONTRACT): PUT /jobs/{provider}/{job_id} starts tracking a job, GET returns it. IAM auth is
-on the routes (template.yaml); this function only sees signed requests."""
+"""Jobs API (CONTRACT): PUT /jobs/{provider}/{job_id} starts tracking a job, GET returns it, DELETE stops
+tracking it. IAM auth is on the routes (template.yaml); this function only sees signed requests."""
 
 from typing import Any
 from urllib.parse import unquote
@@ -31,13 +31,18 @@ def _job_id(provider: str) -> str:
     return job_id
 
 
+def _not_tracked() -> Response:
+    return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})
+
+
 @app.put(JOB_ROUTE)
 @tracer.capture_method
 def track_job(provider: str) -> Response:
     job_id = _job_id(provider)
     svc = services()
     created, item = svc.store.register(provider, job_id, rewatch_minutes=svc.settings.rewatch_minutes)
-    logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "created": created})
+    # "new_job", not "created": logging refuses extra keys named like LogRecord fields.
+    logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "new_job": created})
     return Response(
         status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=public_item(item)
     )
@@ -49,8 +54,18 @@ def get_job(provider: str) -> Response:
     job_id = _job_id(provider)
     item = services().store.get(provider, job_id)
     if item is None:
-        return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})
+        return _not_tracked()
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=public_item(item))
+
+
+@app.delete(JOB_ROUTE)
+@tracer.capture_method
+def untrack_job(provider: str) -> Response:
+    job_id = _job_id(provider)
+    if services().store.untrack(provider, job_id) is None:
+        return _not_tracked()
+    logger.info("job untracked", extra={"provider": provider, "job_id": job_id})
+    return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body=None)
 
 
 @logger.inject_lambda_context(clear_state=True)

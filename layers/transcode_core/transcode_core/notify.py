@@ -75,7 +75,10 @@ def email_text(event: Mapping[str, Any]) -> str:
         "job.failed": "failed",
         "job.canceled": "was canceled",
         "job.stalled": f"has shown no change for a while (still {event['status']})",
+        "job.test": f"is a test event ({event['status']}); no real job",
     }[event["event"]]
+    if event.get("replay"):
+        what += " (sent again: a replay)"
     lines = [
         f"{event['provider']} job {event['job_id']} {what}.",
         f"Status: {event['status']} (provider says: {event.get('provider_status') or 'n/a'}), "

@@ -8,6 +8,7 @@ and is published right after. A publish that fails stays in the outbox and the n
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Report:
     provider_failures: list[str] = field(default_factory=list)
     job_failures: list[str] = field(default_factory=list)
     unknown_words: int = 0
+    terminal: Counter = field(default_factory=Counter)  # jobs that entered COMPLETE / ERROR / CANCELED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class Pipeline:
 
     # --- the two triggers ---------------------------------------------------------------------------
     def poll(self, adapter: Adapter) -> Report:
+        started = time.monotonic()
         report = Report(self.provider, "poll")
         now = self.clock()
         tracked = self.store.active_jobs(self.provider)
@@ -116,6 +119,9 @@ class Pipeline:
         for name, value in context.stats.items():
             metrics.add_metric(name=_metric_name(name), unit=MetricUnit.Count, value=value)
         self._report_metrics(report)
+        metrics.add_metric(
+            name="PollDuration", unit=MetricUnit.Milliseconds, value=round((time.monotonic() - started) * 1000)
+        )
         return report
 
     def _results(
@@ -175,6 +181,9 @@ class Pipeline:
                 extra={"job_id": snapshot.job_id, "provider_status": snapshot.provider_status},
             )
         for _ in range(MAX_RACE_RETRIES):
+            if stored and stored.get("untracked_at"):  # jobs API DELETE: only a PUT tracks it again
+                logger.info("job not tracked; snapshot ignored", extra={"job_id": snapshot.job_id, "source": source})
+                return "unchanged"
             change = decide(stored, snapshot)
             if change is None:
                 if stored:
@@ -198,6 +207,8 @@ class Pipeline:
                     "source": source,
                 },
             )
+            if change.publishes and is_terminal(item["status"]):
+                report.terminal[item["status"]] += 1
             self._flush_outbox(item, report)
             return change.kind.value
         raise RuntimeError(f"job {snapshot.job_id} kept changing under {MAX_RACE_RETRIES} writes")
@@ -291,6 +302,10 @@ class Pipeline:
             "JobFailures": len(report.job_failures),
             "UnknownStatusWords": report.unknown_words,
             "JobsChanged": sum(count for kind, count in report.changes.items() if kind != "unchanged"),
+            "JobsCompleted": report.terminal[Status.COMPLETE.value],
+            "JobsFailed": report.terminal[Status.ERROR.value],
+            "JobsCanceled": report.terminal[Status.CANCELED.value],
+            "JobsStalled": report.changes[Kind.STALLED.value],
         }
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -2,7 +2,9 @@
 
 Everything above this module works with plain Python dicts; DynamoDB types, conditions and errors stay
 here. A job item carries `active_provider` (the ActiveJobs index key) while it needs polling or holds an
-unpublished event, so finding the work of a poll is one Query, never a Scan.
+unpublished event, so finding the work of a poll is one Query, never a Scan. Every job item (never a
+history item) also carries `listed_provider`, the key of the JobsByProvider index (sorted by `updated_at`)
+that lists jobs newest first for operators.
 """
 
 from __future__ import annotations
@@ -22,10 +24,21 @@ from transcode_core.model import Status, is_terminal
 from transcode_core.times import is_later, iso_z, utc_now
 
 ACTIVE_INDEX = "ActiveJobs"
+LIST_INDEX = "JobsByProvider"
 JOB_SK = "JOB"
 # Bookkeeping attributes: never shown by the jobs API nor published.
 INTERNAL_FIELDS = frozenset(
-    {"pk", "sk", "active_provider", "outbox", "outbox_lease", "rewatch_until", "stalled_attempt", "expires_at"}
+    {
+        "pk",
+        "sk",
+        "active_provider",
+        "listed_provider",
+        "outbox",
+        "outbox_lease",
+        "rewatch_until",
+        "stalled_attempt",
+        "expires_at",
+    }
 )
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -51,7 +64,10 @@ def public_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def needs_index(item: Mapping[str, Any], now_iso: str) -> bool:
     """Whether a job belongs on the ActiveJobs index: it is not terminal, has an unpublished event, or was
-    asked to be watched again (jobs API PUT on a terminal job)."""
+    asked to be watched again (jobs API PUT on a terminal job). A job no longer tracked (jobs API DELETE)
+    stays only until its unpublished event is sent."""
+    if item.get("untracked_at"):
+        return bool(item.get("outbox"))
     if "status" not in item or not is_terminal(item["status"]):
         return True
     return bool(item.get("outbox")) or is_later(item.get("rewatch_until"), now_iso)
@@ -118,6 +134,48 @@ class JobStore:
         )
         return [_from_dynamo(raw) for raw in answer.get("Items", [])]
 
+    def list_jobs(
+        self,
+        provider: str,
+        *,
+        since: str | None = None,
+        statuses: Sequence[str] = (),
+        limit: int = 50,
+        start_after: Mapping[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One provider's jobs, newest `updated_at` first, from the JobsByProvider index (Queries, never a
+        Scan): at most `limit`, changed at or after `since`, in `statuses` if given. Returns the jobs (the
+        index's projection) and the item to pass as `start_after` for the next page (None: no more)."""
+        values: dict[str, Any] = {":p": {"S": provider}}
+        condition = "listed_provider = :p"
+        if since:
+            condition += " AND updated_at >= :since"
+            values[":since"] = {"S": since}
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": False,
+        }
+        if statuses:
+            names = {f":s{n}": {"S": status} for n, status in enumerate(statuses)}
+            query["FilterExpression"] = f"#status IN ({', '.join(names)})"
+            query["ExpressionAttributeNames"] = {"#status": "status"}
+            values.update(names)
+        query["ExpressionAttributeValues"] = values
+        if start_after:
+            query["ExclusiveStartKey"] = _to_dynamo(
+                {key: start_after[key] for key in ("pk", "sk", "listed_provider", "updated_at")}
+            )
+        items: list[dict[str, Any]] = []
+        while len(items) < limit:
+            answer = self._call("query", Limit=max(limit - len(items), 10), **query)
+            items.extend(_from_dynamo(raw) for raw in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer:
+                return items[:limit], (items[limit - 1] if len(items) > limit else None)
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return items[:limit], items[limit - 1]
+
     # --- writes -------------------------------------------------------------------------------------
     def commit(self, item: Mapping[str, Any], expected_version: int | None, source: str) -> None:
         """Writes the job item and its history item in one transaction, if the stored version is still
@@ -130,6 +188,7 @@ class JobStore:
                 "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
             }
         )
+        item = {**item, "listed_provider": item["provider"]}  # job items only: history stays off the list
         history = self._history_item(item, source)
         try:
             self._call(
@@ -220,22 +279,51 @@ class JobStore:
         except Conflict as lost:
             existing = lost.current or self.get(provider, job_id) or {}
         for _ in range(5):
-            if not (existing.get("status") and is_terminal(existing["status"])):
+            terminal = bool(existing.get("status")) and is_terminal(existing["status"])
+            if not terminal and not existing.get("untracked_at"):
                 return False, existing
             # A change like any other (version + 1, history), so that a write based on an older read loses.
             rewatched = {
-                **existing,
+                **{key: value for key, value in existing.items() if key != "untracked_at"},
                 "active_provider": provider,
-                "rewatch_until": iso_z(now + timedelta(minutes=rewatch_minutes)),
                 "version": existing["version"] + 1,
                 "updated_at": iso_z(now),
             }
+            if terminal:
+                rewatched["rewatch_until"] = iso_z(now + timedelta(minutes=rewatch_minutes))
             try:
                 self.commit(rewatched, existing["version"], "api")
                 return False, rewatched
             except Conflict as lost:
                 existing = lost.current or {}
         raise DependencyUnavailable(f"job {provider}#{job_id} kept changing while it was registered")
+
+    def untrack(self, provider: str, job_id: str) -> dict[str, Any] | None:
+        """Stops tracking a job (jobs API DELETE): it leaves the poll list at once, keeps its item and
+        history, and carries `untracked_at` so that webhooks and listings do not track it again until a PUT
+        does. A change like any other (version + 1, history), so that a poll that read it before loses its
+        write. An unpublished event keeps it on the active index until it is sent. None: not tracked."""
+        existing = self.get(provider, job_id)
+        for _ in range(5):
+            if existing is None:
+                return None
+            if existing.get("untracked_at"):
+                return existing
+            now_iso = iso_z(utc_now())
+            untracked = {
+                **{key: value for key, value in existing.items() if key not in ("active_provider", "rewatch_until")},
+                "untracked_at": now_iso,
+                "version": existing["version"] + 1,
+                "updated_at": now_iso,
+            }
+            if needs_index(untracked, now_iso):
+                untracked["active_provider"] = provider
+            try:
+                self.commit(untracked, existing["version"], "api")
+                return untracked
+            except Conflict as lost:
+                existing = lost.current
+        raise DependencyUnavailable(f"job {provider}#{job_id} kept changing while it was untracked")
 
     # --- internals ----------------------------------------------------------------------------------
     def _update_if(

@@ -1,0 +1,3 @@
+from transcode_status_cli.main import main
+
+main()
