@@ -37,7 +37,7 @@ def track_job(provider: str) -> Response:
     job_id = _job_id(provider)
     svc = services()
     created, item = svc.store.register(provider, job_id, rewatch_minutes=svc.settings.rewatch_minutes)
-    logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "created": created})
+    logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "new_job": created})
     return Response(
         status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=public_item(item)
     )
