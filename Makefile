@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 # sam build needs a python3.13 for the python3.13 runtime; pyenv holds one on the dev machines.
 SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
 
-.PHONY: help install test demo lint format build deploy bench clean
+.PHONY: help install test demo lint format build invoke deploy bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ $(STAMP): requirements-dev.txt layers/transcode_core/requirements.txt
 
 install: $(STAMP) ## Create .venv and install the dev requirements (skipped when up to date)
 
-test: install ## Run all tests, then cfn-lint and sam validate --lint
+test: install build ## sam build, all tests (the built functions too), cfn-lint, sam validate --lint
 	$(PY) -m pytest
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint
@@ -41,6 +41,11 @@ format: install ## Format and fix imports with ruff
 
 build: install ## sam build (layer and functions for python3.13)
 	$(SAM_PYENV) $(VENV)/bin/sam build
+
+invoke: install ## Run a built function like Lambda: FUNCTION=<LogicalId> EVENT=events/<file>.json [ARGS=--aws]
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=EncodingComFunction EVENT=events/schedule.json [ARGS=--aws]"; exit 2; }
+	@test -f .aws-sam/build/template.yaml || $(MAKE) --no-print-directory build
+	$(PY) -m local.artifact $(FUNCTION) $(EVENT) $(ARGS)
 
 deploy: build ## sam deploy --guided
 	$(VENV)/bin/sam deploy --guided

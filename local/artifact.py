@@ -278,8 +278,8 @@ class Runner:
                 )
             except subprocess.TimeoutExpired as exc:
                 invocation.logs = _lines(exc.stdout) + _lines(exc.stderr)
-                invocation.error = {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after "
-                                    f"{function.timeout} seconds"}  # fmt: skip
+                message = f"Task timed out after {function.timeout} seconds"
+                invocation.error = {"errorType": "Sandbox.Timedout", "errorMessage": message}
                 return invocation
             invocation.logs = _lines(process.stdout) + _lines(process.stderr)
             invocation.seconds = time.monotonic() - started
@@ -409,19 +409,23 @@ def deployed_refs(stack_name: str, region: str | None) -> tuple[dict[str, str], 
     """(refs, aws_env, secrets client) of the deployed stack: its parameters as deployed and its resources'
     physical ids (what Ref gives), read with the caller's credentials."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    session = boto3.session.Session(region_name=region)
+    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
     if not session.region_name:
         raise ArtifactError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region")
     credentials = session.get_credentials()
     if credentials is None:
         raise ArtifactError("no AWS credentials: configure them (aws configure, AWS_PROFILE or AWS_ACCESS_KEY_ID)")
     cloudformation = session.client("cloudformation")
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    refs = {parameter["ParameterKey"]: parameter.get("ParameterValue", "") for parameter in stack.get("Parameters", [])}
-    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
-        for summary in page["StackResourceSummaries"]:
-            refs[summary["LogicalResourceId"]] = summary.get("PhysicalResourceId", "")
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        refs = {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])}
+        for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+            for summary in page["StackResourceSummaries"]:
+                refs[summary["LogicalResourceId"]] = summary.get("PhysicalResourceId", "")
+    except (BotoCoreError, ClientError) as exc:
+        raise ArtifactError(f"reading stack {stack_name} in {session.region_name}: {exc}") from None
     frozen = credentials.get_frozen_credentials()
     aws_env = {"AWS_REGION": session.region_name, "AWS_ACCESS_KEY_ID": frozen.access_key}
     aws_env["AWS_SECRET_ACCESS_KEY"] = frozen.secret_key
@@ -435,8 +439,12 @@ def samconfig_stack_name(path: Path = ROOT / "samconfig.toml") -> str | None:
 
     if not path.exists():
         return None
-    config = tomllib.loads(path.read_text(encoding="utf-8"))
-    return config.get("default", {}).get("deploy", {}).get("parameters", {}).get("stack_name")
+    default = tomllib.loads(path.read_text(encoding="utf-8")).get("default", {})
+    for section in ("deploy", "global"):  # `sam deploy` reads [default.deploy] first, then [default.global]
+        name = default.get(section, {}).get("parameters", {}).get("stack_name")
+        if name:
+            return name
+    return None
 
 
 # --- the command -------------------------------------------------------------------------------------------
@@ -457,6 +465,8 @@ def _quiet_moto() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("function", help="logical id in template.yaml, e.g. EncodingComFunction")
     parser.add_argument("event", type=Path, help="event file, e.g. events/schedule.json")
@@ -479,10 +489,10 @@ def main(argv: list[str] | None = None) -> int:
             invocation = runner.invoke(args.function, event, environment)
         else:
             with _quiet_moto(), LocalDeployment() as deployment:
-                print(f"local stack: moto server {os.environ['AWS_ENDPOINT_URL']}, simulators for "
-                      f"{', '.join(sorted(deployment.simulators))}")  # fmt: skip
+                simulators = ", ".join(sorted(deployment.simulators))
+                print(f"local stack: moto server {os.environ['AWS_ENDPOINT_URL']}, simulators for {simulators}")
                 invocation = deployment.invoke_file(args.function, args.event, overrides)
-    except ArtifactError as exc:
+    except (ArtifactError, BotoCoreError, ClientError) as exc:
         print(f"invoke: {exc}", file=sys.stderr)
         return 2
     _print(invocation)

@@ -29,7 +29,8 @@ def _python_files() -> list[Path]:
 def _dict_keys(node: ast.AST) -> list[tuple[str, int]]:
     """The constant string keys of a dict display or a dict(...) call."""
     if isinstance(node, ast.Dict):
-        return [(key.value, key.lineno) for key in node.keys if isinstance(key, ast.Constant) and type(key.value) is str]
+        constants = [key for key in node.keys if isinstance(key, ast.Constant) and type(key.value) is str]
+        return [(key.value, key.lineno) for key in constants]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
         return [(keyword.arg, node.lineno) for keyword in node.keywords if keyword.arg]
     return []
