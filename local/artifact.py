@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,10 +117,10 @@ def built_functions(build_dir: Path = BUILD_DIR) -> dict[str, BuiltFunction]:
             **defaults.get("Environment", {}).get("Variables", {}),
             **resource.get("Properties", {}).get("Environment", {}).get("Variables", {}),
         }
-        layers = []
-        for layer in properties.get("Layers", []):
+        layers = []  # SAM appends a function's Layers to the Globals' ones
+        for layer in [*defaults.get("Layers", []), *resource.get("Properties", {}).get("Layers", [])]:
             if not (isinstance(layer, dict) and "Ref" in layer):
-                raise ArtifactError(f"{logical_id}: only layers of this template can be run here, not {layer}")
+                raise ArtifactError(f"{logical_id}: only this template's layers are in the build, not {layer}")
             layers.append(build_dir / template["Resources"][layer["Ref"]]["Properties"]["ContentUri"] / "python")
         functions[logical_id] = BuiltFunction(
             logical_id=logical_id,
@@ -328,7 +327,7 @@ LOCAL_TOKEN = "local-webhook-token"  # noqa: S105 - the local stack's own
 class LocalDeployment:
     """The stack as the built functions see it locally: moto in server mode (table, topic, secrets created
     from template.yaml by local.stack) and one simulator per provider (local.run's scenarios, with their
-    credentials in each function's secret). Use as a context manager; `invoke()` runs a built function."""
+    credentials in each function's secret). Use as a context manager; `invoke_file()` runs a built function."""
 
     def __init__(self, build_dir: Path = BUILD_DIR) -> None:
         self.build_dir = build_dir
@@ -392,10 +391,6 @@ class LocalDeployment:
         assert self.runner, "use LocalDeployment as a context manager"
         return self.runner.environment(logical_id, self.refs, overrides)
 
-    def invoke(self, logical_id: str, event: Any, overrides: dict[str, str] | None = None) -> Invocation:
-        assert self.runner, "use LocalDeployment as a context manager"
-        return self.runner.invoke(logical_id, event, self.environment(logical_id, overrides))
-
     def invoke_file(self, logical_id: str, event_file: Path, overrides: dict[str, str] | None = None) -> Invocation:
         """An events/ file, its token placeholder filled from the function's secret."""
         environment = self.environment(logical_id, overrides)
@@ -456,14 +451,6 @@ def _print(invocation: Invocation) -> None:
     print(json.dumps(invocation.error or invocation.response, indent=2, default=str))
 
 
-@contextmanager
-def _quiet_moto() -> Iterator[None]:
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
-    yield
-
-
 def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -488,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             event = fill_event(event_text, webhook_token(secrets, environment))
             invocation = runner.invoke(args.function, event, environment)
         else:
-            with _quiet_moto(), LocalDeployment() as deployment:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
+            with LocalDeployment() as deployment:
                 simulators = ", ".join(sorted(deployment.simulators))
                 print(f"local stack: moto server {os.environ['AWS_ENDPOINT_URL']}, simulators for {simulators}")
                 invocation = deployment.invoke_file(args.function, args.event, overrides)
