@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
 LAYER := layers/transcode_core
 
-.PHONY: help install test demo lint format build deploy bench bench-imports lock clean
+.PHONY: help install test demo lint format build invoke deploy bench bench-imports lock clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ $(STAMP): requirements-dev.txt $(LAYER)/requirements.txt $(LAYER)/requirements.l
 
 install: $(STAMP) ## Create .venv, install the dev requirements and the CLI (.venv/bin/transcode-status)
 
-test: install ## Run all tests, then cfn-lint and sam validate --lint
+test: install build ## sam build, all tests (the built functions too), cfn-lint, sam validate --lint
 	$(PY) -m pytest
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint
@@ -54,6 +54,11 @@ lock: install ## Re-resolve the layer's requirements.lock from its requirements.
 		--generate-hashes --python-version 3.13 --python-platform aarch64-manylinux2014 \
 		--custom-compile-command "make lock" -c $(LAYER)/lambda-runtime.txt $(if $(UPGRADE),--upgrade) \
 		$(foreach name,$(shell sed -E 's/#.*//; s/[<>=!~ ].*//' $(LAYER)/lambda-runtime.txt),--no-emit-package $(name))
+
+invoke: install ## Run a built function like Lambda: FUNCTION=<LogicalId> EVENT=events/<file>.json [ARGS=--aws]
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=EncodingComFunction EVENT=events/schedule.json [ARGS=--aws]"; exit 2; }
+	@test -f .aws-sam/build/template.yaml || $(MAKE) --no-print-directory build
+	$(PY) -m local.artifact $(FUNCTION) $(EVENT) $(ARGS)
 
 deploy: build ## sam deploy --guided
 	$(VENV)/bin/sam deploy --guided

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,13 +24,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from local.artifact import ArtifactError, find_python, runtime_sdk
 from local.template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".aws-sam" / "build"
 LAYER_ID = "CoreLayer"
-RUNTIME_TXT = ROOT / "layers" / "transcode_core" / "lambda-runtime.txt"
-RUNTIME_SDK = ROOT / ".aws-sam" / "lambda-runtime-sdk"
 SDK_PACKAGES = ("boto3", "botocore", "s3transfer")
 TARGET_RATIO = 1.5
 # Prints the seconds one import takes; sys.path is set before the clock starts.
@@ -39,30 +37,6 @@ TIMER = (
     "import sys, time; sys.path[:0] = {path!r}; t = time.perf_counter(); import {module}; "
     "print(time.perf_counter() - t)"
 )
-
-
-def python313() -> str:
-    """The interpreter itself, not a pyenv shim (the timed processes get Lambda's environment, not ours)."""
-    found = shutil.which("python3.13")
-    if not found:
-        sys.exit("python3.13 is needed (the runtime's version); with pyenv: PYENV_VERSION=3.11.7:3.13.0")
-    out = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-def runtime_sdk(python: str) -> Path:
-    """The SDK the runtime ships, installed once (again when lambda-runtime.txt changes)."""
-    pins = RUNTIME_TXT.read_text(encoding="utf-8")
-    marker = RUNTIME_SDK / ".pins"
-    if not (marker.exists() and marker.read_text(encoding="utf-8") == pins):
-        shutil.rmtree(RUNTIME_SDK, ignore_errors=True)
-        subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--root-user-action=ignore"]
-            + ["--target", str(RUNTIME_SDK), "-r", str(RUNTIME_TXT)],
-            check=True,
-        )
-        marker.write_text(pins, encoding="utf-8")
-    return RUNTIME_SDK
 
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -119,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (BUILD / "template.yaml").exists():
         sys.exit("no built artifact: run `make build` first")
-    python = python313()
-    sdk = runtime_sdk(python)
+    try:
+        python = find_python()
+        sdk = runtime_sdk(python)
+    except ArtifactError as exc:
+        sys.exit(str(exc))
     layer = BUILD / LAYER_ID / "python"
     shipped_sdk = [name for name in SDK_PACKAGES if (layer / name).exists()]
     targets = functions(load_template(BUILD / "template.yaml"))

@@ -34,8 +34,7 @@ DEMO_ENV = {
     "AWS_SECRET_ACCESS_KEY": "demo",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    **FUNCTION_ENV,
-    "POWERTOOLS_LOG_LEVEL": "ERROR",  # the demo prints what changed; the functions' own logs would drown it
+    **FUNCTION_ENV,  # the functions log at DEBUG: every log call runs, as in the tests
 }
 
 
@@ -211,6 +210,7 @@ def run_local(rounds: int, interval: float, providers: list[str] | None, keep_ru
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     os.environ.update(DEMO_ENV)
+    _print_only_errors()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
@@ -235,6 +235,16 @@ def run_local(rounds: int, interval: float, providers: list[str] | None, keep_ru
             if scenario.sim:
                 scenario.sim.stop()
         moto.stop()
+
+
+def _print_only_errors() -> None:
+    """The demo prints what changed; the functions' own log lines would drown it. Their records are still
+    built at DEBUG (a bad log call fails here as it would deployed); the handler prints only errors."""
+    layer_on_path()
+    from transcode_core.observability import logger
+
+    for handler in logging.getLogger(logger.service).handlers:
+        handler.setLevel(logging.ERROR)
 
 
 class _DemoStack:

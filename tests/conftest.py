@@ -18,7 +18,7 @@ os.environ.update(
         "POWERTOOLS_SERVICE_NAME": "transcode-status",
         "POWERTOOLS_METRICS_NAMESPACE": "TranscodeStatus",
         "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",
     }
 )
 for _variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
