@@ -28,6 +28,7 @@ COVERED = {
     "scheduler.json",
     "jobs-put.json",
     "jobs-get.json",
+    "jobs-delete.json",
     "webhook-encoding-com.json",
     "webhook-transparent-edge.json",
     "webhook-xvid.json",
@@ -102,6 +103,13 @@ def test_jobs_api_and_encoding_com(deployment):
     report = succeeded(deployment.invoke_file("EncodingComFunction", EVENTS / "scheduler.json"))
     assert report["provider"] == "encoding_com" and report["jobs_tracked"] == 0  # finished: no longer polled
     assert new_events(deployment, seen) == []
+
+    status, _ = http(deployment.invoke_file("JobsApiFunction", EVENTS / "jobs-delete.json"))
+    assert status == 204
+    kept = deployment.stack.job("encoding_com", "123456789")
+    assert kept["status"] == "COMPLETE" and kept.get("untracked_at")  # item kept, tracking stopped
+    status, body = http(deployment.invoke_file("EncodingComFunction", EVENTS / "webhook-encoding-com.json"))
+    assert status == 200 and body["accepted"] == 0  # a webhook does not track it again
 
 
 def test_transparent_edge(deployment):

@@ -182,7 +182,8 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
             return {"accepted": 0}
         report = Pipeline(provider, svc.store, svc.notifier, svc.settings).ingest(snapshots)
         logger.info("webhook applied", extra={"report": report.to_dict()})
-        return {"accepted": report.snapshots - len(report.job_failures)}
+        # Jobs touched: neither a snapshot that failed nor one of a job the jobs API stopped tracking.
+        return {"accepted": report.snapshots - len(report.job_failures) - report.changes["untracked"]}
 
     @logger.inject_lambda_context(clear_state=True)
     @metrics.log_metrics(capture_cold_start_metric=True)

@@ -25,6 +25,8 @@ from transcode_core.store import Conflict, JobStore, job_key, needs_index, publi
 from transcode_core.times import is_later, iso_z, utc_now
 
 MAX_RACE_RETRIES = 5
+# Kinds of apply() outcome that wrote nothing: not counted as changed jobs.
+NO_CHANGE = ("unchanged", "untracked")
 
 
 @dataclass
@@ -108,7 +110,7 @@ class Pipeline:
                 continue
             if result.job_id not in stored_by_id:
                 stored_by_id[result.job_id] = self.store.get(self.provider, result.job_id)
-            if self._apply_isolated(result, "poll", stored_by_id[result.job_id], report) != "unchanged":
+            if self._apply_isolated(result, "poll", stored_by_id[result.job_id], report) not in NO_CHANGE:
                 changed.add(result.job_id)
 
         # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
@@ -173,7 +175,7 @@ class Pipeline:
         return kind
 
     def apply(self, snapshot: Snapshot, source: str, stored: Mapping[str, Any] | None, report: Report) -> str:
-        """Decides and writes one snapshot; returns the kind of change ("unchanged" when none)."""
+        """Decides and writes one snapshot; returns the kind of change (one of NO_CHANGE when none)."""
         if snapshot.status is Status.UNKNOWN:
             report.unknown_words += 1
             logger.warning(
@@ -183,7 +185,7 @@ class Pipeline:
         for _ in range(MAX_RACE_RETRIES):
             if stored and stored.get("untracked_at"):  # jobs API DELETE: only a PUT tracks it again
                 logger.info("job not tracked; snapshot ignored", extra={"job_id": snapshot.job_id, "source": source})
-                return "unchanged"
+                return "untracked"
             change = decide(stored, snapshot)
             if change is None:
                 if stored:
@@ -301,7 +303,7 @@ class Pipeline:
             "ProviderFailures": len(report.provider_failures),
             "JobFailures": len(report.job_failures),
             "UnknownStatusWords": report.unknown_words,
-            "JobsChanged": sum(count for kind, count in report.changes.items() if kind != "unchanged"),
+            "JobsChanged": sum(count for kind, count in report.changes.items() if kind not in NO_CHANGE),
             "JobsCompleted": report.terminal[Status.COMPLETE.value],
             "JobsFailed": report.terminal[Status.ERROR.value],
             "JobsCanceled": report.terminal[Status.CANCELED.value],
