@@ -16,7 +16,7 @@ from transcode_core.store import public_item
 # included. API Gateway hands it over decoded in pathParameters; the raw path is the fallback.
 JOB_ROUTE = "/jobs/<provider>/.+"
 
-app = APIGatewayHttpResolver()
+app = APIGatewayHttpResolver(debug=False)  # pinned: debug mode prints the event whatever the env
 install_error_answers(app)
 
 
@@ -37,7 +37,7 @@ def track_job(provider: str) -> Response:
     job_id = _job_id(provider)
     svc = services()
     created, item = svc.store.register(provider, job_id, rewatch_minutes=svc.settings.rewatch_minutes)
-    logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "created": created})
+    logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "new_job": created})
     return Response(
         status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=public_item(item)
     )
@@ -53,7 +53,7 @@ def get_job(provider: str) -> Response:
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=public_item(item))
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: Any) -> dict:

@@ -92,6 +92,16 @@ def test_webhook_token_check():
             authenticate(given, "s3cret-token")
 
 
+def test_webhook_token_rotation_accepts_the_current_and_the_previous_token_only():
+    accepted = ("new-token", "old-token")
+    authenticate("new-token", accepted)
+    authenticate("old-token", accepted)
+    authenticate("new-token", ("new-token", None))  # no rotation under way
+    for given in (None, "", "n", "other", "new-token old-token"):
+        with pytest.raises(Unauthorized):
+            authenticate(given, accepted)
+
+
 def test_webhook_size_limit_is_256_kib():
     check_size("x" * 256 * 1024)
     with pytest.raises(PayloadTooLarge):

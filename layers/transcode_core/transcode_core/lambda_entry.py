@@ -137,7 +137,7 @@ def install_error_answers(app: APIGatewayHttpResolver) -> None:
 
 def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     spec = get_spec(provider)
-    app = APIGatewayHttpResolver()
+    app = APIGatewayHttpResolver(debug=False)  # pinned: debug mode prints the event (the token) whatever the env
     install_error_answers(app)
 
     @app.post(spec.webhook_path)
@@ -148,7 +148,10 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         credentials = load_credentials(
             svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
         )
-        authenticate(event.get_query_string_value("token"), credentials["webhook_token"])
+        authenticate(
+            event.get_query_string_value("token"),
+            (credentials["webhook_token"], credentials.get("previous_webhook_token")),
+        )
         try:
             text = event.decoded_body or ""
         except ValueError:  # invalid base64, or bytes that are not UTF-8
@@ -164,7 +167,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         logger.info("webhook applied", extra={"report": report.to_dict()})
         return {"accepted": report.snapshots - len(report.job_failures)}
 
-    @logger.inject_lambda_context(clear_state=True)
+    @logger.inject_lambda_context(clear_state=True, log_event=False)  # never the event, whatever the env says
     @metrics.log_metrics(capture_cold_start_metric=True)
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict, context: Any) -> dict:
@@ -173,6 +176,11 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         if is_http_event(event):
             return app.resolve(event, context)
         # An EventBridge scheduled event, or the {} that EventBridge Scheduler sends: a poll.
-        return run_poll(spec).to_dict()
+        try:
+            return run_poll(spec).to_dict()
+        except ConfigurationError as exc:  # counted for the ConfigurationErrors alarm, then a failed invocation
+            logger.error("function misconfigured", extra={"reason": str(exc)})
+            metrics.add_metric(name="ConfigurationErrors", unit=MetricUnit.Count, value=1)
+            raise
 
     return lambda_handler
