@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov lives in a venv of its own: it pins boto3/botocore to versions older than the ones the tests use.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 # sam build needs a python3.13 for the python3.13 runtime; pyenv holds one on the dev machines.
 SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
@@ -25,12 +28,18 @@ $(STAMP): requirements-dev.txt $(LAYER)/requirements.txt $(LAYER)/requirements.l
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $(LAYER)/requirements.lock
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv, install the dev requirements and the CLI (.venv/bin/transcode-status)
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
 
-test: install build ## sam build, all tests (the built functions too), cfn-lint, sam validate --lint
+install: $(STAMP) $(CHECKOV_STAMP) ## Create .venv, install the dev requirements and the CLI (.venv/bin/transcode-status)
+
+test: install build ## sam build, all tests (the built functions too), cfn-lint, sam validate --lint, checkov
 	$(PY) -m pytest
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 demo: install ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
 	$(PY) -m local.run $(ARGS)

@@ -61,6 +61,7 @@ class LocalStack:
         self.function_env: dict[str, dict[str, str]] = {}
         self.received: list[dict[str, Any]] = []
         self._modules: dict[str, ModuleType] = {}
+        self._warm: str | None = None
 
     # --- resources ----------------------------------------------------------------------------------
     def create(self) -> LocalStack:
@@ -102,7 +103,7 @@ class LocalStack:
         return arn
 
     # --- invoking functions -------------------------------------------------------------------------
-    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+    def invoke(self, function: str, event: dict[str, Any], *, warm: bool = False) -> Any:
         """Runs functions/<function>/app.py's handler with its environment, as its own Lambda would."""
         env = {
             **FUNCTION_ENV,
@@ -114,7 +115,9 @@ class LocalStack:
             module = self._module(function)
             from transcode_core.lambda_entry import reset_services
 
-            reset_services()  # each function is its own process in Lambda: no settings shared between them
+            if not warm or self._warm != function:
+                reset_services()  # each function is its own process in Lambda: no settings shared between them
+            self._warm = function  # `warm`: the same function again keeps its clients and cached secret
             return module.lambda_handler(event, LambdaContext(function_name=function))
         finally:
             for name, value in saved.items():
@@ -135,6 +138,7 @@ class LocalStack:
         content_type: str = "application/json",
         base64: bool = False,
         query: dict[str, str] | None = None,
+        warm: bool = False,
     ) -> tuple[int, Any]:
         """POSTs `body` to the provider's webhook route; a dict or list is sent as its JSON text."""
         from transcode_core.providers import get_spec
@@ -148,7 +152,7 @@ class LocalStack:
         event = http_event(
             "POST", path, f"POST {path}", body=body, query=params, headers={"content-type": content_type}, base64=base64
         )
-        return _answer(self.invoke(provider, event))
+        return _answer(self.invoke(provider, event, warm=warm))
 
     def track(self, provider: str, job_id: str) -> int:
         return self.jobs_api("PUT", provider, job_id)[0]

@@ -16,7 +16,7 @@ from transcode_core.store import public_item
 # included. API Gateway hands it over decoded in pathParameters; the raw path is the fallback.
 JOB_ROUTE = "/jobs/<provider>/.+"
 
-app = APIGatewayHttpResolver()
+app = APIGatewayHttpResolver(debug=False)  # pinned: debug mode prints the event whatever the env
 install_error_answers(app)
 
 
@@ -68,7 +68,7 @@ def untrack_job(provider: str) -> Response:
     return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body=None)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: Any) -> dict:

@@ -92,6 +92,16 @@ def test_webhook_token_check():
             authenticate(given, "s3cret-token")
 
 
+def test_webhook_token_rotation_accepts_the_current_and_the_previous_token_only():
+    accepted = ("new-token", "old-token")
+    authenticate("new-token", accepted)
+    authenticate("old-token", accepted)
+    authenticate("new-token", ("new-token", None))  # no rotation under way
+    for given in (None, "", "n", "other", "new-token old-token"):
+        with pytest.raises(Unauthorized):
+            authenticate(given, accepted)
+
+
 def test_webhook_size_limit_is_256_kib():
     check_size("x" * 256 * 1024)
     with pytest.raises(PayloadTooLarge):
@@ -185,3 +195,18 @@ def test_an_event_too_large_for_sns_is_published_without_its_outputs():
     assert len(request["Message"].encode()) < 256 * 1024
     small = build_event({**job, "outputs": outputs[:2]}, "PROCESSING", "2026-11-25T12:00:00Z")
     assert "outputs_omitted" not in small and len(small["job"]["outputs"]) == 2
+
+
+def test_outbox_age_is_the_oldest_unpublished_events_wait():
+    import json
+    from datetime import UTC, datetime
+
+    from transcode_core.pipeline import pending_event_age
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    outbox = {
+        "a": json.dumps({"occurred_at": "2026-01-01T11:50:00Z"}),
+        "b": json.dumps({"occurred_at": "2026-01-01T11:30:00Z"}),
+    }
+    assert pending_event_age({"outbox": outbox}, now) == 1800
+    assert pending_event_age({"status": "COMPLETE"}, now) == 0

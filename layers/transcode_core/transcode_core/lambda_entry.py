@@ -154,7 +154,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         if app is None:
             from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-            app = APIGatewayHttpResolver()
+            app = APIGatewayHttpResolver(debug=False)  # pinned: debug mode prints the event (the token)
             install_error_answers(app)
             app.post(spec.webhook_path)(webhook)
         return app
@@ -166,7 +166,10 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         credentials = load_credentials(
             svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
         )
-        authenticate(event.get_query_string_value("token"), credentials["webhook_token"])
+        authenticate(
+            event.get_query_string_value("token"),
+            (credentials["webhook_token"], credentials.get("previous_webhook_token")),
+        )
         try:
             text = event.decoded_body or ""
         except ValueError:  # invalid base64, or bytes that are not UTF-8
@@ -185,7 +188,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         # Jobs touched: neither a snapshot that failed nor one of a job the jobs API stopped tracking.
         return {"accepted": report.snapshots - len(report.job_failures) - report.changes["untracked"]}
 
-    @logger.inject_lambda_context(clear_state=True)
+    @logger.inject_lambda_context(clear_state=True, log_event=False)  # never the event, whatever the env says
     @metrics.log_metrics(capture_cold_start_metric=True)
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict, context: Any) -> dict:
@@ -194,6 +197,11 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         if is_http_event(event):
             return webhook_router().resolve(event, context)
         # An EventBridge scheduled event, or the {} that EventBridge Scheduler sends: a poll.
-        return run_poll(spec, Deadline.from_context(context)).to_dict()
+        try:
+            return run_poll(spec, Deadline.from_context(context)).to_dict()
+        except ConfigurationError as exc:  # counted for the ConfigurationErrors alarm, then a failed invocation
+            logger.error("function misconfigured", extra={"reason": str(exc)})
+            metrics.add_metric(name="ConfigurationErrors", unit=MetricUnit.Count, value=1)
+            raise
 
     return lambda_handler

@@ -22,7 +22,7 @@ from transcode_core.notify import Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
 from transcode_core.providers.base import Adapter, PollContext, PollFailure
 from transcode_core.store import Conflict, JobStore, job_key, needs_index, public_item
-from transcode_core.times import is_later, iso_z, utc_now
+from transcode_core.times import is_later, iso_z, to_datetime, utc_now
 
 MAX_RACE_RETRIES = 5
 # Kinds of apply() outcome that wrote nothing: not counted as changed jobs.
@@ -84,8 +84,10 @@ class Pipeline:
         report.jobs_tracked = len(tracked)
         to_poll: list[dict[str, Any]] = []
         now_iso = iso_z(now)
+        oldest_pending = 0.0
         for item in tracked:
             item = self._flush_outbox(item, report)
+            oldest_pending = max(oldest_pending, pending_event_age(item, now))
             if needs_index({**item, "outbox": {}}, now_iso):
                 to_poll.append(item)
             elif not item.get("outbox"):
@@ -120,6 +122,8 @@ class Pipeline:
                 self._check_stall(item, now, report)
         for name, value in context.stats.items():
             metrics.add_metric(name=_metric_name(name), unit=MetricUnit.Count, value=value)
+        # Every poll sweeps the provider's whole outbox: its oldest unpublished event (0: none) feeds the alarm.
+        metrics.add_metric(name="OutboxOldestEventAge", unit=MetricUnit.Seconds, value=oldest_pending)
         self._report_metrics(report)
         metrics.add_metric(
             name="PollDuration", unit=MetricUnit.Milliseconds, value=round((time.monotonic() - started) * 1000)
@@ -311,6 +315,16 @@ class Pipeline:
         }
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def pending_event_age(item: Mapping[str, Any], now: datetime) -> float:
+    """Seconds the item's oldest unpublished event has waited since it occurred (0 when none waits)."""
+    ages = [0.0]
+    for message in (item.get("outbox") or {}).values():
+        occurred = to_datetime(json.loads(message).get("occurred_at"))
+        if occurred:
+            ages.append((now - occurred).total_seconds())
+    return max(ages)
 
 
 def _hides_jobs(failure: PollFailure) -> bool:

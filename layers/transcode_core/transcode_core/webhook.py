@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -14,9 +15,14 @@ from transcode_core.errors import BadRequest, PayloadTooLarge, Unauthorized
 from transcode_core.xmlsafe import XmlRejected, parse_xml, to_plain
 
 
-def authenticate(given_token: str | None, expected_token: str) -> None:
-    """Constant-time comparison of the `token` query parameter with the secret's `webhook_token`."""
-    if not given_token or not hmac.compare_digest(given_token.encode(), expected_token.encode()):
+def authenticate(given_token: str | None, accepted_tokens: Iterable[str | None]) -> None:
+    """Compares the `token` query parameter with each accepted token (the secret's `webhook_token` and,
+    during a rotation, `previous_webhook_token`), every one in constant time and all of them always."""
+    if isinstance(accepted_tokens, str):  # one token, not its characters
+        accepted_tokens = (accepted_tokens,)
+    given = (given_token or "").encode()
+    matches = [hmac.compare_digest(given, token.encode()) for token in accepted_tokens if token]
+    if not given_token or not any(matches):
         raise Unauthorized("missing or wrong token")
 
 

@@ -1,0 +1,137 @@
+"""Every documented logging switch on at once, a poll and webhooks for each provider: no secret value in
+anything written (stdout, stderr, every log record of every logger). Also the token rotation through the
+handler: the previous token is accepted while the secret holds it."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from local.simulators.encoding_com import EncodingComSimulator
+from local.simulators.transparent_edge import TransparentEdgeSimulator
+from local.simulators.vod_station import VodStationSimulator
+from local.simulators.xvid import XvidSimulator
+from local.stack import FUNCTION_ENV
+
+WEBHOOK_TOKEN = "leak-webhook-token-0006"
+PREVIOUS_TOKEN = "leak-previous-token-0007"
+AWS_KEYS = {
+    "AWS_ACCESS_KEY_ID": "AKIALEAKCHECK0000001",
+    "AWS_SECRET_ACCESS_KEY": "leak-aws-secret-access-key-0008",
+    "AWS_SESSION_TOKEN": "leak-aws-session-token-0009",
+}
+# Every switch the README and Powertools document that could make more be logged.
+SWITCHES = {
+    "POWERTOOLS_LOGGER_LOG_EVENT": "true",
+    "POWERTOOLS_DEV": "true",
+    "POWERTOOLS_DEBUG": "true",
+    "POWERTOOLS_LOG_LEVEL": "DEBUG",
+    "POWERTOOLS_EVENT_HANDLER_DEBUG": "true",
+    "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
+}
+PROVIDERS = {
+    "encoding_com": (EncodingComSimulator, {"user_id": "leak-user-id", "user_key": "leak-user-key-0001"}),
+    "transparent_edge": (
+        TransparentEdgeSimulator,
+        {"company_id": "4711", "client_id": "leak-te-client", "client_secret": "leak-te-secret-0002"},
+    ),
+    "xvid": (XvidSimulator, {"client_id": "leak-xvid-client", "client_secret": "leak-xvid-secret-0003"}),
+    "vod_station": (VodStationSimulator, {"access_key": "leak-vod-access-0004", "secret_key": "leak-vod-secret-0005"}),
+}
+
+
+def exercise(provider, stack, sim) -> list[int]:
+    """A poll, webhooks with the current and the previous token, and a refused one; the answers' codes."""
+    if provider == "encoding_com":
+        job = sim.add_job()
+        assert stack.track(provider, job) == 201
+        bodies = [sim.notification(job, kind="xml")]
+    elif provider == "transparent_edge":
+        job = sim.add_order()
+        bodies = [(json.dumps({"order_id": job}), "application/json")]
+    elif provider == "xvid":
+        job = sim.add_job()
+        bodies = [(json.dumps({"job_id": job}), "application/json")]
+    else:
+        job = sim.add_job(10019, "movie.mp4", ["sd"])
+        sim.advance(job, 2)
+        bodies = [("", "application/json")]
+    report = stack.poll(provider)
+    assert report["provider_failures"] == []
+    if provider == "vod_station":
+        sim.advance(job, 1)
+        bodies = [(json.dumps(payload), "application/json") for payload in sim.take_callbacks()] or bodies
+    codes = []
+    for token in (WEBHOOK_TOKEN, PREVIOUS_TOKEN, "wrong-token"):
+        body, content_type = bodies[0]
+        codes.append(stack.webhook(provider, body, content_type=content_type, token=token)[0])
+    codes.append(stack.webhook(provider, "{not json", token=WEBHOOK_TOKEN)[0])
+    return codes
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_no_switch_makes_a_secret_reach_the_logs(provider, stack, monkeypatch, capfd, caplog):
+    from transcode_core.observability import hold_library_loggers, logger
+
+    simulator_class, credentials = PROVIDERS[provider]
+    for name, value in {**SWITCHES, **AWS_KEYS}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setitem(FUNCTION_ENV, "POWERTOOLS_LOG_LEVEL", "DEBUG")
+    # What the switches do at a cold start, done here on the already imported objects as well.
+    logging.getLogger("aws_lambda_powertools").setLevel(logging.DEBUG)  # POWERTOOLS_DEBUG at import
+    hold_library_loggers()  # what observability does at import, after Powertools
+    caplog.set_level(logging.DEBUG)  # the root logger: Lambda's application log level DEBUG
+    written = io.StringIO()
+    root_handler = logging.StreamHandler(written)
+    root_handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(root_handler)
+    own_handler = logging.StreamHandler(written)
+    own_handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(own_handler)
+    previous_level = logger.log_level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with simulator_class(**credentials) as sim:
+            rotating = {**credentials, "previous_webhook_token": PREVIOUS_TOKEN}
+            stack.configure(provider, sim.url, rotating, webhook_token=WEBHOOK_TOKEN)
+            codes = exercise(provider, stack, sim)
+            oauth = getattr(sim, "oauth", None)
+            access_tokens = list(oauth.tokens) if oauth else []
+    finally:
+        logger.setLevel(previous_level)
+        logger.removeHandler(own_handler)
+        logging.getLogger().removeHandler(root_handler)
+
+    assert codes == [200, 200, 401, 400], "current and previous tokens accepted, a wrong one refused"
+    captured = capfd.readouterr()
+    output = "\n".join([written.getvalue(), captured.out, captured.err, caplog.text])
+    assert "job" in output.lower() and len(output) > 1000, "the switches should have made the logs talkative"
+    secrets = {
+        WEBHOOK_TOKEN,
+        PREVIOUS_TOKEN,
+        *AWS_KEYS.values(),
+        *(value for key, value in credentials.items() if key not in ("company_id", "user_id", "client_id")),
+        *access_tokens,
+    }
+    leaked = sorted(secret for secret in secrets if secret in output)
+    assert leaked == [], f"secret values in the logs: {leaked}"
+
+
+def test_library_records_are_held_at_warning_and_redacted(caplog):
+    from transcode_core.observability import hold_library_loggers
+
+    hold_library_loggers()
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("botocore.endpoint").debug("Response body: %s", b'{"SecretString": "s3cret"}')
+    logging.getLogger("urllib3.connectionpool").warning(
+        "Retrying (%r) after connection broken by '%r': %s", "Retry(total=1)", "boom", "/jobs/42?token=s3cret&x=1"
+    )
+    logging.getLogger("urllib3.connectionpool").warning("https://h.example/p?user_key=s3cret failed")
+    signed = "headers {'Authorization': 'AWS4-HMAC-SHA256 Credential=AKIAABCDEFGHIJKLMNOP'}"
+    logging.getLogger("botocore.auth").warning(signed)
+    assert "s3cret" not in caplog.text and "AKIAABCDEFGHIJKLMNOP" not in caplog.text
+    assert "Response body" not in caplog.text  # DEBUG is not emitted at all
+    assert "/jobs/42?<redacted>" in caplog.text and "https://h.example/p?<redacted>" in caplog.text
