@@ -199,6 +199,7 @@ class Pipeline:
                     continue
                 job_id = result.job_id
                 seen.add(job_id)
+                report.record(snapshots=1)
                 if job_id not in stored_by_id:
                     stored_by_id[job_id] = self.store.get(self.provider, job_id)
                 self._note_unknown(result, report)
@@ -213,11 +214,13 @@ class Pipeline:
 
             # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
             not_reached = {item["job_id"] for item in to_poll} - seen if out_of_time else set()
+            report.record(jobs_deferred=len(not_reached))
             for item in to_poll:
                 job_id = item["job_id"]
-                if job_id in not_reached or deadline.expired():
-                    report.record(jobs_deferred=1)
+                if job_id in not_reached:
                     continue
+                if deadline.expired():
+                    break  # the remaining stall checks wait for the next run
                 if job_id not in changed and job_id not in unread and not is_terminal(item.get("status", "SUBMITTED")):
                     workers.submit(job_id, self._check_stall, stored_by_id.get(job_id) or item, now, report, dispatch)
             workers.drain()
@@ -327,7 +330,7 @@ class Pipeline:
     ) -> str | None:
         """Applies one snapshot; returns the kind of change, None when it failed (logged and counted).
         The job's entry in `stored_by_id` becomes what this write left, for the job's next snapshot."""
-        if source != "poll":
+        if source != "poll":  # a poll counts what the provider showed, applied or fanned out
             report.record(snapshots=1)
         try:
             kind, item = self._apply(snapshot, source, stored_by_id.get(snapshot.job_id), report, dispatch)
