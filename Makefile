@@ -45,7 +45,7 @@ build: install ## sam build (layer and functions for python3.13)
 deploy: build ## sam deploy --guided
 	$(VENV)/bin/sam deploy --guided
 
-bench: install ## Run the benchmarks
+bench: install ## Benchmark all four providers (BENCH_JOBS=2000 ...; results in bench/results/)
 	$(PY) -m bench
 
 clean: ## Remove build output and caches (keeps .venv)
