@@ -275,3 +275,49 @@ def test_the_scheduled_function_fans_out_and_its_sqs_trigger_applies(stack, queu
     assert report["jobs_tracked"] == 0 or report["jobs_fanned_out"] == 0
     assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{media_id}#1#COMPLETE" for media_id in media)
     assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
+
+
+def test_two_runs_racing_over_the_same_jobs_end_exact(stack, build):
+    import threading
+
+    # Given 60 processing jobs, and a poll and a webhook batch that both see all of them finish, at once
+    first, _ = build(concurrency=4)
+    second, _ = build(concurrency=4)
+    first.poll(ScriptedAdapter(processing(60)))
+    reports = {}
+    runs = [
+        threading.Thread(target=lambda: reports.update(poll=first.poll(ScriptedAdapter(finished(60))))),
+        threading.Thread(target=lambda: reports.update(webhook=second.ingest(finished(60)))),
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    # Then every job finished once: one write and one event each, whichever run won it
+    poll, webhook = reports["poll"], reports["webhook"]
+    assert poll.changes["advance"] + webhook.changes["advance"] == 60
+    assert poll.events_published + webhook.events_published == 60
+    assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 61))
+    assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
+    assert first.store.active_jobs(PROVIDER) == []
+
+
+def test_the_handlers_metrics_equal_its_report(stack, capsys):
+    with EncodingComSimulator(user_id="u", user_key="k") as sim:
+        stack.configure(PROVIDER, sim.url, {"user_id": "u", "user_key": "k"}, env={"CONCURRENCY": "8"})
+        media = [sim.add_job() for _ in range(40)]
+        for media_id in media:
+            stack.track(PROVIDER, media_id)
+        for media_id in media:
+            sim.advance(media_id, 100)
+        capsys.readouterr()
+        report = stack.poll(PROVIDER)
+    emitted = Counter()
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = document[metric["Name"]]
+                emitted[metric["Name"]] += sum(value) if isinstance(value, list) else value
+    assert report["events_published"] == 40
+    assert emitted["EventsPublished"] == 40 and emitted["JobsChanged"] == 40 and emitted["SnapshotsRead"] == 40
