@@ -149,88 +149,107 @@ class Pipeline:
         report = Report(self.provider, "poll")
         dispatch = EventDispatch(self.store, self.notifier, report)
         now = self.clock()
-        now_iso = iso_z(now)
         tracked = self.store.active_jobs(self.provider)
         report.jobs_tracked = len(tracked)
+        context: PollContext | None = None
         with JobWorkers(self.settings.concurrency) as workers:
-            # Events earlier runs left pending are taken and sent; finished jobs with nothing left leave.
-            swept: dict[str, dict[str, Any]] = {}
-            for item in tracked:
-                if deadline.expired():
-                    break
-                if item.get("outbox") or not needs_index(item, now_iso):
-                    workers.submit(item["job_id"], self._sweep, item, now_iso, swept, dispatch, report)
-            workers.drain()
-            to_poll = [
-                swept.get(item["job_id"], item)
-                for item in tracked
-                if needs_index({**swept.get(item["job_id"], item), "outbox": {}}, now_iso)
-            ]
+            to_poll = self._sweep_all(tracked, iso_z(now), workers, dispatch, report, deadline)
             if deadline.expired():
                 report.record(jobs_deferred=len(to_poll))
-                dispatch.finish()
-                self._report_metrics(report)
-                return report
-
-            stored_by_id: dict[str, Any] = {item["job_id"]: item for item in to_poll}
-
-            def lookup(job_ids: Sequence[str]) -> dict[str, Any]:
-                # What an adapter looks up is remembered, so its snapshots are decided against the stored job.
-                wanted = [job_id for job_id in job_ids if job_id not in stored_by_id]
-                stored_by_id.update(self.store.get_many(self.provider, wanted))
-                stored_by_id.update({job_id: None for job_id in job_ids if job_id not in stored_by_id})
-                return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
-
-            context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
-            fanned_out: list[tuple[Snapshot, int | None]] | None = (
-                [] if self.fanout and len(to_poll) > self.settings.fanout_threshold else None
-            )
-            changed: set[str] = set()
-            seen: set[str] = set()
-            unread: set[str] = set()  # jobs an outage or a failed batch left unread: not proof of a stall
-            results = self._results(adapter, context, to_poll, report)
-            for result in results:
-                if deadline.expired():
-                    results.close()  # no new provider calls either
-                    break
-                if isinstance(result, PollFailure):
-                    if _hides_jobs(result):
-                        unread.update(result.job_ids or stored_by_id)  # naming no job, it may hide any of them
-                    continue
-                job_id = result.job_id
-                seen.add(job_id)
-                report.record(snapshots=1)
-                if job_id not in stored_by_id:
-                    stored_by_id[job_id] = self.store.get(self.provider, job_id)
-                self._note_unknown(result, report)
-                if fanned_out is not None:
-                    self._decide_for_fanout(result, stored_by_id.get(job_id), fanned_out, changed, report)
-                    continue
-                workers.submit(job_id, self._apply_polled, result, stored_by_id, changed, report, dispatch)
-            out_of_time = deadline.expired()
-            if fanned_out:
-                self._fan_out(fanned_out, report)
-            workers.drain()
-
-            # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
-            not_reached = {item["job_id"] for item in to_poll} - seen if out_of_time else set()
-            report.record(jobs_deferred=len(not_reached))
-            for item in to_poll:
-                job_id = item["job_id"]
-                if job_id in not_reached:
-                    continue
-                if deadline.expired():
-                    break  # the remaining stall checks wait for the next run
-                if job_id not in changed and job_id not in unread and not is_terminal(item.get("status", "SUBMITTED")):
-                    workers.submit(job_id, self._check_stall, stored_by_id.get(job_id) or item, now, report, dispatch)
-            workers.drain()
+            else:
+                context = self._poll_jobs(adapter, to_poll, now, workers, dispatch, report, deadline)
         dispatch.finish()
-        for name, value in context.stats.items():
+        for name, value in (context.stats if context else {}).items():
             metrics.add_metric(name=_metric_name(name), unit=MetricUnit.Count, value=value)
         self._report_metrics(report)
         if report.jobs_deferred:
             logger.warning("time ran out; jobs left for the next run", extra={"jobs_deferred": report.jobs_deferred})
         return report
+
+    def _sweep_all(
+        self,
+        tracked: list[dict[str, Any]],
+        now_iso: str,
+        workers: JobWorkers,
+        dispatch: EventDispatch,
+        report: Report,
+        deadline: Deadline,
+    ) -> list[dict[str, Any]]:
+        """Takes and sends the events earlier runs left pending; finished jobs with nothing left leave the
+        index. Returns the jobs to poll, as they now are."""
+        swept: dict[str, dict[str, Any]] = {}
+        for item in tracked:
+            if deadline.expired():
+                break
+            if item.get("outbox") or not needs_index(item, now_iso):
+                workers.submit(item["job_id"], self._sweep, item, now_iso, swept, dispatch, report)
+        workers.drain()
+        current = [swept.get(item["job_id"], item) for item in tracked]
+        return [item for item in current if needs_index({**item, "outbox": {}}, now_iso)]
+
+    def _poll_jobs(
+        self,
+        adapter: Adapter,
+        to_poll: list[dict[str, Any]],
+        now: datetime,
+        workers: JobWorkers,
+        dispatch: EventDispatch,
+        report: Report,
+        deadline: Deadline,
+    ) -> PollContext:
+        """The adapter's snapshots applied on the pool (or fanned out), then the stall checks."""
+        stored_by_id: dict[str, Any] = {item["job_id"]: item for item in to_poll}
+
+        def lookup(job_ids: Sequence[str]) -> dict[str, Any]:
+            # What an adapter looks up is remembered, so its snapshots are decided against the stored job.
+            wanted = [job_id for job_id in job_ids if job_id not in stored_by_id]
+            stored_by_id.update(self.store.get_many(self.provider, wanted))
+            stored_by_id.update({job_id: None for job_id in job_ids if job_id not in stored_by_id})
+            return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
+
+        context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
+        fanned_out: list[tuple[Snapshot, int | None]] | None = (
+            [] if self.fanout and len(to_poll) > self.settings.fanout_threshold else None
+        )
+        changed: set[str] = set()
+        seen: set[str] = set()
+        unread: set[str] = set()  # jobs an outage or a failed batch left unread: not proof of a stall
+        results = self._results(adapter, context, to_poll, report)
+        for result in results:
+            if deadline.expired():
+                results.close()  # no new provider calls either
+                break
+            if isinstance(result, PollFailure):
+                if _hides_jobs(result):
+                    unread.update(result.job_ids or stored_by_id)  # naming no job, it may hide any of them
+                continue
+            job_id = result.job_id
+            seen.add(job_id)
+            report.record(snapshots=1)
+            if job_id not in stored_by_id:
+                stored_by_id[job_id] = self.store.get(self.provider, job_id)
+            self._note_unknown(result, report)
+            if fanned_out is not None:
+                self._decide_for_fanout(result, stored_by_id.get(job_id), fanned_out, changed, report)
+            else:
+                workers.submit(job_id, self._apply_polled, result, stored_by_id, changed, report, dispatch)
+        not_reached = {item["job_id"] for item in to_poll} - seen if deadline.expired() else set()
+        report.record(jobs_deferred=len(not_reached))
+        if fanned_out:
+            self._fan_out(fanned_out, report)
+        workers.drain()
+
+        # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
+        for item in to_poll:
+            job_id = item["job_id"]
+            if deadline.expired():
+                break  # the remaining stall checks wait for the next run
+            if job_id in changed or job_id in unread or job_id in not_reached:
+                continue
+            if not is_terminal(item.get("status", "SUBMITTED")):
+                workers.submit(job_id, self._check_stall, stored_by_id.get(job_id) or item, now, report, dispatch)
+        workers.drain()
+        return context
 
     def _results(
         self, adapter: Adapter, context: PollContext, to_poll: Sequence[Mapping[str, Any]], report: Report
