@@ -251,6 +251,10 @@ def test_a_repeated_or_late_fan_out_message_changes_nothing_and_a_bad_one_fails_
     sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
     failed = drain(stack, PROVIDER, queue, batch_size=10)
     assert len(failed) == 1
+    # A batch of only that message is answered the same way (listed as failed, nothing raised)
+    (bad,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    answer = stack.invoke(PROVIDER, sqs_event([bad]))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": bad["MessageId"]}]}
     assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 6))
     assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
 

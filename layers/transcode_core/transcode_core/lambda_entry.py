@@ -110,9 +110,9 @@ def run_fanout(spec: ProviderSpec, event: dict, context: Any) -> dict:
         report = pipeline.apply_fanned_out(record.body)
         logger.info("fan-out batch applied", extra={"report": report.to_dict()})
 
-    return process_partial_response(
-        event=event, record_handler=apply, processor=BatchProcessor(event_type=EventType.SQS), context=context
-    )
+    # A batch that failed whole is answered like any other (its messages listed), not raised: same retry.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=apply, processor=processor, context=context)
 
 
 def is_sqs_event(event: Any) -> bool:
