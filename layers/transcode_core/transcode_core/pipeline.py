@@ -271,9 +271,9 @@ class Pipeline:
         could not be reached, so that the provider sends the webhook again (nothing is lost either way)."""
         report = Report(self.provider, source)
         stored = self.store.get_many(self.provider, [snapshot.job_id for snapshot in snapshots])
-        self._apply_all([(snapshot, stored.get(snapshot.job_id)) for snapshot in snapshots], source, report)
         for snapshot in snapshots:
             self._note_unknown(snapshot, report)
+        self._apply_all([(snapshot, stored.get(snapshot.job_id)) for snapshot in snapshots], source, report)
         if report.table_unreachable:
             raise DependencyUnavailable("the jobs table could not be reached")
         if report.publish_failures:
