@@ -72,7 +72,7 @@ invoke: install ## Run a built function like Lambda: FUNCTION=<LogicalId> EVENT=
 deploy: build ## sam deploy --guided
 	$(VENV)/bin/sam deploy --guided
 
-bench: install ## Run the benchmarks
+bench: install ## Benchmark all four providers (BENCH_JOBS=2000 ...; results in bench/results/)
 	$(PY) -m bench
 
 bench-imports: build ## Cold import of each built function vs `import boto3`, in a python3.13 runtime emulation

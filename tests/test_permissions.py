@@ -72,6 +72,12 @@ class Definition:
         if name is None:
             return
         self.callees.add(name)
+        # A method handed over to be called later (`workers.submit(job_id, self._apply_polled, ...)`) is reached.
+        self.callees |= {
+            arg.attr
+            for arg in [*call.args, *(keyword.value for keyword in call.keywords)]
+            if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "self"
+        }
         self.actions |= LIBRARY_CALLS.get(name, set())
         operation = None
         if isinstance(func, ast.Attribute) and _is_client(func.value):
@@ -188,6 +194,11 @@ def test_platform_grants_are_what_lambda_needs_for_this_function(template, logic
         failed_polls = platform.pop("PlatformFailedPolls")
         assert actions_of(failed_polls) == {"sqs:SendMessage"}
         assert failed_polls["Resource"] == failure_destination["Destination"]
+    queues = [event["Properties"]["Queue"] for event in function.get("Events", {}).values() if event["Type"] == "SQS"]
+    if queues:  # Lambda's SQS event source polls the queue with the function's role
+        consumer = platform.pop("PlatformFanoutConsumer")
+        assert actions_of(consumer) == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+        assert [consumer["Resource"]] == queues
     assert platform == {}, "unexplained platform grants"
 
 

@@ -286,3 +286,24 @@ def test_cfn_lint_passes():
         [command, "template.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, f"cfn-lint exit {result.returncode}:\n{result.stdout}{result.stderr}"
+
+
+def test_each_provider_function_consumes_its_own_fanout_queue_with_partial_batch_responses(template):
+    dead_letters = resource(template, "FanoutDeadLetterQueue")
+    assert dead_letters["Type"] == "AWS::SQS::Queue"
+    alarm = resource(template, "FanoutDeadLetterAlarm")["Properties"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["FanoutDeadLetterQueue", "QueueName"]}
+    queues = set()
+    for logical_id in PROVIDER_FUNCTIONS:
+        events = resource(template, logical_id)["Properties"]["Events"]
+        (fanout,) = [event["Properties"] for event in events.values() if event["Type"] == "SQS"]
+        queue_id = fanout["Queue"]["Fn::GetAtt"][0]
+        assert fanout["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert function_env(template, logical_id)["FANOUT_QUEUE_URL"] == {"Ref": queue_id}
+        queue = resource(template, queue_id)["Properties"]
+        assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["FanoutDeadLetterQueue", "Arn"]}
+        # Lambda asks for a visibility timeout of at least 6 x the function's timeout
+        assert queue["VisibilityTimeout"] >= 6 * template["Globals"]["Function"]["Timeout"]
+        queues.add(queue_id)
+    assert len(queues) == len(PROVIDER_FUNCTIONS)  # one queue each: a function never gets another's batches

@@ -50,10 +50,10 @@ class FlakyNotifier(Notifier):
         super().__init__(topic_arn, boto3.client("sns"))
         self.down = False
 
-    def publish(self, event):
+    def publish(self, events):
         if self.down:
-            raise DependencyUnavailable("topic unreachable")
-        return super().publish(event)
+            return [], [event["event_id"] for event in events]
+        return super().publish(events)
 
 
 def snap(job_id: str, status: Status, word: str, **fields) -> Snapshot:
@@ -77,9 +77,10 @@ def test_a_job_moves_forward_and_publishes_once_with_history(parts):
         pipeline.poll(ScriptedAdapter(snap("1", status, word)))
     pipeline.poll(ScriptedAdapter(snap("1", Status.COMPLETE, "Finished", progress=100)))
     pipeline.poll(ScriptedAdapter(snap("1", Status.COMPLETE, "Finished", progress=100)))
-    # Then the item is COMPLETE at version 3, history holds every change, and exactly one event went out
+    # Then the item is COMPLETE at version 4 (three changes and the event's clear), history holds every
+    # change, and exactly one event went out
     job = stack.job("encoding_com", "1")
-    assert (job["status"], job["provider_status"], job["version"], job["attempt"]) == ("COMPLETE", "Finished", 3, 1)
+    assert (job["status"], job["provider_status"], job["version"], job["attempt"]) == ("COMPLETE", "Finished", 4, 1)
     assert [h["status"] for h in stack.history("encoding_com", "1")] == ["QUEUED", "PROCESSING", "COMPLETE"]
     assert all(h["sk"].startswith("EVENT#") and h["source"] == "poll" for h in stack.history("encoding_com", "1"))
     events = stack.events()
@@ -131,7 +132,7 @@ def test_interleaved_poll_and_webhook_publish_one_event(parts):
     outcome = pipeline.apply(snap("1", Status.COMPLETE, "Finished"), "poll", stale, Report("encoding_com", "poll"))
     assert outcome == "unchanged"
     assert stack.event_ids() == ["encoding_com#1#1#COMPLETE"]
-    assert store.get("encoding_com", "1")["version"] == 2
+    assert store.get("encoding_com", "1")["version"] == 3  # the finish, then its event's clear
 
 
 def test_failed_publish_stays_in_outbox_and_next_run_sends_it(parts):
@@ -263,13 +264,16 @@ def test_only_one_run_publishes_a_pending_event(parts):
     pending = store.get("encoding_com", "1")
     event_id = "encoding_com#1#1#COMPLETE"
     # Two runs read the same pending event: the first takes the outbox, the second leaves it alone
-    assert store.claim_outbox(pending, event_id) is True
-    assert store.claim_outbox(pending, event_id) is False
+    taken = store.claim_outbox(pending, [event_id])
+    assert taken and taken["version"] == pending["version"] + 1
+    assert store.claim_outbox(pending, [event_id]) is None
     # A failed publish gives it back at once; a cleared event cannot be taken any more
-    store.release_outbox(pending)
-    assert store.claim_outbox(pending, event_id) is True
-    store.clear_outbox(pending, event_id)
-    assert store.claim_outbox(pending, event_id) is False
+    store.release_outbox(taken, [event_id])
+    again = store.claim_outbox(pending, [event_id])
+    assert again
+    store.clear_outbox([(again, [event_id])])
+    assert store.claim_outbox(pending, [event_id]) is None
+    assert "outbox" not in store.get("encoding_com", "1") and store.active_jobs("encoding_com") == []
 
 
 def test_a_concurrent_sweep_does_not_publish_what_the_writer_is_publishing(parts):
@@ -280,7 +284,7 @@ def test_a_concurrent_sweep_does_not_publish_what_the_writer_is_publishing(parts
     stored = store.get("encoding_com", "7")
     notifier.down = False
     # The writer holds the outbox (it is about to publish) while a poll sweeps the same job
-    assert store.claim_outbox(stored, "encoding_com#7#1#COMPLETE")
+    assert store.claim_outbox(stored, ["encoding_com#7#1#COMPLETE"])
     pipeline.poll(ScriptedAdapter())
     assert stack.event_ids() == []
 

@@ -7,7 +7,7 @@ import pytest
 
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError, PayloadTooLarge, Unauthorized
-from transcode_core.notify import email_text, sns_request, subject
+from transcode_core.notify import email_text, publish_batches, sns_message, subject
 from transcode_core.times import from_epoch_ms, is_later, parse_time, zone
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody, authenticate, check_size
@@ -162,8 +162,8 @@ def test_email_text_says_what_which_job_and_why():
     assert "failed" in text and "codec not supported (code E1)" in text and "denied" in text
 
 
-def test_sns_request_carries_json_for_machines_and_text_for_email():
-    request = sns_request("arn:topic", _event())
+def test_sns_message_carries_json_for_machines_and_text_for_email():
+    request = sns_message(_event())
     assert request["MessageStructure"] == "json"
     assert set(request["MessageAttributes"]) == {"provider", "status", "event"}
     assert all(value["DataType"] == "String" for value in request["MessageAttributes"].values())
@@ -190,7 +190,7 @@ def test_an_event_too_large_for_sns_is_published_without_its_outputs():
     outputs = [{"id": f"o{n}", "destinations": [{"url": "https://cdn.example.com/" + "x" * 500}]} for n in range(400)]
     job = {"provider": "xvid", "job_id": "a1", "status": "COMPLETE", "attempt": 1, "outputs": outputs}
     event = build_event(job, "PROCESSING", "2026-11-25T12:00:00Z")
-    request = sns_request("arn:topic", event)
+    request = sns_message(event)
     assert event["outputs_omitted"] == 400 and "outputs" not in event["job"]
     assert len(request["Message"].encode()) < 256 * 1024
     small = build_event({**job, "outputs": outputs[:2]}, "PROCESSING", "2026-11-25T12:00:00Z")
@@ -205,8 +205,23 @@ def test_outbox_age_is_the_oldest_unpublished_events_wait():
 
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     outbox = {
-        "a": json.dumps({"occurred_at": "2026-01-01T11:50:00Z"}),
-        "b": json.dumps({"occurred_at": "2026-01-01T11:30:00Z"}),
+        "a": {"message": json.dumps({"occurred_at": "2026-01-01T11:50:00Z"}), "lease": 0},
+        "b": {"message": json.dumps({"occurred_at": "2026-01-01T11:30:00Z"})},
     }
     assert pending_event_age({"outbox": outbox}, now) == 1800
     assert pending_event_age({"status": "COMPLETE"}, now) == 0
+
+
+def test_events_are_published_ten_a_call_and_never_more_than_256_kib_a_call():
+    from transcode_core.notify import build_event
+
+    small = [{**_event(), "event_id": f"e{n}"} for n in range(23)]
+    assert [len(batch) for batch in publish_batches(small)] == [10, 10, 3]
+    # Events near the largest size one message may have: fewer of them fit in one call
+    outputs = [{"id": f"o{n}", "label": "x" * 900} for n in range(100)]
+    job = {"provider": "xvid", "job_id": "a1", "status": "COMPLETE", "attempt": 1, "outputs": outputs}
+    large = [build_event({**job, "job_id": f"a{n}"}, "PROCESSING", "2026-11-25T12:00:00Z") for n in range(5)]
+    batches = publish_batches(large)
+    assert sum(len(batch) for batch in batches) == 5 and len(batches) > 1
+    for batch in batches:
+        assert sum(len(message["Message"].encode()) for _, message in batch) <= 256 * 1024

@@ -20,7 +20,7 @@ class Settings:
     provider_api_url: str | None
     provider_secret_id: str | None
     batch_size: int = 25  # encoding.com media ids per GetStatus extended request
-    concurrency: int = 8  # parallel single-job reads (Xvid)
+    concurrency: int = 8  # parallel per-job work of a run (reads, writes, publishes) and connections
     page_size: int = 100  # list page size (Xvid, VOD Station)
     connect_timeout: float = 3.05
     read_timeout: float = 20.0
@@ -34,6 +34,9 @@ class Settings:
     rewatch_minutes: float = 60.0  # a terminal job PUT again through the jobs API is polled this long
     history_days: int = 365  # history items expire through the table's TTL after this; 0 keeps them
     encoding_com_format: str = "xml"  # which of encoding.com's two equivalent APIs is called: xml or json
+    fanout_queue_url: str | None = None  # the provider's fan-out queue; empty: every poll applies its own jobs
+    fanout_threshold: int = 2000  # a poll of more active jobs than this hands its changes to the fan-out queue
+    fanout_batch_size: int = 200  # jobs per fan-out message (one SQS message, applied by one invocation)
 
     def __post_init__(self) -> None:
         try:
@@ -73,6 +76,9 @@ class Settings:
             rewatch_minutes=_number(env, "REWATCH_MINUTES", "rewatch_minutes", low=1, high=60 * 24 * 30),
             history_days=_number(env, "HISTORY_DAYS", "history_days", low=0, high=36500),
             encoding_com_format=(env.get("ENCODING_COM_FORMAT") or "xml").strip().lower(),
+            fanout_queue_url=env.get("FANOUT_QUEUE_URL") or None,
+            fanout_threshold=_number(env, "FANOUT_THRESHOLD", "fanout_threshold", low=1, high=10_000_000),
+            fanout_batch_size=_number(env, "FANOUT_BATCH_SIZE", "fanout_batch_size", low=1, high=1000),
         )
 
 

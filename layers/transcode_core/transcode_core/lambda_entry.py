@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import requests
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.config import Config
 
 from transcode_core.config import Settings
 from transcode_core.deadline import HTTP_API_SECONDS, Deadline
@@ -24,6 +27,7 @@ from transcode_core.errors import (
     ProviderUnavailable,
     Unauthorized,
 )
+from transcode_core.fanout import FanOutQueue
 from transcode_core.http import build_session
 from transcode_core.notify import Notifier
 from transcode_core.observability import MetricUnit, logger, metrics, tracer
@@ -46,15 +50,23 @@ class Services:
     store: JobStore
     notifier: Notifier
     session: requests.Session
+    fanout: FanOutQueue | None = None
 
 
 @lru_cache(maxsize=1)
 def services() -> Services:
     settings = Settings.from_env()
+    # Every worker of the per-job pool may hold a connection at once (and the run's own thread one more).
+    aws = Config(max_pool_connections=settings.concurrency + 2)
     return Services(
         settings=settings,
-        store=JobStore(settings.table_name, history_days=settings.history_days, client=boto3.client("dynamodb")),
-        notifier=Notifier(settings.topic_arn, client=boto3.client("sns")),
+        store=JobStore(
+            settings.table_name, history_days=settings.history_days, client=boto3.client("dynamodb", config=aws)
+        ),
+        notifier=Notifier(settings.topic_arn, client=boto3.client("sns", config=aws)),
+        fanout=FanOutQueue(settings.fanout_queue_url, boto3.client("sqs", config=aws))
+        if settings.fanout_queue_url
+        else None,
         session=build_session(
             retries=settings.http_retries,
             connect_timeout=settings.connect_timeout,
@@ -88,10 +100,30 @@ def run_poll(spec: ProviderSpec, deadline: Deadline | None = None) -> Report:
     credentials = load_credentials(
         svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
     )
-    pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings)
-    report = pipeline.poll(build_adapter(spec, svc, credentials, deadline))
+    pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings, fanout=svc.fanout)
+    report = pipeline.poll(build_adapter(spec, svc, credentials, deadline), deadline)
     logger.info("poll finished", extra={"report": report.to_dict()})
     return report
+
+
+def run_fanout(spec: ProviderSpec, event: dict, context: Any) -> dict:
+    """Applies fan-out messages (SQS event source with ReportBatchItemFailures): a message that could not
+    be applied is reported, and only it comes back (then, after maxReceiveCount, goes to the DLQ)."""
+    svc = services()
+    pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings)
+
+    def apply(record: SQSRecord) -> None:
+        report = pipeline.apply_fanned_out(record.body)
+        logger.info("fan-out batch applied", extra={"report": report.to_dict()})
+
+    # A batch that failed whole is answered like any other (its messages listed), not raised: same retry.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=apply, processor=processor, context=context)
+
+
+def is_sqs_event(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return bool(records) and all(record.get("eventSource") == "aws:sqs" for record in records)
 
 
 def is_http_event(event: Any) -> bool:
@@ -196,6 +228,8 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
             metrics.set_default_dimensions(provider=provider)
         if is_http_event(event):
             return webhook_router().resolve(event, context)
+        if is_sqs_event(event):
+            return run_fanout(spec, event, context)
         # An EventBridge scheduled event, or the {} that EventBridge Scheduler sends: a poll.
         try:
             return run_poll(spec, Deadline.from_context(context)).to_dict()

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from transcode_core.errors import DependencyUnavailable
 from transcode_core.model import EVENT_NAMES, STALLED, STALLED_EVENT, Status
+from transcode_core.observability import logger
 
 SCHEMA = "transcode-status.job-event/1"
 SUBJECT_LIMIT = 100
 # An SNS message holds 256 KiB (JSON and email text together), and the event also waits in the job's item
 # (400 KB): a job with outputs beyond this is published without them, with `outputs_omitted` saying so.
 MAX_JOB_JSON_BYTES = 100_000
+# SNS PublishBatch: at most 10 entries, and 256 KiB of messages together.
+PUBLISH_BATCH_LIMIT = 10
+PUBLISH_BATCH_BYTES = 256 * 1024 - 4096
 
 
 def event_id(provider: str, job_id: str, attempt: int, status_or_stalled: str) -> str:
@@ -101,11 +104,10 @@ def email_text(event: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def sns_request(topic_arn: str, event: Mapping[str, Any]) -> dict[str, Any]:
-    """The Publish arguments: JSON for every machine protocol, readable text for email."""
+def sns_message(event: Mapping[str, Any]) -> dict[str, Any]:
+    """One message's fields: JSON for every machine protocol, readable text for email."""
     body = json.dumps(event, sort_keys=True, separators=(",", ":"))
     return {
-        "TopicArn": topic_arn,
         "MessageStructure": "json",
         "Message": json.dumps({"default": body, "email": email_text(event)}),
         "Subject": subject(event),
@@ -115,15 +117,64 @@ def sns_request(topic_arn: str, event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _size(message: Mapping[str, Any]) -> int:
+    attributes = sum(
+        len(name) + len(value["DataType"]) + len(value["StringValue"])
+        for name, value in message["MessageAttributes"].items()
+    )
+    return len(message["Message"].encode()) + len(message["Subject"]) + attributes
+
+
+def publish_batches(events: Sequence[Mapping[str, Any]]) -> list[list[tuple[Mapping[str, Any], dict[str, Any]]]]:
+    """Events grouped for PublishBatch: at most 10 a call and 256 KiB of messages together."""
+    batches: list[list[tuple[Mapping[str, Any], dict[str, Any]]]] = []
+    batch_bytes = 0
+    for event in events:
+        message = sns_message(event)
+        size = _size(message)
+        if not batches or len(batches[-1]) == PUBLISH_BATCH_LIMIT or batch_bytes + size > PUBLISH_BATCH_BYTES:
+            batches.append([])
+            batch_bytes = 0
+        batches[-1].append((event, message))
+        batch_bytes += size
+    return batches
+
+
 class Notifier:
     def __init__(self, topic_arn: str, client: Any = None) -> None:
         self.topic_arn = topic_arn
         self.client = client or boto3.client("sns")
 
-    def publish(self, event: Mapping[str, Any]) -> str:
-        """Publishes one event; raises DependencyUnavailable when the topic cannot be reached."""
-        try:
-            return self.client.publish(**sns_request(self.topic_arn, event))["MessageId"]
-        except (ClientError, BotoCoreError) as exc:
-            code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
-            raise DependencyUnavailable(f"publishing {event['event_id']} failed: {code}") from None
+    def publish(self, events: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+        """Publishes events, 10 a call (SNS PublishBatch). Returns (published, failed) event ids: a topic
+        that cannot be reached fails the call's events, SNS may also refuse single entries."""
+        published: list[str] = []
+        failed: list[str] = []
+        for batch in publish_batches(events):
+            ids = [event["event_id"] for event, _ in batch]
+            try:
+                answer = self.client.publish_batch(
+                    TopicArn=self.topic_arn,
+                    PublishBatchRequestEntries=[
+                        {"Id": str(index), **message} for index, (_, message) in enumerate(batch)
+                    ],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+                logger.error(
+                    "publishing events failed; they stay in the outbox", extra={"error": code, "event_ids": ids}
+                )
+                failed.extend(ids)
+                continue
+            published.extend(ids[int(entry["Id"])] for entry in answer.get("Successful", []))
+            for entry in answer.get("Failed", []):
+                logger.error(
+                    "an event was refused; it stays in the outbox",
+                    extra={
+                        "event_id": ids[int(entry["Id"])],
+                        "error": entry.get("Code"),
+                        "reason": entry.get("Message"),
+                    },
+                )
+                failed.append(ids[int(entry["Id"])])
+        return published, failed

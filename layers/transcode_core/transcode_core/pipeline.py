@@ -1,27 +1,35 @@
 """Snapshots in, transitions out: the one path both triggers (poll and webhook) share.
 
 For each snapshot the rules of change (model.decide) say what to write; the store writes it conditionally
-(a lost race re-decides against the winner's state); an event enters the item's outbox in the same write
-and is published right after. A publish that fails stays in the outbox and the next run sends it.
+(a lost race re-decides against the winner's state); an event enters the item's outbox in the same write,
+already taken by this run (a lease), and is published in batches right after, then cleared. A publish that
+fails gives the lease back and the next run sends it. The per-job work runs on a bounded pool
+(CONCURRENCY), a job's own steps in order; a poll stops starting new work when its Deadline runs out, and
+a poll of more than FANOUT_THRESHOLD active jobs hands its changes to the fan-out queue (fanout.py).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from transcode_core.config import Settings
+from transcode_core.deadline import Deadline
 from transcode_core.errors import DependencyUnavailable, ProviderError, ProviderUnavailable
+from transcode_core.fanout import FanOutQueue, messages, read_message
 from transcode_core.model import Change, Kind, Snapshot, Status, decide, is_terminal, snapshot_part
 from transcode_core.notify import Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
+from transcode_core.outbox import EventDispatch
 from transcode_core.providers.base import Adapter, PollContext, PollFailure
-from transcode_core.store import Conflict, JobStore, job_key, needs_index, public_item
+from transcode_core.store import Conflict, JobStore, is_leased, job_key, needs_index, new_lease, public_item, unleased
 from transcode_core.times import is_later, iso_z, to_datetime, utc_now
 
 MAX_RACE_RETRIES = 5
@@ -31,7 +39,8 @@ NO_CHANGE = ("unchanged", "untracked")
 
 @dataclass
 class Report:
-    """What one run did; returned by the poll handler and logged."""
+    """What one run did; returned by the poll handler and logged. Workers record into it under a lock;
+    metrics are emitted from it once, by the run's own thread (Powertools Metrics is not thread-safe)."""
 
     provider: str
     source: str
@@ -43,7 +52,31 @@ class Report:
     provider_failures: list[str] = field(default_factory=list)
     job_failures: list[str] = field(default_factory=list)
     unknown_words: int = 0
+    race_retries: int = 0
+    jobs_deferred: int = 0  # jobs left for the next run: the time budget ran out, or a fan-out came late
+    jobs_fanned_out: int = 0  # changed jobs handed to the fan-out queue
     terminal: Counter = field(default_factory=Counter)  # jobs that entered COMPLETE / ERROR / CANCELED
+    outbox_oldest_age: float = 0.0  # seconds the oldest event still unpublished after the sweep has waited
+    table_unreachable: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def record_change(self, kind: str) -> None:
+        with self._lock:
+            self.changes[kind] += 1
+
+    def record_terminal(self, status: str) -> None:
+        with self._lock:
+            self.terminal[status] += 1
+
+    def record_job_failure(self, text: str, *, table_unreachable: bool = False) -> None:
+        with self._lock:
+            self.job_failures.append(text)
+            self.table_unreachable = self.table_unreachable or table_unreachable
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +90,49 @@ class Report:
             "provider_failures": self.provider_failures,
             "job_failures": self.job_failures,
             "unknown_words": self.unknown_words,
+            "race_retries": self.race_retries,
+            "jobs_deferred": self.jobs_deferred,
+            "jobs_fanned_out": self.jobs_fanned_out,
         }
+
+
+class JobWorkers:
+    """A bounded pool for per-job work: at most twice its size waiting, a job's own tasks in order (a
+    job's next task starts after its previous one ended)."""
+
+    def __init__(self, size: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="job")
+        self._slots = threading.BoundedSemaphore(size * 2)
+        self._lock = threading.Lock()
+        self._last: dict[str, Future] = {}
+
+    def submit(self, job_id: str, task: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            previous = self._last.get(job_id)
+        if previous is not None:
+            wait([previous])
+        self._slots.acquire()
+        future = self._pool.submit(task, *args)
+        with self._lock:
+            self._last[job_id] = future
+        future.add_done_callback(lambda done: self._done(job_id, done))
+
+    def _done(self, job_id: str, future: Future) -> None:
+        self._slots.release()
+        with self._lock:
+            if self._last.get(job_id) is future:
+                del self._last[job_id]
+
+    def drain(self) -> None:
+        with self._lock:
+            running = list(self._last.values())
+        wait(running)
+
+    def __enter__(self) -> JobWorkers:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._pool.shutdown(wait=True)
 
 
 class Pipeline:
@@ -68,67 +143,130 @@ class Pipeline:
         notifier: Notifier,
         settings: Settings,
         clock: Callable[[], datetime] = utc_now,
+        fanout: FanOutQueue | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
         self.notifier = notifier
         self.settings = settings
         self.clock = clock
+        self.fanout = fanout
 
-    # --- the two triggers ---------------------------------------------------------------------------
-    def poll(self, adapter: Adapter) -> Report:
+    # --- the triggers -------------------------------------------------------------------------------
+    def poll(self, adapter: Adapter, deadline: Deadline | None = None) -> Report:
         started = time.monotonic()
+        deadline = deadline or Deadline.none()
         report = Report(self.provider, "poll")
+        dispatch = EventDispatch(self.store, self.notifier, report)
         now = self.clock()
         tracked = self.store.active_jobs(self.provider)
         report.jobs_tracked = len(tracked)
-        to_poll: list[dict[str, Any]] = []
-        now_iso = iso_z(now)
-        oldest_pending = 0.0
-        for item in tracked:
-            item = self._flush_outbox(item, report)
-            oldest_pending = max(oldest_pending, pending_event_age(item, now))
-            if needs_index({**item, "outbox": {}}, now_iso):
-                to_poll.append(item)
-            elif not item.get("outbox"):
-                self.store.deactivate(item)
-
-        stored_by_id: dict[str, Any] = {item["job_id"]: item for item in to_poll}
-
-        def lookup(job_ids: Sequence[str]) -> dict[str, Any]:
-            # What an adapter looks up is remembered, so its snapshots are decided against the stored job.
-            found = self.store.get_many(self.provider, [job_id for job_id in job_ids if job_id not in stored_by_id])
-            stored_by_id.update(found)
-            stored_by_id.update({job_id: None for job_id in job_ids if job_id not in stored_by_id})
-            return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
-
-        context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
-        changed: set[str] = set()
-        unread: set[str] = set()  # jobs an outage or a failed batch left unread: not proof of a stall
-        for result in self._results(adapter, context, to_poll, report):
-            if isinstance(result, PollFailure):
-                if _hides_jobs(result):
-                    unread.update(result.job_ids or stored_by_id)  # naming no job, it may hide any of them
-                continue
-            if result.job_id not in stored_by_id:
-                stored_by_id[result.job_id] = self.store.get(self.provider, result.job_id)
-            if self._apply_isolated(result, "poll", stored_by_id[result.job_id], report) not in NO_CHANGE:
-                changed.add(result.job_id)
-
-        # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
-        for item in to_poll:
-            job_id = item["job_id"]
-            if job_id not in changed and job_id not in unread and not is_terminal(item.get("status", "SUBMITTED")):
-                self._check_stall(item, now, report)
-        for name, value in context.stats.items():
+        context: PollContext | None = None
+        with JobWorkers(self.settings.concurrency) as workers:
+            to_poll = self._sweep_all(tracked, now, workers, dispatch, report, deadline)
+            if deadline.expired():
+                report.record(jobs_deferred=len(to_poll))
+            else:
+                context = self._poll_jobs(adapter, to_poll, now, workers, dispatch, report, deadline)
+        dispatch.finish()
+        for name, value in (context.stats if context else {}).items():
             metrics.add_metric(name=_metric_name(name), unit=MetricUnit.Count, value=value)
         # Every poll sweeps the provider's whole outbox: its oldest unpublished event (0: none) feeds the alarm.
-        metrics.add_metric(name="OutboxOldestEventAge", unit=MetricUnit.Seconds, value=oldest_pending)
+        metrics.add_metric(name="OutboxOldestEventAge", unit=MetricUnit.Seconds, value=report.outbox_oldest_age)
         self._report_metrics(report)
         metrics.add_metric(
             name="PollDuration", unit=MetricUnit.Milliseconds, value=round((time.monotonic() - started) * 1000)
         )
+        if report.jobs_deferred:
+            logger.warning("time ran out; jobs left for the next run", extra={"jobs_deferred": report.jobs_deferred})
         return report
+
+    def _sweep_all(
+        self,
+        tracked: list[dict[str, Any]],
+        now: datetime,
+        workers: JobWorkers,
+        dispatch: EventDispatch,
+        report: Report,
+        deadline: Deadline,
+    ) -> list[dict[str, Any]]:
+        """Takes and sends the events earlier runs left pending; finished jobs with nothing left leave the
+        index. Returns the jobs to poll, as they now are."""
+        now_iso = iso_z(now)
+        swept: dict[str, dict[str, Any]] = {}
+        for item in tracked:
+            if deadline.expired():
+                break
+            if item.get("outbox") or not needs_index(item, now_iso):
+                workers.submit(item["job_id"], self._sweep, item, now_iso, swept, dispatch, report)
+        workers.drain()
+        current = [swept.get(item["job_id"], item) for item in tracked]
+        report.outbox_oldest_age = max((pending_event_age(item, now) for item in current), default=0.0)
+        return [item for item in current if needs_index({**item, "outbox": {}}, now_iso)]
+
+    def _poll_jobs(
+        self,
+        adapter: Adapter,
+        to_poll: list[dict[str, Any]],
+        now: datetime,
+        workers: JobWorkers,
+        dispatch: EventDispatch,
+        report: Report,
+        deadline: Deadline,
+    ) -> PollContext:
+        """The adapter's snapshots applied on the pool (or fanned out), then the stall checks."""
+        stored_by_id: dict[str, Any] = {item["job_id"]: item for item in to_poll}
+
+        def lookup(job_ids: Sequence[str]) -> dict[str, Any]:
+            # What an adapter looks up is remembered, so its snapshots are decided against the stored job.
+            wanted = [job_id for job_id in job_ids if job_id not in stored_by_id]
+            stored_by_id.update(self.store.get_many(self.provider, wanted))
+            stored_by_id.update({job_id: None for job_id in job_ids if job_id not in stored_by_id})
+            return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
+
+        context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
+        fanned_out: list[tuple[Snapshot, int | None]] | None = (
+            [] if self.fanout and len(to_poll) > self.settings.fanout_threshold else None
+        )
+        changed: set[str] = set()
+        seen: set[str] = set()
+        unread: set[str] = set()  # jobs an outage or a failed batch left unread: not proof of a stall
+        results = self._results(adapter, context, to_poll, report)
+        for result in results:
+            if deadline.expired():
+                results.close()  # no new provider calls either
+                break
+            if isinstance(result, PollFailure):
+                if _hides_jobs(result):
+                    unread.update(result.job_ids or stored_by_id)  # naming no job, it may hide any of them
+                continue
+            job_id = result.job_id
+            seen.add(job_id)
+            report.record(snapshots=1)
+            if job_id not in stored_by_id:
+                stored_by_id[job_id] = self.store.get(self.provider, job_id)
+            self._note_unknown(result, report)
+            if fanned_out is not None:
+                self._decide_for_fanout(result, stored_by_id.get(job_id), fanned_out, changed, report)
+            else:
+                workers.submit(job_id, self._apply_polled, result, stored_by_id, changed, report, dispatch)
+        not_reached = {item["job_id"] for item in to_poll} - seen if deadline.expired() else set()
+        report.record(jobs_deferred=len(not_reached))
+        if fanned_out:
+            self._fan_out(fanned_out, report)
+        workers.drain()
+
+        # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
+        for item in to_poll:
+            job_id = item["job_id"]
+            if deadline.expired():
+                break  # the remaining stall checks wait for the next run
+            if job_id in changed or job_id in unread or job_id in not_reached:
+                continue
+            if not is_terminal(item.get("status", "SUBMITTED")):
+                workers.submit(job_id, self._check_stall, stored_by_id.get(job_id) or item, now, report, dispatch)
+        workers.drain()
+        return context
 
     def _results(
         self, adapter: Adapter, context: PollContext, to_poll: Sequence[Mapping[str, Any]], report: Report
@@ -151,55 +289,128 @@ class Pipeline:
         report = Report(self.provider, source)
         stored = self.store.get_many(self.provider, [snapshot.job_id for snapshot in snapshots])
         for snapshot in snapshots:
-            self._apply_isolated(snapshot, source, stored.get(snapshot.job_id), report)
-        self._report_metrics(report)
+            self._note_unknown(snapshot, report)
+        self._apply_all([(snapshot, stored.get(snapshot.job_id)) for snapshot in snapshots], source, report)
+        if report.table_unreachable:
+            raise DependencyUnavailable("the jobs table could not be reached")
         if report.publish_failures:
             raise DependencyUnavailable("the job events topic could not be reached; events wait in the outbox")
         return report
 
-    # --- one job ------------------------------------------------------------------------------------
-    def _apply_isolated(
-        self, snapshot: Snapshot, source: str, stored: Mapping[str, Any] | None, report: Report
-    ) -> str | None:
-        """Applies one snapshot; returns the kind of change, None when it failed (logged and counted)."""
-        report.snapshots += 1
+    def apply_fanned_out(self, body: str) -> Report:
+        """Applies one fan-out message: each job whose stored version is still the one the poll decided
+        against (else the next poll reads it again). Raises DependencyUnavailable when a job could not be
+        applied, so that the queue delivers the message again (jobs already applied are then skipped)."""
+        report = Report(self.provider, "fanout")
+        entries = read_message(body, self.provider)
+        stored = self.store.get_many(self.provider, [snapshot.job_id for snapshot, _ in entries])
+        current = []
+        for snapshot, version in entries:
+            item = stored.get(snapshot.job_id)
+            if (item or {}).get("version") == version:
+                current.append((snapshot, item))
+            else:
+                report.record(jobs_deferred=1)
+        self._apply_all(current, "poll", report)
+        if report.job_failures:
+            raise DependencyUnavailable(f"{len(report.job_failures)} fanned-out jobs could not be applied")
+        return report
+
+    def _apply_all(
+        self, work: Sequence[tuple[Snapshot, Mapping[str, Any] | None]], source: str, report: Report
+    ) -> None:
+        dispatch = EventDispatch(self.store, self.notifier, report)
+        stored_by_id = {snapshot.job_id: stored for snapshot, stored in work}
+        with JobWorkers(self.settings.concurrency) as workers:
+            for snapshot, _ in work:
+                workers.submit(snapshot.job_id, self._apply_isolated, snapshot, source, stored_by_id, report, dispatch)
+        dispatch.finish()
+        self._report_metrics(report)
+
+    # --- one job (on a worker) ----------------------------------------------------------------------
+    def _sweep(
+        self, item: dict[str, Any], now_iso: str, swept: dict[str, Any], dispatch: EventDispatch, report: Report
+    ) -> None:
         try:
-            kind = self.apply(snapshot, source, stored, report)
+            free = unleased(item)
+            if free:
+                claimed = self.store.claim_outbox(item, free)
+                if claimed:
+                    swept[item["job_id"]] = claimed
+                    dispatch.add(claimed, free)
+            elif not item.get("outbox") and not needs_index(item, now_iso):
+                self.store.deactivate(item)
         except DependencyUnavailable:
-            if source == "poll":
-                report.job_failures.append(f"{snapshot.job_id}: jobs table unreachable")
-                logger.exception("jobs table unreachable", extra={"job_id": snapshot.job_id})
-                return None
-            raise
+            report.record_job_failure(f"{item['job_id']}: jobs table unreachable", table_unreachable=True)
+            logger.exception("jobs table unreachable", extra={"job_id": item["job_id"]})
+
+    def _apply_polled(
+        self,
+        snapshot: Snapshot,
+        stored_by_id: dict[str, Any],
+        changed: set[str],
+        report: Report,
+        dispatch: EventDispatch,
+    ) -> None:
+        kind = self._apply_isolated(snapshot, "poll", stored_by_id, report, dispatch)
+        if kind not in NO_CHANGE:
+            changed.add(snapshot.job_id)
+
+    def _apply_isolated(
+        self,
+        snapshot: Snapshot,
+        source: str,
+        stored_by_id: dict[str, Any],
+        report: Report,
+        dispatch: EventDispatch,
+    ) -> str | None:
+        """Applies one snapshot; returns the kind of change, None when it failed (logged and counted).
+        The job's entry in `stored_by_id` becomes what this write left, for the job's next snapshot."""
+        if source != "poll":  # a poll counts what the provider showed, applied or fanned out
+            report.record(snapshots=1)
+        try:
+            kind, item = self._apply(snapshot, source, stored_by_id.get(snapshot.job_id), report, dispatch)
+        except DependencyUnavailable:
+            report.record_job_failure(f"{snapshot.job_id}: jobs table unreachable", table_unreachable=True)
+            logger.exception("jobs table unreachable", extra={"job_id": snapshot.job_id})
+            return None
         except Exception as exc:  # one bad job never fails the batch
-            report.job_failures.append(f"{snapshot.job_id}: {type(exc).__name__}")
+            report.record_job_failure(f"{snapshot.job_id}: {type(exc).__name__}")
             logger.exception("job could not be applied", extra={"job_id": snapshot.job_id, "source": source})
             return None
-        report.changes[kind] += 1
+        stored_by_id[snapshot.job_id] = item
+        report.record_change(kind)
         return kind
 
     def apply(self, snapshot: Snapshot, source: str, stored: Mapping[str, Any] | None, report: Report) -> str:
-        """Decides and writes one snapshot; returns the kind of change (one of NO_CHANGE when none)."""
-        if snapshot.status is Status.UNKNOWN:
-            report.unknown_words += 1
-            logger.warning(
-                "unknown provider status word",
-                extra={"job_id": snapshot.job_id, "provider_status": snapshot.provider_status},
-            )
+        """Decides, writes and publishes one snapshot against `stored`; returns the kind of change."""
+        dispatch = EventDispatch(self.store, self.notifier, report)
+        kind, _ = self._apply(snapshot, source, stored, report, dispatch)
+        dispatch.finish()
+        return kind
+
+    def _apply(
+        self,
+        snapshot: Snapshot,
+        source: str,
+        stored: Mapping[str, Any] | None,
+        report: Report,
+        dispatch: EventDispatch,
+    ) -> tuple[str, Mapping[str, Any] | None]:
+        """Decides and writes one snapshot; returns the kind of change (one of NO_CHANGE when none) and the item
+        as it now is. The events the write took go to `dispatch`."""
         for _ in range(MAX_RACE_RETRIES):
             if stored and stored.get("untracked_at"):  # jobs API DELETE: only a PUT tracks it again
                 logger.info("job not tracked; snapshot ignored", extra={"job_id": snapshot.job_id, "source": source})
-                return "untracked"
+                return "untracked", stored
             change = decide(stored, snapshot)
             if change is None:
-                if stored:
-                    self._flush_outbox(stored, report)
-                return "unchanged"
-            item = self._next_item(snapshot.job_id, stored, change)
+                return "unchanged", self._take_pending(stored, dispatch) if stored else stored
+            item, taken = self._next_item(snapshot.job_id, stored, change)
             try:
                 self.store.commit(item, stored.get("version") if stored else None, source)
             except Conflict as lost:
-                metrics.add_metric(name="RaceRetries", unit=MetricUnit.Count, value=1)
+                report.record(race_retries=1)
                 stored = lost.current
                 continue
             logger.info(
@@ -214,12 +425,25 @@ class Pipeline:
                 },
             )
             if change.publishes and is_terminal(item["status"]):
-                report.terminal[item["status"]] += 1
-            self._flush_outbox(item, report)
-            return change.kind.value
+                report.record_terminal(item["status"])
+            dispatch.add(item, taken)
+            return change.kind.value, item
         raise RuntimeError(f"job {snapshot.job_id} kept changing under {MAX_RACE_RETRIES} writes")
 
-    def _next_item(self, job_id: str, stored: Mapping[str, Any] | None, change: Change) -> dict[str, Any]:
+    def _take_pending(self, stored: Mapping[str, Any], dispatch: EventDispatch) -> Mapping[str, Any]:
+        """Takes and sends the events a job holds that no run holds (left by a failed publish)."""
+        free = unleased(stored)
+        claimed = self.store.claim_outbox(stored, free) if free else None
+        if not claimed:
+            return stored
+        dispatch.add(claimed, free)
+        return claimed
+
+    def _next_item(
+        self, job_id: str, stored: Mapping[str, Any] | None, change: Change
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The item after the change, and the events it takes: its own new event, and pending ones nobody
+        holds (so the commit itself is the claim, and no other run can publish them meanwhile)."""
         stored = stored or {}
         now_iso = iso_z(self.clock())
         attempt = int(stored.get("attempt", 1)) + (1 if change.kind is Kind.NEW_ATTEMPT else 0)
@@ -232,10 +456,18 @@ class Pipeline:
             "version": int(stored.get("version", 0)) + 1,
             "updated_at": now_iso,
         }
-        for bookkeeping in ("rewatch_until", "stalled_attempt", "outbox_lease"):
+        for bookkeeping in ("rewatch_until", "stalled_attempt"):
             if bookkeeping in stored:
                 item[bookkeeping] = stored[bookkeeping]
-        outbox = dict(stored.get("outbox") or {})
+        lease = new_lease()
+        outbox: dict[str, Any] = {}
+        taken: list[str] = []
+        for event_id, entry in (stored.get("outbox") or {}).items():
+            if is_leased(entry):
+                outbox[event_id] = entry  # another run (or this one) is publishing it
+            else:
+                outbox[event_id] = {**entry, "lease": lease}
+                taken.append(event_id)
         if change.publishes:
             event = build_event(
                 public_item(item),
@@ -243,53 +475,73 @@ class Pipeline:
                 now_iso,
                 stalled=change.kind is Kind.STALLED,
             )
-            outbox[event["event_id"]] = json.dumps(event)
+            if event["event_id"] not in outbox:
+                outbox[event["event_id"]] = {"message": json.dumps(event), "lease": lease}
+                taken.append(event["event_id"])
         if outbox:
             item["outbox"] = outbox
         if needs_index(item, now_iso):
             item["active_provider"] = self.provider
-        return item
+        return item, taken
 
-    def _check_stall(self, stored: Mapping[str, Any], now: datetime, report: Report) -> None:
+    def _check_stall(self, stored: Mapping[str, Any], now: datetime, report: Report, dispatch: EventDispatch) -> None:
         threshold = timedelta(minutes=self.settings.stall_minutes)
         if threshold <= timedelta(0) or stored.get("stalled_attempt") == stored.get("attempt", 1):
             return
         if not is_later(iso_z(now - threshold), stored.get("updated_at")):
             return
         change = Change(Kind.STALLED, snapshot_part(stored), Status(stored["status"]), True)
-        item = self._next_item(stored["job_id"], stored, change)
+        item, taken = self._next_item(stored["job_id"], stored, change)
         item["stalled_attempt"] = item["attempt"]
         try:
             self.store.commit(item, stored.get("version"), "poll")
         except Conflict:
             return  # it changed meanwhile, so it is not stalled
+        except DependencyUnavailable:
+            report.record_job_failure(f"{stored['job_id']}: jobs table unreachable", table_unreachable=True)
+            logger.exception("jobs table unreachable", extra={"job_id": stored["job_id"]})
+            return
         logger.warning("job stalled", extra={"job_id": stored["job_id"], "status": stored["status"]})
-        report.changes[Kind.STALLED.value] += 1
-        self._flush_outbox(item, report)
+        report.record_change(Kind.STALLED.value)
+        dispatch.add(item, taken)
 
-    # --- events -------------------------------------------------------------------------------------
-    def _flush_outbox(self, item: Mapping[str, Any], report: Report) -> dict[str, Any]:
-        """Publishes the item's pending events (just written, or left by an earlier failed publish).
-        Returns the item as it now is, so that a later write does not carry a published event again."""
-        pending = dict(item.get("outbox") or {})
-        for event_id, message in list(pending.items()):
-            if not self.store.claim_outbox(item, event_id):
-                continue  # published already, or being published by a concurrent run
-            try:
-                self.notifier.publish(json.loads(message))
-            except DependencyUnavailable:
-                report.publish_failures += 1
-                logger.exception("event publish failed; it stays in the outbox", extra={"event_id": event_id})
-                self.store.release_outbox(item)
-                continue
-            report.events_published += 1
-            logger.info("event published", extra={"event_id": event_id})
-            self.store.clear_outbox({**item, "outbox": pending}, event_id)
-            pending.pop(event_id)
-        flushed = {key: value for key, value in item.items() if key != "outbox"}
-        if pending:
-            flushed["outbox"] = pending
-        return flushed
+    # --- fan-out ------------------------------------------------------------------------------------
+    def _decide_for_fanout(
+        self,
+        snapshot: Snapshot,
+        stored: Mapping[str, Any] | None,
+        fanned_out: list[tuple[Snapshot, int | None]],
+        changed: set[str],
+        report: Report,
+    ) -> None:
+        """Unchanged jobs cost nothing; a job that changes goes to the queue with the version it was
+        decided against."""
+        if decide(stored, snapshot) is None:
+            report.record_change("unchanged")
+            return
+        fanned_out.append((snapshot, stored.get("version") if stored else None))
+        changed.add(snapshot.job_id)
+
+    def _fan_out(self, fanned_out: list[tuple[Snapshot, int | None]], report: Report) -> None:
+        assert self.fanout is not None
+        bodies = messages(self.provider, fanned_out, self.settings.fanout_batch_size)
+        try:
+            self.fanout.enqueue(bodies)
+        except DependencyUnavailable:
+            # Not lost: the provider still shows these changes to the next poll.
+            logger.exception("fan-out queue unreachable; the changes are left for the next poll")
+            report.record(jobs_deferred=len(fanned_out))
+            return
+        report.record(jobs_fanned_out=len(fanned_out))
+        logger.info("changes fanned out", extra={"jobs": len(fanned_out), "messages": len(bodies)})
+
+    def _note_unknown(self, snapshot: Snapshot, report: Report) -> None:
+        if snapshot.status is Status.UNKNOWN:
+            report.record(unknown_words=1)
+            logger.warning(
+                "unknown provider status word",
+                extra={"job_id": snapshot.job_id, "provider_status": snapshot.provider_status},
+            )
 
     # --- reporting ----------------------------------------------------------------------------------
     def _provider_failure(self, error: ProviderError, report: Report, job_ids: Sequence[str]) -> None:
@@ -312,6 +564,9 @@ class Pipeline:
             "JobsFailed": report.terminal[Status.ERROR.value],
             "JobsCanceled": report.terminal[Status.CANCELED.value],
             "JobsStalled": report.changes[Kind.STALLED.value],
+            "RaceRetries": report.race_retries,
+            "JobsDeferred": report.jobs_deferred,
+            "JobsFannedOut": report.jobs_fanned_out,
         }
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -320,8 +575,8 @@ class Pipeline:
 def pending_event_age(item: Mapping[str, Any], now: datetime) -> float:
     """Seconds the item's oldest unpublished event has waited since it occurred (0 when none waits)."""
     ages = [0.0]
-    for message in (item.get("outbox") or {}).values():
-        occurred = to_datetime(json.loads(message).get("occurred_at"))
+    for entry in (item.get("outbox") or {}).values():
+        occurred = to_datetime(json.loads(entry["message"]).get("occurred_at"))
         if occurred:
             ages.append((now - occurred).total_seconds())
     return max(ages)

@@ -9,6 +9,7 @@ that lists jobs newest first for operators.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,15 +35,18 @@ INTERNAL_FIELDS = frozenset(
         "active_provider",
         "listed_provider",
         "outbox",
-        "outbox_lease",
         "rewatch_until",
         "stalled_attempt",
         "expires_at",
     }
 )
+# How long a run that took a pending event (in its commit, or by a claim) has to publish and clear it before
+# another run may take it: longer than an invocation, so only a fault (a crash, a lost clear) repeats one.
+LEASE_SECONDS = 300
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _BATCH_GET_LIMIT = 100
+_TRANSACT_LIMIT = 100
 
 
 class Conflict(Exception):
@@ -213,45 +217,92 @@ class JobStore:
                 raise Conflict(_from_dynamo(old) if old else None) from None
             raise DependencyUnavailable(f"jobs table write cancelled: {_reason_codes(reasons)}") from None
 
-    def claim_outbox(self, item: Mapping[str, Any], event_id: str, lease_seconds: int = 120) -> bool:
-        """Takes the job's outbox for `lease_seconds` so that one run publishes a pending event, not every
-        run that reads it. False: the event is gone, or another run holds the lease."""
-        now = int(utc_now().timestamp())
+    def claim_outbox(self, item: Mapping[str, Any], event_ids: Sequence[str]) -> dict[str, Any] | None:
+        """Takes pending events that nobody holds (a sweep after a failed publish or a crashed run) for
+        LEASE_SECONDS. Returns the item as it now is (version + 1, so that a write based on an older read
+        loses), or None when any of them is gone or held by another run."""
+        now = int(time.time())
+        names = {f"#e{index}": event_id for index, event_id in enumerate(event_ids)}
+        free = " AND ".join(
+            f"attribute_exists(outbox.{name}) AND "
+            f"(attribute_not_exists(outbox.{name}.lease) OR outbox.{name}.lease < :now)"
+            for name in names
+        )
         return self._update_if(
             item,
-            "SET outbox_lease = :until",
-            "attribute_exists(outbox.#event) AND (attribute_not_exists(outbox_lease) OR outbox_lease < :now)",
-            {"#event": event_id},
-            {":until": {"N": str(now + lease_seconds)}, ":now": {"N": str(now)}},
+            "SET " + ", ".join(f"outbox.{name}.lease = :until" for name in names) + ", version = version + :one",
+            free,
+            names,
+            {":until": {"N": str(now + LEASE_SECONDS)}, ":now": {"N": str(now)}, ":one": {"N": "1"}},
         )
 
-    def release_outbox(self, item: Mapping[str, Any]) -> None:
-        """Gives the lease back after a failed publish, so that the next run retries at once."""
-        self._update_if(item, "REMOVE outbox_lease", "attribute_exists(pk)", None, None)
-
-    def clear_outbox(self, item: Mapping[str, Any], event_id: str) -> None:
-        """Forgets a published event. When it was the job's last one and the job needs no more polling, the
-        job leaves the active index in the same write."""
-        names = {"#event": event_id}
-        rest = [key for key in item.get("outbox", {}) if key != event_id]
-        if (
-            not rest
-            and not needs_index({**item, "outbox": {}}, iso_z(utc_now()))
-            and self._update_if(
+    def release_outbox(self, item: Mapping[str, Any], event_ids: Iterable[str]) -> None:
+        """Gives leases back after a failed publish, so that the next run retries at once."""
+        for event_id in event_ids:
+            self._update_if(
                 item,
-                "REMOVE outbox, outbox_lease, active_provider",
-                "attribute_exists(outbox.#event) AND size(outbox) = :one AND version = :v",
-                names,
-                {":one": {"N": "1"}, ":v": {"N": str(item["version"])}},
+                "REMOVE outbox.#e.lease SET version = version + :one",
+                "attribute_exists(outbox.#e)",
+                {"#e": event_id},
+                {":one": {"N": "1"}},
             )
-        ):
+
+    def clear_outbox(self, published: Sequence[tuple[Mapping[str, Any], Sequence[str]]]) -> None:
+        """Forgets published events: (item as this run last wrote or claimed it, its published event ids).
+        One transaction per 100 jobs; each write bumps the version (so that a run that read the event before
+        it was cleared cannot write it back), and a job with nothing left to poll or publish leaves the
+        active index in the same write. A job that changed meanwhile is cleared on its own."""
+        for start in range(0, len(published), _TRANSACT_LIMIT):
+            chunk = published[start : start + _TRANSACT_LIMIT]
+            if len(chunk) > 1:
+                try:
+                    self._call(
+                        "transact_write_items",
+                        TransactItems=[
+                            {"Update": self._update_request(item, **self._clear_update(item, event_ids))}
+                            for item, event_ids in chunk
+                        ],
+                        passthrough=("TransactionCanceledException",),
+                    )
+                    continue
+                except ClientError:
+                    pass  # one of the jobs changed meanwhile (or the transaction met another): one by one
+            for item, event_ids in chunk:
+                self._clear_each(item, event_ids)
+
+    def _clear_update(self, item: Mapping[str, Any], event_ids: Sequence[str]) -> dict[str, Any]:
+        """The write that clears these events if the job is still at the version this run knows."""
+        names = {f"#e{index}": event_id for index, event_id in enumerate(event_ids)}
+        rest = [key for key in item.get("outbox", {}) if key not in event_ids]
+        if not rest and not needs_index({**item, "outbox": {}}, iso_z(utc_now())):
+            update = "REMOVE outbox, active_provider SET version = version + :one"
+            names = {}
+        else:
+            update = "REMOVE " + ", ".join(f"outbox.{name}" for name in names) + " SET version = version + :one"
+        return {
+            "update": update,
+            "condition": "version = :v",
+            "names": names,
+            "values": {":v": {"N": str(item["version"])}, ":one": {"N": "1"}},
+        }
+
+    def _clear_each(self, item: Mapping[str, Any], event_ids: Sequence[str]) -> None:
+        if self._update_if(item, **self._clear_update(item, event_ids)):
             return
-        # Other events are pending, or the job changed meanwhile: remove just this one (if still there).
-        self._update_if(item, "REMOVE outbox.#event, outbox_lease", "attribute_exists(outbox.#event)", names, None)
+        # The job changed meanwhile (the writer carried the events, still leased by this run): remove just
+        # them; a later sweep takes a job with nothing left to do off the index.
+        for event_id in event_ids:
+            self._update_if(
+                item,
+                "REMOVE outbox.#e SET version = version + :one",
+                "attribute_exists(outbox.#e)",
+                {"#e": event_id},
+                {":one": {"N": "1"}},
+            )
 
     def deactivate(self, item: Mapping[str, Any]) -> bool:
         """Takes a terminal job with nothing to publish off the active index (if it did not change)."""
-        return self._update_if(
+        return None is not self._update_if(
             item,
             "REMOVE active_provider, rewatch_until",
             "version = :v AND (attribute_not_exists(outbox) OR size(outbox) = :zero)",
@@ -333,26 +384,38 @@ class JobStore:
         condition: str,
         names: dict[str, str] | None,
         values: dict[str, Any] | None,
-    ) -> bool:
-        """A conditional UpdateItem on the job item; False when the condition no longer holds."""
-        extra: dict[str, Any] = {}
-        if names:
-            extra["ExpressionAttributeNames"] = names
-        if values:
-            extra["ExpressionAttributeValues"] = values
+    ) -> dict[str, Any] | None:
+        """A conditional UpdateItem on the job item: the item as it now is, None when the condition failed."""
         try:
-            self._call(
+            answer = self._call(
                 "update_item",
-                TableName=self.table_name,
-                Key=_to_dynamo(job_key(item["provider"], item["job_id"])),
-                UpdateExpression=update,
-                ConditionExpression=condition,
+                ReturnValues="ALL_NEW",
                 passthrough=("ConditionalCheckFailedException",),
-                **extra,
+                **self._update_request(item, update, condition, names, values),
             )
         except ClientError:
-            return False
-        return True
+            return None
+        return _from_dynamo(answer.get("Attributes", {}))
+
+    def _update_request(
+        self,
+        item: Mapping[str, Any],
+        update: str,
+        condition: str,
+        names: dict[str, str] | None,
+        values: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _to_dynamo(job_key(item["provider"], item["job_id"])),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        if values:
+            request["ExpressionAttributeValues"] = values
+        return request
 
     def _history_item(self, item: Mapping[str, Any], source: str) -> dict[str, Any]:
         history = {
@@ -378,6 +441,22 @@ class JobStore:
             raise DependencyUnavailable(f"jobs table {operation} failed: {exc.response['Error']['Code']}") from None
         except BotoCoreError as exc:
             raise DependencyUnavailable(f"jobs table {operation} failed: {type(exc).__name__}") from None
+
+
+def new_lease() -> int:
+    """The lease a run takes on the events it adds in its own commit (epoch seconds it ends at)."""
+    return int(time.time()) + LEASE_SECONDS
+
+
+def is_leased(entry: Mapping[str, Any], now: int | None = None) -> bool:
+    """Whether a run holds this outbox entry ({"message": event JSON, "lease": epoch seconds})."""
+    return int(entry.get("lease") or 0) >= (int(time.time()) if now is None else now)
+
+
+def unleased(item: Mapping[str, Any]) -> list[str]:
+    """The item's pending events that no run holds (left by a failed publish or a crashed run)."""
+    now = int(time.time())
+    return [event_id for event_id, entry in (item.get("outbox") or {}).items() if not is_leased(entry, now)]
 
 
 def _reason_codes(reasons: list[dict[str, Any]]) -> str:

@@ -1,0 +1,91 @@
+"""Fan-out: a poll of more active jobs than one invocation applies in its time hands its changes to the
+provider's SQS queue, in messages of FANOUT_BATCH_SIZE jobs, and the same function applies them (SQS event
+source, partial batch responses; a message that keeps failing goes to the dead-letter queue).
+
+The poll still makes the provider requests (their count does not grow with invocations): what is fanned
+out is the work that grows with changed jobs, i.e. the writes, publishes and clears. A message carries each
+job's snapshot with the version the poll decided against; the consumer applies it only while the job is
+still at that version, so a late or repeated message never moves a job backwards (the next poll reads it
+again instead).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from transcode_core.errors import DependencyUnavailable
+from transcode_core.model import Destination, JobError, Output, Snapshot, Status
+
+# An SQS message holds 256 KiB; a batch is cut earlier when its snapshots are large.
+MESSAGE_BYTES = 240 * 1024
+SCHEMA = "transcode-status.fanout/1"
+
+
+def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
+    return asdict(snapshot)
+
+
+def snapshot_from_dict(data: Mapping[str, Any]) -> Snapshot:
+    outputs = tuple(
+        Output(
+            **{
+                **output,
+                "status": Status(output["status"]) if output.get("status") else None,
+                "destinations": tuple(Destination(**destination) for destination in output.get("destinations", ())),
+            }
+        )
+        for output in data.get("outputs", ())
+    )
+    error = JobError(**data["error"]) if data.get("error") else None
+    return Snapshot(**{**data, "status": Status(data["status"]), "outputs": outputs, "error": error})
+
+
+def messages(provider: str, entries: Sequence[tuple[Snapshot, int | None]], batch_size: int) -> list[str]:
+    """Message bodies for (snapshot, version decided against) pairs: at most `batch_size` jobs and
+    MESSAGE_BYTES a message."""
+    bodies: list[str] = []
+    jobs: list[str] = []
+    size = 0
+    for snapshot, version in entries:
+        job = json.dumps({"snapshot": snapshot_to_dict(snapshot), "version": version}, separators=(",", ":"))
+        if jobs and (len(jobs) == batch_size or size + len(job) > MESSAGE_BYTES):
+            bodies.append(_body(provider, jobs))
+            jobs, size = [], 0
+        jobs.append(job)
+        size += len(job) + 1
+    if jobs:
+        bodies.append(_body(provider, jobs))
+    return bodies
+
+
+def _body(provider: str, jobs: list[str]) -> str:
+    return f'{{"schema":"{SCHEMA}","provider":{json.dumps(provider)},"jobs":[{",".join(jobs)}]}}'
+
+
+def read_message(body: str, provider: str) -> list[tuple[Snapshot, int | None]]:
+    """The (snapshot, version) pairs of a message; ValueError when it is not one for this provider."""
+    document = json.loads(body)
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA or document.get("provider") != provider:
+        raise ValueError(f"not a {provider} fan-out message")
+    return [(snapshot_from_dict(job["snapshot"]), job.get("version")) for job in document["jobs"]]
+
+
+class FanOutQueue:
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self.client = client or boto3.client("sqs")
+
+    def enqueue(self, bodies: Sequence[str]) -> None:
+        """Sends the messages, one call each (each is up to 240 KiB, as much as one call takes)."""
+        for body in bodies:
+            try:
+                self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
+            except (ClientError, BotoCoreError) as exc:
+                code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+                raise DependencyUnavailable(f"fan-out queue send failed: {code}") from None

@@ -1,0 +1,327 @@
+"""Scale (issue 9): per-job work on a bounded pool with exact counts, calls per job, the time budget, and the
+fan-out queue drained the way Lambda's SQS event source drains it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+
+import boto3
+import pytest
+
+from local.simulators.encoding_com import EncodingComSimulator
+from transcode_core.config import Settings
+from transcode_core.deadline import Deadline
+from transcode_core.fanout import FanOutQueue
+from transcode_core.model import Snapshot, Status
+from transcode_core.notify import Notifier
+from transcode_core.pipeline import Pipeline
+from transcode_core.providers.base import Adapter
+from transcode_core.store import JobStore
+
+PROVIDER = "encoding_com"
+
+
+class ScriptedAdapter(Adapter):
+    provider = PROVIDER
+
+    def __init__(self, results, after_each=None):
+        self.results = list(results)
+        self.after_each = after_each or (lambda index: None)
+
+    def poll(self, context):
+        for index, result in enumerate(self.results):
+            yield result
+            self.after_each(index)
+
+    def webhook_job_ids(self, body):
+        return []
+
+    def read_jobs(self, job_ids):
+        return iter(())
+
+
+def snap(job_id, status, word, **fields):
+    return Snapshot(provider=PROVIDER, job_id=str(job_id), status=status, provider_status=word, **fields)
+
+
+class CallCounter:
+    """AWS calls by service and operation, counted where botocore sends them."""
+
+    def __init__(self, *clients):
+        self.calls: Counter[str] = Counter()
+        for client in clients:
+            client.meta.events.register("before-call.*.*", self._count)
+
+    def _count(self, model, **_kwargs):
+        self.calls[model.name] += 1
+
+
+@pytest.fixture(autouse=True)
+def serialized_moto(monkeypatch):
+    """moto in-process is not thread-safe (a transaction deep-copies the table while another thread
+    writes): requests from the pool's workers reach it one at a time, as a server would take them."""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.Lock()
+    call = BotocoreStubber.__call__
+
+    def one_at_a_time(self, event_name, request, **kwargs):
+        with lock:
+            return call(self, event_name, request, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", one_at_a_time)
+
+
+@pytest.fixture
+def build(stack):
+    def make(concurrency=8, **settings):
+        config = Settings(
+            table_name=stack.table_name,
+            topic_arn=stack.topic_arn,
+            provider_api_url=None,
+            provider_secret_id=None,
+            concurrency=concurrency,
+            **settings,
+        )
+        store = JobStore(stack.table_name, client=boto3.client("dynamodb"))
+        notifier = Notifier(stack.topic_arn, client=boto3.client("sns"))
+        counter = CallCounter(store.client, notifier.client)
+        return Pipeline(PROVIDER, store, notifier, config), counter
+
+    return make
+
+
+def processing(count):
+    return [snap(n, Status.PROCESSING, "Processing", progress=10) for n in range(1, count + 1)]
+
+
+def finished(count):
+    return [snap(n, Status.COMPLETE, "Finished", progress=100) for n in range(1, count + 1)]
+
+
+def test_a_poll_where_every_job_finishes_makes_one_write_per_job_plus_batched_clears(stack, build):
+    pipeline, counter = build(concurrency=8)
+    pipeline.poll(ScriptedAdapter(processing(250)))
+    counter.calls.clear()
+    # When every one of 250 tracked jobs finishes in one poll, on 8 workers
+    report = pipeline.poll(ScriptedAdapter(finished(250)))
+    # Then each job is written once, its event published once, 10 a call, and cleared 100 a transaction
+    assert report.changes == {"advance": 250} and report.events_published == 250 and report.job_failures == []
+    assert counter.calls == {"Query": 1, "TransactWriteItems": 250 + 3, "PublishBatch": 25}
+    assert sorted(stack.event_ids()) == sorted(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 251))
+    jobs = stack.jobs(PROVIDER)
+    assert len(jobs) == 250 and {job["status"] for job in jobs} == {"COMPLETE"}
+    assert pipeline.store.active_jobs(PROVIDER) == []
+    # And an unchanged poll afterwards writes nothing (the finished jobs left the index with their clear)
+    counter.calls.clear()
+    assert pipeline.poll(ScriptedAdapter([])).changes == {}
+    assert counter.calls == {"Query": 1}
+
+
+def test_an_unchanged_poll_writes_nothing(stack, build):
+    pipeline, counter = build()
+    pipeline.poll(ScriptedAdapter(processing(50)))
+    counter.calls.clear()
+    report = pipeline.poll(ScriptedAdapter(processing(50)))
+    assert report.changes == {"unchanged": 50}
+    assert counter.calls == {"Query": 1}
+
+
+def test_a_jobs_own_snapshots_are_applied_in_order_on_the_pool(stack, build):
+    pipeline, _ = build(concurrency=4)
+    steps = []
+    for n in range(1, 21):
+        steps += [snap(n, Status.QUEUED, "Ready to process"), snap(n, Status.PROCESSING, "Processing")]
+    steps += finished(20)
+    report = pipeline.poll(ScriptedAdapter(steps))
+    assert report.changes == {"new": 20, "advance": 40} and report.race_retries == 0
+    assert [h["status"] for h in stack.history(PROVIDER, "7")] == ["QUEUED", "PROCESSING", "COMPLETE"]
+    assert len(stack.event_ids()) == 20
+
+
+def test_the_time_budget_stops_new_work_and_the_next_run_finishes_it(stack, build):
+    pipeline, _ = build(concurrency=4)
+    pipeline.poll(ScriptedAdapter(processing(50)))
+    now = [0.0]
+    deadline = Deadline(10, clock=lambda: now[0])
+
+    def run_out_after_twenty(index):
+        if index == 19:
+            now[0] = 11.0
+
+    # Given a poll whose time runs out after the provider showed 20 of 50 finished jobs
+    report = pipeline.poll(ScriptedAdapter(finished(50), after_each=run_out_after_twenty), deadline)
+    # Then those 20 are written and published, the other 30 are left as they were, and the report says so
+    assert report.changes == {"advance": 20} and report.events_published == 20 and report.jobs_deferred == 30
+    statuses = Counter(job["status"] for job in stack.jobs(PROVIDER))
+    assert statuses == {"COMPLETE": 20, "PROCESSING": 30}
+    assert all("outbox" not in item for item in pipeline.store.active_jobs(PROVIDER))
+    # And the next run finishes the rest: every job published exactly once
+    report = pipeline.poll(ScriptedAdapter(finished(50)))
+    assert report.changes == {"advance": 30, "unchanged": 20} and report.jobs_deferred == 0
+    assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 51))
+
+
+def test_a_poll_out_of_time_before_it_starts_defers_every_job(stack, build):
+    pipeline, counter = build()
+    pipeline.poll(ScriptedAdapter(processing(5)))
+    counter.calls.clear()
+    report = pipeline.poll(ScriptedAdapter(finished(5)), Deadline(0))
+    assert report.jobs_deferred == 5 and report.changes == {}
+    assert counter.calls == {"Query": 1}
+
+
+# --- fan-out -----------------------------------------------------------------------------------------
+def sqs_event(messages):
+    """What Lambda's SQS event source hands the function for received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fanout",
+                "awsRegion": "us-east-1",
+            }
+            for message in messages
+        ]
+    }
+
+
+def drain(stack, provider, queue_url, batch_size=2):
+    """Receives like the event source, invokes the function, deletes what it did not report as failed.
+    Returns the responses and the ids of messages reported as failed."""
+    sqs = boto3.client("sqs")
+    failed: list[str] = []
+    while True:
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=batch_size, VisibilityTimeout=0)
+        messages = [m for m in received.get("Messages", []) if m["MessageId"] not in failed]
+        if not messages:
+            return failed
+        answer = stack.invoke(provider, sqs_event(messages))
+        refused = {failure["itemIdentifier"] for failure in answer["batchItemFailures"]}
+        failed.extend(refused)
+        for message in messages:
+            if message["MessageId"] not in refused:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def queue(stack):
+    return boto3.client("sqs").create_queue(QueueName=f"fanout-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+
+
+def test_a_poll_past_the_threshold_fans_its_changes_out_and_the_function_applies_them(stack, build, queue):
+    pipeline, counter = build(fanout_threshold=10, fanout_batch_size=25)
+    pipeline.fanout = FanOutQueue(queue, boto3.client("sqs"))
+    pipeline.poll(ScriptedAdapter(processing(60)))  # 60 > 10 active jobs next time
+    # Given 60 active jobs of which 55 finished and 5 did not change
+    counter.calls.clear()
+    report = pipeline.poll(ScriptedAdapter(finished(55) + processing(60)[55:]))
+    # Then the poll wrote nothing itself and queued the 55 changes in 3 messages
+    assert report.jobs_fanned_out == 55 and report.changes == {"unchanged": 5}
+    assert counter.calls == {"Query": 1}
+    assert stack.event_ids() == []
+    # When the function drains the queue (SQS events, partial batch responses)
+    assert drain(stack, PROVIDER, queue) == []
+    # Then every finished job was written and published exactly once
+    statuses = Counter(job["status"] for job in stack.jobs(PROVIDER))
+    assert statuses == {"COMPLETE": 55, "PROCESSING": 5}
+    assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 56))
+
+
+def test_a_repeated_or_late_fan_out_message_changes_nothing_and_a_bad_one_fails_alone(stack, build, queue):
+    pipeline, _ = build(fanout_threshold=1, fanout_batch_size=10)
+    pipeline.fanout = FanOutQueue(queue, boto3.client("sqs"))
+    pipeline.poll(ScriptedAdapter(processing(5)))
+    pipeline.poll(ScriptedAdapter(finished(5)))
+    sqs = boto3.client("sqs")
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    # The same message twice (SQS delivers at least once), and one that is not a fan-out message
+    sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"hello": "world"}))
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    failed = drain(stack, PROVIDER, queue, batch_size=10)
+    assert len(failed) == 1
+    # A batch of only that message is answered the same way (listed as failed, nothing raised)
+    (bad,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    answer = stack.invoke(PROVIDER, sqs_event([bad]))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": bad["MessageId"]}]}
+    assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 6))
+    assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
+
+
+def test_the_scheduled_function_fans_out_and_its_sqs_trigger_applies(stack, queue):
+    # encoding.com end to end: the handler polls the simulator, fans out, and applies its own messages
+    with EncodingComSimulator(user_id="u", user_key="k") as sim:
+        stack.configure(
+            PROVIDER,
+            sim.url,
+            {"user_id": "u", "user_key": "k"},
+            env={"FANOUT_QUEUE_URL": queue, "FANOUT_THRESHOLD": "10", "FANOUT_BATCH_SIZE": "8"},
+        )
+        media = [sim.add_job() for _ in range(30)]
+        for media_id in media:
+            stack.track(PROVIDER, media_id)
+        for _ in range(12):  # past the end of the lifecycle
+            sim.tick()
+            report = stack.poll(PROVIDER)
+            assert report["provider_failures"] == [] and report["changes"].get("advance", 0) == 0
+            assert drain(stack, PROVIDER, queue) == []
+    assert report["jobs_tracked"] == 0 or report["jobs_fanned_out"] == 0
+    assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{media_id}#1#COMPLETE" for media_id in media)
+    assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
+
+
+def test_two_runs_racing_over_the_same_jobs_end_exact(stack, build):
+    import threading
+
+    # Given 60 processing jobs, and a poll and a webhook batch that both see all of them finish, at once
+    first, _ = build(concurrency=4)
+    second, _ = build(concurrency=4)
+    first.poll(ScriptedAdapter(processing(60)))
+    reports = {}
+    runs = [
+        threading.Thread(target=lambda: reports.update(poll=first.poll(ScriptedAdapter(finished(60))))),
+        threading.Thread(target=lambda: reports.update(webhook=second.ingest(finished(60)))),
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    # Then every job finished once: one write and one event each, whichever run won it
+    poll, webhook = reports["poll"], reports["webhook"]
+    assert poll.changes["advance"] + webhook.changes["advance"] == 60
+    assert poll.events_published + webhook.events_published == 60
+    assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 61))
+    assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
+    assert first.store.active_jobs(PROVIDER) == []
+
+
+def test_the_handlers_metrics_equal_its_report(stack, capsys):
+    with EncodingComSimulator(user_id="u", user_key="k") as sim:
+        stack.configure(PROVIDER, sim.url, {"user_id": "u", "user_key": "k"}, env={"CONCURRENCY": "8"})
+        media = [sim.add_job() for _ in range(40)]
+        for media_id in media:
+            stack.track(PROVIDER, media_id)
+        for media_id in media:
+            sim.advance(media_id, 100)
+        capsys.readouterr()
+        report = stack.poll(PROVIDER)
+    emitted = Counter()
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = document[metric["Name"]]
+                emitted[metric["Name"]] += sum(value) if isinstance(value, list) else value
+    assert report["events_published"] == 40
+    assert emitted["EventsPublished"] == 40 and emitted["JobsChanged"] == 40 and emitted["SnapshotsRead"] == 40
