@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from transcode_core.model import STALLED_EVENT, Status, is_terminal
-from transcode_core.notify import build_event, sns_request
+from transcode_core.notify import build_event, sns_message
 from transcode_core.providers import PROVIDER_IDS
 from transcode_core.store import JobStore, public_item
 from transcode_core.times import iso_z, utc_now
@@ -213,7 +213,7 @@ def test_event(target: Target, as_json: bool, provider: str, status: str) -> Non
 
 
 def _publish(target: Target, event: Mapping[str, Any], extra_attributes: Mapping[str, str]) -> str:
-    request = sns_request(target.topic, event)
+    request = {"TopicArn": target.topic, **sns_message(event)}
     for name, value in extra_attributes.items():
         request["MessageAttributes"][name] = {"DataType": "String", "StringValue": value}
     return target.client("sns").publish(**request)["MessageId"]

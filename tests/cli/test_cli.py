@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from local.api_gateway import LocalJobsApi
 from local.simulators.encoding_com import EncodingComSimulator
 from local.simulators.xvid import XvidSimulator
-from transcode_core.notify import build_event, sns_request
+from transcode_core.notify import build_event, sns_message
 from transcode_status_cli.main import cli
 
 XVID = {"client_id": "cid", "client_secret": "csecret"}
@@ -176,7 +176,7 @@ class _Publisher:
     see, so whatever it is shown must keep coming)."""
 
     def __init__(self, stack, *events):
-        self.request = [sns_request(stack.topic_arn, event) for event in events]
+        self.request = [{"TopicArn": stack.topic_arn, **sns_message(event)} for event in events]
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run)
 
