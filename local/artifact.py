@@ -376,6 +376,9 @@ class LocalDeployment:
             prefix = logical_id.removesuffix("Function")  # EncodingComFunction -> EncodingComSecret, ...ApiUrl
             self.refs[f"{prefix}Secret"] = arn
             self.refs[f"{prefix}ApiUrl"] = simulator.url
+            # Ref of a queue is its URL: the function's fan-out queue, as the template gives it one.
+            fanout = self.stack.sqs.create_queue(QueueName=f"{self.stack.name}-{provider}-fanout")
+            self.refs[f"{prefix}FanoutQueue"] = fanout["QueueUrl"]
 
     def __exit__(self, *exc: Any) -> None:
         for simulator in self.simulators.values():
