@@ -36,11 +36,29 @@ def cold_token_cache():
 
 
 @pytest.fixture
-def aws():
+def aws(monkeypatch):
     from moto import mock_aws
 
+    serialize_moto(monkeypatch)
     with mock_aws():
         yield
+
+
+def serialize_moto(monkeypatch) -> None:
+    """moto in-process is not thread-safe (a transaction deep-copies the table while another thread writes):
+    requests from a poll's worker pool reach it one at a time, as a server would take them."""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.Lock()
+    call = BotocoreStubber.__call__
+
+    def one_at_a_time(self, event_name, request, **kwargs):
+        with lock:
+            return call(self, event_name, request, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", one_at_a_time)
 
 
 @pytest.fixture

@@ -58,24 +58,6 @@ class CallCounter:
         self.calls[model.name] += 1
 
 
-@pytest.fixture(autouse=True)
-def serialized_moto(monkeypatch):
-    """moto in-process is not thread-safe (a transaction deep-copies the table while another thread
-    writes): requests from the pool's workers reach it one at a time, as a server would take them."""
-    import threading
-
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.Lock()
-    call = BotocoreStubber.__call__
-
-    def one_at_a_time(self, event_name, request, **kwargs):
-        with lock:
-            return call(self, event_name, request, **kwargs)
-
-    monkeypatch.setattr(BotocoreStubber, "__call__", one_at_a_time)
-
-
 @pytest.fixture
 def build(stack):
     def make(concurrency=8, **settings):
