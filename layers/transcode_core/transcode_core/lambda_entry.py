@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import requests
 from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 
 from transcode_core.config import Settings
@@ -40,6 +38,7 @@ from transcode_core.webhook import WebhookBody, authenticate, check_size
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 
 @dataclass(frozen=True)
@@ -109,6 +108,9 @@ def run_poll(spec: ProviderSpec, deadline: Deadline | None = None) -> Report:
 def run_fanout(spec: ProviderSpec, event: dict, context: Any) -> dict:
     """Applies fan-out messages (SQS event source with ReportBatchItemFailures): a message that could not
     be applied is reported, and only it comes back (then, after maxReceiveCount, goes to the DLQ)."""
+    # Imported here: only a fan-out invocation needs batch processing, so a poll's cold start skips it.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     svc = services()
     pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings)
 
