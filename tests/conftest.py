@@ -46,7 +46,8 @@ def aws(monkeypatch):
 
 def serialize_moto(monkeypatch) -> None:
     """moto in-process is not thread-safe (a transaction deep-copies the table while another thread writes):
-    requests from a poll's worker pool reach it one at a time, as a server would take them."""
+    requests from a poll's worker pool reach it one at a time, as a server would take them (all but SQS
+    receives, which may wait for a message that another thread is about to send)."""
     import threading
 
     from moto.core.botocore_stubber import BotocoreStubber
@@ -55,6 +56,8 @@ def serialize_moto(monkeypatch) -> None:
     call = BotocoreStubber.__call__
 
     def one_at_a_time(self, event_name, request, **kwargs):
+        if event_name.endswith(".sqs.ReceiveMessage"):  # a long poll would hold every other thread up
+            return call(self, event_name, request, **kwargs)
         with lock:
             return call(self, event_name, request, **kwargs)
 
