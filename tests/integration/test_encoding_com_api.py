@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -192,8 +194,9 @@ def test_sixty_media_are_read_in_three_getstatus_extended_calls(sim, api_format)
     queries = [sent_query(request) for request in sim.requests]
     assert all(q["action"] == "GetStatus" and q["extended"] == "yes" for q in queries)
     assert all((q["userid"], q["userkey"]) == ("u", "k") for q in queries)
-    assert [len(q["mediaid"].split(",")) for q in queries] == [25, 25, 10]
-    assert [i for q in queries for i in q["mediaid"].split(",")] == media_ids
+    # the batches are read concurrently: they arrive in any order, each id in exactly one
+    assert sorted(len(q["mediaid"].split(",")) for q in queries) == [10, 25, 25]
+    assert sorted(i for q in queries for i in q["mediaid"].split(",")) == sorted(media_ids)
     assert {next(iter(request.form())) for request in sim.requests} == {api_format}
 
 
@@ -204,6 +207,71 @@ def test_the_batch_size_setting_is_honoured(sim):
 
     assert len(snapshots) == 60
     assert sim.count("POST", "/") == 6
+
+
+def slowed(sim, monkeypatch, seconds, fail_when=lambda media_ids: False):
+    """The simulator answers each request after `seconds`, a 500 when `fail_when(its media ids)`; returns the
+    most requests it ever had in flight at once (a one-item list, filled as the poll runs)."""
+    dispatch, lock, in_flight, most = sim.dispatch, threading.Lock(), [0], [0]
+
+    def slow(request):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            time.sleep(seconds)
+            if fail_when(sent_query(request)["mediaid"].split(",")):
+                return SimResponse(500, {"error": "injected fault"})
+            return dispatch(request)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(sim, "dispatch", slow)
+    return most
+
+
+def test_batches_are_read_concurrently_up_to_the_concurrency_setting_and_yielded_in_order(sim, monkeypatch):
+    # Given 40 media in 8 batches of 5, and a provider that takes a while to answer
+    media_ids = [sim.add_job() for _ in range(40)]
+    most = slowed(sim, monkeypatch, 0.15)
+    adapter = make_adapter(sim, batch_size=5, concurrency=3)
+    context = PollContext(
+        active_jobs=[{"job_id": media_id} for media_id in media_ids],
+        lookup=lambda ids: {},
+        now=datetime.now(UTC),
+        settings=adapter.settings,
+    )
+
+    # When a poll reads them
+    results = list(adapter.poll(context))
+
+    # Then three requests are in flight at a time, each batch is read once, and the results come in order
+    assert most[0] == 3
+    assert sim.count() == 8 and context.stats["status_calls"] == 8
+    assert [result.job_id for result in results] == media_ids
+    assert all(isinstance(result, Snapshot) for result in results)
+
+
+def test_a_failing_batch_among_concurrent_ones_fails_alone_and_the_counts_stay_exact(sim, monkeypatch):
+    # Given 12 batches read 4 at a time; the batch holding one media id answers 500, and another batch holds an
+    # id the API does not know and refuses the whole batch for (it is split until that id fails alone)
+    sim.unknown_in_batch = "refuse"
+    media_ids = [sim.add_job() for _ in range(60)]
+    broken, unknown = media_ids[17], "999999"
+    listed = [*media_ids[:40], unknown, *media_ids[40:]]
+    slowed(sim, monkeypatch, 0.02, fail_when=lambda ids: broken in ids)
+
+    snapshots, failures, stats = poll(make_adapter(sim, batch_size=5, concurrency=4), listed)
+
+    outage = tuple(media_ids[15:20])
+    assert sorted(snapshots) == sorted(set(media_ids) - set(outage))
+    assert sorted(f.job_ids for f in failures) == sorted([outage, (unknown,)])
+    assert isinstance(next(f for f in failures if f.job_ids == outage).error, ProviderUnavailable)
+    # 13 batches; the outage's 2 tries (HTTP_RETRIES 1) are one call; the refused batch [999999, m40..m43] is split
+    # into [999999, m40] (refused, split again: 2 calls) and [m41..m43]: 4 more calls
+    assert stats["status_calls"] == 13 + 4
+    assert sim.count() == stats["status_calls"] - 1  # the injected 500s never reach the simulator's log
 
 
 def test_no_active_jobs_no_calls(sim):
@@ -253,7 +321,7 @@ def test_a_provider_outage_fails_its_batch_and_the_next_batch_is_still_read(sim)
     media_ids = [sim.add_job() for _ in range(30)]
     sim.fail_next = [500, 500]  # the first call and its one retry
 
-    snapshots, failures, _ = poll(make_adapter(sim), media_ids)
+    snapshots, failures, _ = poll(make_adapter(sim, concurrency=1), media_ids)
 
     assert sorted(snapshots) == sorted(media_ids[25:])
     (failure,) = failures

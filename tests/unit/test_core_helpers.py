@@ -3,11 +3,15 @@ checks, settings, the event message."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError, PayloadTooLarge, Unauthorized
 from transcode_core.notify import email_text, publish_batches, sns_message, subject
+from transcode_core.providers.base import read_concurrently
 from transcode_core.times import from_epoch_ms, is_later, parse_time, zone
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody, authenticate, check_size
@@ -225,3 +229,29 @@ def test_events_are_published_ten_a_call_and_never_more_than_256_kib_a_call():
     assert sum(len(batch) for batch in batches) == 5 and len(batches) > 1
     for batch in batches:
         assert sum(len(message["Message"].encode()) for _, message in batch) <= 256 * 1024
+
+
+def test_concurrent_reads_keep_the_items_order_and_stop_starting_reads_when_the_consumer_stops():
+    # Given 100 items read 4 at a time, each read taking a moment
+    started, lock = [], threading.Lock()
+
+    def read(item):
+        with lock:
+            started.append(item)
+        time.sleep(0.01)
+        return item * 10
+
+    # When the consumer takes 5 results and stops (a poll out of time)
+    results = read_concurrently(read, list(range(100)), 4, "test")
+    taken = [next(results) for _ in range(5)]
+    results.close()
+
+    # Then it got them in order, and only the reads already started ran: at most twice the concurrency ahead
+    assert taken == [0, 10, 20, 30, 40]
+    assert len(started) <= 5 + 2 * 4
+    assert sorted(started) == list(range(len(started)))
+
+
+def test_concurrent_reads_with_a_concurrency_of_one_run_in_the_callers_thread():
+    threads = list(read_concurrently(lambda _: threading.current_thread(), [1, 2, 3], 1, "test"))
+    assert threads == [threading.main_thread()] * 3

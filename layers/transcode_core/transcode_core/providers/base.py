@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 import requests
 
@@ -18,6 +20,8 @@ from transcode_core.errors import ProviderError
 from transcode_core.model import Snapshot
 from transcode_core.webhook import WebhookBody
 
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 StoredJob = Mapping[str, Any]  # a job item as the store returns it (plain Python values)
 
 
@@ -114,3 +118,27 @@ class ProviderSpec:
 def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def read_concurrently(
+    read: Callable[[Item], Result], items: Sequence[Item], concurrency: int, name: str
+) -> Iterator[Result]:
+    """`read(item)` for each item, at most `concurrency` at a time, the results in the items' order.
+
+    `read` must not raise (a failure is a result, so one item cannot stop the others). At most twice
+    `concurrency` reads are started ahead of the consumer, so memory stays flat however many items there are;
+    a consumer that stops early (a poll out of time) cancels the reads not yet started."""
+    if concurrency <= 1 or len(items) <= 1:
+        yield from map(read, items)
+        return
+    remaining = iter(items)
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items)), thread_name_prefix=name) as pool:
+        started: deque[Future[Result]] = deque(pool.submit(read, item) for item in islice(remaining, 2 * concurrency))
+        try:
+            while started:
+                result = started.popleft().result()
+                started.extend(pool.submit(read, item) for item in islice(remaining, 1))
+                yield result
+        finally:
+            for future in started:
+                future.cancel()

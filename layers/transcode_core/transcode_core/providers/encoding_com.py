@@ -4,7 +4,7 @@ encoding.com has no listing to discover jobs from here: jobs are registered thro
 a webhook, so a poll reads only the active jobs. Every call is a form POST to the API URL itself with one field,
 `xml` (`<query>...</query>`) or `json` (`{"query": {...}}`); errors come back with HTTP 200 as
 `<response><errors><error>...</error></errors></response>`. XML answers go through `xmlsafe.to_plain`, which gives
-them the JSON API's shape, so one normalizer reads both.
+them the JSON API's shape, so one normalizer reads both. Batches are read CONCURRENCY at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ from transcode_core.model import (
     status_words,
 )
 from transcode_core.providers import values
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob, iter_chunks
+from transcode_core.providers.base import (
+    Adapter,
+    PollContext,
+    PollFailure,
+    ProviderSpec,
+    StoredJob,
+    iter_chunks,
+    read_concurrently,
+)
 from transcode_core.times import is_later, parse_time, zone
 from transcode_core.urls import redact_url
 from transcode_core.webhook import WebhookBody
@@ -115,46 +123,47 @@ class EncodingComAdapter(Adapter):
                 readable.append(media_id)
             else:  # never sent: a malformed id could spoil the answer for its whole batch
                 yield _failure(f"media id {media_id[:40]!r} is not a positive integer", (media_id,))
-        for chunk in iter_chunks(readable, self.settings.batch_size):
-            for result in self._read_batch(tuple(chunk), stats):
+        batches = [tuple(chunk) for chunk in iter_chunks(readable, self.settings.batch_size)]
+        for results, calls in read_concurrently(self._read_batch, batches, self.settings.concurrency, "ecom-status"):
+            stats["status_calls"] += calls
+            for result in results:
                 if isinstance(result, Snapshot):
                     result = _keep_known_error(result, (stored or {}).get(result.job_id))
                 yield result
 
-    def _read_batch(self, batch: tuple[str, ...], stats: Counter[str]) -> Iterator[Snapshot | PollFailure]:
-        """One GetStatus extended call. A batch the API refuses whole (one unknown id can do that) is split in
-        halves until the id it refuses fails alone and the others are read; halves refused with the very same
-        error (e.g. wrong credentials) are not split further."""
-        stats["status_calls"] += 1
+    def _read_batch(self, batch: tuple[str, ...]) -> tuple[list[Snapshot | PollFailure], int]:
+        """One GetStatus extended call: its results and the number of calls made. A batch the API refuses
+        whole (one unknown id can do that) is split in halves until the id it refuses fails alone and the
+        others are read; halves refused with the very same error (e.g. wrong credentials) are not split
+        further. Never raises: batches are read concurrently, and one must not stop the others."""
         try:
             document = self._call({"action": "GetStatus", "extended": "yes", "mediaid": ",".join(batch)})
             jobs = jobs_by_media_id(document)
-        except ProviderUnavailable as exc:  # this batch stays as it was, the next is tried
+        except ProviderUnavailable as exc:  # this batch stays as it was; the other batches are still read
             exc.job_ids = batch
-            yield PollFailure(exc, batch)
-            return
+            return [PollFailure(exc, batch)], 1
         except ProviderError as exc:
             if len(batch) == 1:
                 exc.job_ids = batch
-                yield PollFailure(exc, batch)
-                return
+                return [PollFailure(exc, batch)], 1
             middle = len(batch) // 2
-            halves = [list(self._read_batch(half, stats)) for half in (batch[:middle], batch[middle:])]
-            if all(_refused_whole(results, exc) for results in halves):
+            (first, first_calls), (second, second_calls) = (
+                self._read_batch(half) for half in (batch[:middle], batch[middle:])
+            )
+            calls = 1 + first_calls + second_calls
+            if _refused_whole(first, exc) and _refused_whole(second, exc):
                 exc.job_ids = batch
-                yield PollFailure(exc, batch)  # both halves refused alike: not about one id
-                return
-            for results in halves:
-                yield from results
-            return
-        for media_id in batch:
-            job = jobs.get(_media_key(media_id))
-            if job is None:
-                yield _failure(f"GetStatus did not return media {media_id}", (media_id,))
-            elif errors := provider_errors(job):
-                yield _failure(f"GetStatus for media {media_id}: {'; '.join(errors)}", (media_id,))
-            else:
-                yield normalize_job(job, media_id=media_id, assume=self.timezone)
+                return [PollFailure(exc, batch)], calls  # both halves refused alike: not about one id
+            return first + second, calls
+        return [self._batch_result(jobs, media_id) for media_id in batch], 1
+
+    def _batch_result(self, jobs: Mapping[str, dict[str, Any]], media_id: str) -> Snapshot | PollFailure:
+        job = jobs.get(_media_key(media_id))
+        if job is None:
+            return _failure(f"GetStatus did not return media {media_id}", (media_id,))
+        if errors := provider_errors(job):
+            return _failure(f"GetStatus for media {media_id}: {'; '.join(errors)}", (media_id,))
+        return normalize_job(job, media_id=media_id, assume=self.timezone)
 
     def _call(self, fields: Mapping[str, str]) -> dict[str, Any]:
         """One API call; the `response` document as plain data. ProviderError when it reports errors."""

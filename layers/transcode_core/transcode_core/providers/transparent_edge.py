@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -42,7 +41,14 @@ from transcode_core.model import (
 )
 from transcode_core.oauth import ClientCredentialsToken
 from transcode_core.providers import values
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
+from transcode_core.providers.base import (
+    Adapter,
+    PollContext,
+    PollFailure,
+    ProviderSpec,
+    StoredJob,
+    read_concurrently,
+)
 from transcode_core.times import is_later, parse_time, to_datetime
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody
@@ -218,9 +224,7 @@ class TransparentEdgeAdapter(Adapter):
             except ProviderError as exc:
                 return PollFailure(exc, (order_id,))
 
-        workers = min(self.settings.concurrency, len(order_ids))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="te-detail") as pool:
-            yield from pool.map(read, order_ids)
+        yield from read_concurrently(read, order_ids, self.settings.concurrency, "te-detail")
 
     def webhook_job_ids(self, body: WebhookBody) -> list[str]:
         document = body.json_object()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import cached_property
 from typing import Any
@@ -35,7 +34,14 @@ from transcode_core.model import (
 )
 from transcode_core.oauth import ClientCredentialsToken
 from transcode_core.providers import values
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
+from transcode_core.providers.base import (
+    Adapter,
+    PollContext,
+    PollFailure,
+    ProviderSpec,
+    StoredJob,
+    read_concurrently,
+)
 from transcode_core.webhook import WebhookBody
 
 PROVIDER = "xvid"
@@ -189,9 +195,7 @@ class XvidAdapter(Adapter):
         if not job_ids:
             return
         stats["detail_calls"] += len(job_ids)
-        workers = min(self.settings.concurrency, len(job_ids))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xvid-read") as pool:
-            yield from pool.map(self._read_job, job_ids)
+        yield from read_concurrently(self._read_job, job_ids, self.settings.concurrency, "xvid-read")
 
     def _read_job(self, job_id: str) -> Snapshot | PollFailure:
         """`GET jobs/{id}`; never raises, so one bad job cannot stop the others."""
