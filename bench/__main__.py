@@ -9,12 +9,16 @@ and a moto server in its own process (bench/moto_server.py), with an injected Dy
   changed   BENCH_CHANGED of the jobs (default 25%) moved one step since the last poll
   unchanged nothing moved: nothing may be written
   finish    every job finished: one write each, one event each
+  fanout    as many new jobs, all finishing in a poll past FANOUT_THRESHOLD: the scheduled invocation queues
+            them, then the queue is drained one message an invocation (the event source's BatchSize 1),
+            and 50,000 active jobs are projected from the measured rates
 Printed per cycle: provider requests (token requests apart), DynamoDB calls by operation, SNS publishes
 (messages and PublishBatch calls), wall time, and beside each its lower bound and the ratio; peak Python
-memory of a changed cycle. Results go to bench/results/ as JSON and Markdown.
+memory of a changed cycle. `moto s` is moto's own time (every call's round trip less the injected latency),
+which `wall less moto` sets apart. Results go to bench/results/ as JSON and Markdown.
 
 `python -m bench --check` (what CI runs with BENCH_JOBS=200) exits 1 when a count exceeds its bound:
-table writes, publishes, and every provider's requests.
+table writes, publishes, every provider's requests, and the fan-out cycle's counts.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ DYNAMODB_LATENCY = float(os.environ.get("BENCH_DYNAMODB_MS", "10")) / 1000
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 PAGE_SIZE = 100
 BATCH_SIZE = 25
+FANOUT_BATCH = 200  # FANOUT_BATCH_SIZE's default
+MEMORY_TARGET_MIB = 200  # 10,000 active jobs
+FANOUT_CONSUMERS = 10  # the queues' event sources' MaximumConcurrency in template.yaml
 # On-demand prices (us-east-1, USD): DynamoDB per million write / read request units, SNS per million
 # published messages, Lambda arm64 per GB-second.
 PRICE_WRU, PRICE_RRU, PRICE_SNS, PRICE_GB_S = 0.625, 0.125, 0.50, 0.0000133334
@@ -125,8 +132,10 @@ class AwsCalls:
         events = boto3.DEFAULT_SESSION.events
         events.register("before-parameter-build", self._before_call)
         events.register("after-call.dynamodb", self._after_call)
-        events.register("before-send.dynamodb", self._delay)
-        events.register("after-call.dynamodb", self._round_trip)
+        # moto's own time is measured on every call it serves (DynamoDB, SNS with its SQS subscriber, SQS);
+        # the injected latency is DynamoDB's only.
+        events.register("before-send", self._delay)
+        events.register("after-call", self._round_trip)
 
     def reset(self) -> None:
         with self._lock:
@@ -134,8 +143,8 @@ class AwsCalls:
             self.units.clear()
             self.moto_s.clear()
 
-    def _delay(self, **_kwargs: Any) -> None:
-        if self.latency:
+    def _delay(self, event_name: str, **_kwargs: Any) -> None:
+        if self.latency and event_name.startswith("before-send.dynamodb"):
             time.sleep(self.latency)
         self._sent.at = time.perf_counter()
 
@@ -306,10 +315,90 @@ def run_cycle(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active
     }
 
 
+def run_fanout_cycle(
+    stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active: int, listed: int
+) -> dict[str, Any]:
+    """A `finish` cycle past FANOUT_THRESHOLD: the scheduled invocation reads the provider and queues the
+    changes; the queue is then drained as the event source does (`BatchSize` 1: one message an invocation),
+    each invocation timed. Each part's counts beside their bounds."""
+    import boto3
+
+    from local.lambda_events import sqs_event
+
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=f"bench-fanout-{provider.id.replace('_', '-')}")["QueueUrl"]
+    fanout_env = {"FANOUT_QUEUE_URL": queue_url, "FANOUT_THRESHOLD": "1", "FANOUT_BATCH_SIZE": str(FANOUT_BATCH)}
+    stack.function_env[provider.id].update(fanout_env)
+    try:
+        aws.reset()
+        sim.reset_log()
+        started = time.perf_counter()
+        report = stack.poll(provider.id)
+        scheduled_wall = time.perf_counter() - started
+        requests, _ = provider_requests(sim)
+        scheduled = dict(aws.calls)
+        aws.reset()
+        consumer_walls, refused = [], 0
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", []):
+            started = time.perf_counter()
+            answer = stack.invoke(provider.id, sqs_event(messages), warm=True)
+            consumer_walls.append(time.perf_counter() - started)
+            refused += len(answer["batchItemFailures"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+        consumed = dict(aws.calls)
+    finally:
+        for name in fanout_env:
+            stack.function_env[provider.id].pop(name, None)
+    request_bound = provider.requests_bound(listed, active)
+    message_bound = math.ceil(active / FANOUT_BATCH)
+    writes = sum(count for name, count in consumed.items() if name.split(".")[-1] in WRITE_OPERATIONS)
+    return {
+        "jobs_fanned_out": report["jobs_fanned_out"],
+        "scheduled": {
+            "wall_s": round(scheduled_wall, 3),
+            "provider_requests": requests,
+            "provider_requests_bound": request_bound,
+            "table_writes": sum(c for n, c in scheduled.items() if n.split(".")[-1] in WRITE_OPERATIONS),
+            "queue_messages": scheduled.get("sqs.SendMessage", 0),
+            "queue_messages_bound": message_bound,
+            "latency_bound_s": round(math.ceil(request_bound / CONCURRENCY) * PROVIDER_LATENCY, 3),
+        },
+        "consumer": {
+            "invocations": len(consumer_walls),
+            "refused": refused,
+            "table_writes": writes,
+            "table_writes_bound": active,
+            "table_writes_design_bound": active + len(consumer_walls) * math.ceil(FANOUT_BATCH / 100),
+            "sns_messages": consumed.get("sns.messages", 0),
+            "sns_messages_bound": active,
+            "wall_mean_s": round(sum(consumer_walls) / max(len(consumer_walls), 1), 3),
+            "wall_max_s": round(max(consumer_walls, default=0.0), 3),
+        },
+        "projected_50000": projection(scheduled_wall, consumer_walls, active),
+    }
+
+
+def projection(scheduled_wall: float, consumer_walls: list[float], active: int) -> dict[str, float]:
+    """50,000 active jobs from this cycle's measured rates: the scheduled invocation's time grows with the
+    jobs it reads, and the consumers (at most FANOUT_CONSUMERS at once, `MaximumConcurrency`) each take one
+    message of FANOUT_BATCH jobs."""
+    messages = math.ceil(50_000 / FANOUT_BATCH)
+    per_message = max(consumer_walls, default=0.0)
+    return {
+        "scheduled_s": round(scheduled_wall * 50_000 / active, 1),
+        "messages": messages,
+        "consumers_s": round(math.ceil(messages / FANOUT_CONSUMERS) * per_message, 1),
+    }
+
+
 WRITE_OPERATIONS = {"TransactWriteItems", "UpdateItem", "PutItem", "DeleteItem", "BatchWriteItem"}
 
 
-def bench_provider(provider: Provider, aws: AwsCalls) -> dict[str, Any]:
+@contextlib.contextmanager
+def provider_stack(provider: Provider, aws: AwsCalls):
+    """The provider's function configured against its simulator (with the injected latencies) and a fresh
+    stack on the moto server; yields (stack, simulator, add_jobs), add_jobs(first, count) adding (and, for
+    encoding.com, registering) `count` jobs."""
     from local import lambda_events
     from local.run import scenarios
     from local.stack import LocalStack
@@ -318,8 +407,7 @@ def bench_provider(provider: Provider, aws: AwsCalls) -> dict[str, Any]:
     # Each cycle runs to its end whatever moto's speed (a Lambda's budget would defer the rest: see README).
     lambda_events.LambdaContext.get_remaining_time_in_millis = lambda self: BUDGET_MS
     scenario = next(s for s in scenarios() if s.provider == provider.id)
-    stack = LocalStack(f"bench-{provider.id.replace('_', '-')}").create()
-    results: dict[str, Any] = {"provider": provider.id, "jobs": JOBS, "bound_note": provider.bound_note}
+    stack = LocalStack(f"bench-{provider.id.replace('_', '-')}-{os.getpid()}-{time.monotonic_ns()}").create()
     with scenario.simulator(**scenario.credentials) as sim:
         stack.configure(
             provider.id,
@@ -327,36 +415,78 @@ def bench_provider(provider: Provider, aws: AwsCalls) -> dict[str, Any]:
             scenario.credentials,
             env={"CONCURRENCY": str(CONCURRENCY), "HTTP_RETRIES": "1", "STALL_MINUTES": "0", **provider.env},
         )
-        jobs = [provider.add(sim, n) for n in range(JOBS)]
-        if provider.registers:
-            store = JobStore(stack.table_name)
-            for job_id in jobs:
-                store.register(provider.id, job_id, rewatch_minutes=60)
+
+        def add_jobs(first: int, count: int) -> list[str]:
+            added = [provider.add(sim, n) for n in range(first, first + count)]
+            if provider.registers:
+                store = JobStore(stack.table_name)
+                for job_id in added:
+                    store.register(provider.id, job_id, rewatch_minutes=60)
+            return added
+
         with_latency(sim, PROVIDER_LATENCY)
-        aws.latency = DYNAMODB_LATENCY
-        moved_count = int(JOBS * CHANGED_SHARE)
         try:
-            for job_id in jobs:
-                sim.advance(job_id, provider.first_steps)
-            cycles = {"first": run_cycle(stack, aws, sim, provider, active=JOBS, moved=JOBS, announce=0)}
-            for job_id in jobs[:moved_count]:
-                sim.advance(job_id, 1)
-            cycles["changed"] = run_cycle(stack, aws, sim, provider, active=JOBS, moved=moved_count, announce=0)
-            cycles["unchanged"] = run_cycle(stack, aws, sim, provider, active=JOBS, moved=0, announce=0)
-            # Memory: one more changed cycle, traced (tracing slows it down, so it is not timed)
-            for job_id in jobs[moved_count : 2 * moved_count]:
-                sim.advance(job_id, 1)
-            tracemalloc.start()
-            stack.poll(provider.id)
-            results["peak_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
-            tracemalloc.stop()
-            for job_id in jobs:
-                sim.advance(job_id, 100)
-            cycles["finish"] = run_cycle(stack, aws, sim, provider, active=JOBS, moved=JOBS, announce=JOBS)
+            yield stack, sim, add_jobs
         finally:
             aws.latency = 0.0
+
+
+def traced_poll(stack: Any, provider: Provider) -> float:
+    """MiB of Python heap a poll takes at its peak (tracing slows it down, so it is not timed)."""
+    tracemalloc.start()
+    try:
+        stack.poll(provider.id)
+        return round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+    finally:
+        tracemalloc.stop()
+
+
+def bench_provider(provider: Provider, aws: AwsCalls) -> dict[str, Any]:
+    results: dict[str, Any] = {"provider": provider.id, "jobs": JOBS, "bound_note": provider.bound_note}
+    with provider_stack(provider, aws) as (stack, sim, add_jobs):
+        jobs = add_jobs(0, JOBS)
+        aws.latency = DYNAMODB_LATENCY
+        moved_count = int(JOBS * CHANGED_SHARE)
+        for job_id in jobs:
+            sim.advance(job_id, provider.first_steps)
+        cycles = {"first": run_cycle(stack, aws, sim, provider, active=JOBS, moved=JOBS, announce=0)}
+        for job_id in jobs[:moved_count]:
+            sim.advance(job_id, 1)
+        cycles["changed"] = run_cycle(stack, aws, sim, provider, active=JOBS, moved=moved_count, announce=0)
+        cycles["unchanged"] = run_cycle(stack, aws, sim, provider, active=JOBS, moved=0, announce=0)
+        for job_id in jobs[moved_count : 2 * moved_count]:  # memory: one more changed cycle, traced
+            sim.advance(job_id, 1)
+        results["peak_mib"] = traced_poll(stack, provider)
+        for job_id in jobs:
+            sim.advance(job_id, 100)
+        cycles["finish"] = run_cycle(stack, aws, sim, provider, active=JOBS, moved=JOBS, announce=JOBS)
+        # Fan-out: as many new jobs, seen once, then all finishing in a poll past FANOUT_THRESHOLD
+        aws.latency = 0.0
+        fresh = add_jobs(JOBS, JOBS)
+        for job_id in fresh:
+            sim.advance(job_id, provider.first_steps)
+        stack.poll(provider.id)
+        for job_id in fresh:
+            sim.advance(job_id, 100)
+        aws.latency = DYNAMODB_LATENCY
+        # A listing still shows the first jobs, finished minutes ago: they are read, unchanged, again.
+        listed = JOBS if provider.registers else 2 * JOBS
+        results["fanout"] = run_fanout_cycle(stack, aws, sim, provider, active=JOBS, listed=listed)
     results["cycles"] = cycles
     return results
+
+
+def bench_memory(provider: Provider, aws: AwsCalls, count: int) -> dict[str, Any]:
+    """Peak Python heap of a changed poll of `count` active jobs (no injected DynamoDB latency: only memory
+    is measured)."""
+    with provider_stack(provider, aws) as (stack, sim, add_jobs):
+        jobs = add_jobs(0, count)
+        for job_id in jobs:
+            sim.advance(job_id, provider.first_steps)
+        stack.poll(provider.id)
+        for job_id in jobs[: int(count * CHANGED_SHARE)]:
+            sim.advance(job_id, 1)
+        return {"provider": provider.id, "jobs": count, "peak_mib": traced_poll(stack, provider)}
 
 
 def ratio(value: float, bound: float) -> str:
@@ -403,6 +533,34 @@ def markdown(results: list[dict[str, Any]], import_s: float) -> str:
             f"| {result['provider']} | {result['peak_mib']} MiB | "
             + ", ".join(f"{name} {count}" for name, count in sorted(finish.items()))
             + " |"
+        )
+    lines += [
+        "",
+        f"Fan-out (`finish` past FANOUT_THRESHOLD, {FANOUT_BATCH} jobs a message, one message an invocation): the "
+        "scheduled invocation, then the consumer invocations; and 50,000 active jobs projected from the measured "
+        f"rates ({FANOUT_CONSUMERS} consumers at once):",
+        "",
+        "| provider | scheduled wall s (latency bound) | provider requests | scheduled writes | queue messages "
+        "| consumer invocations | consumer writes | SNS messages | consumer wall s mean / max "
+        "| 50,000: scheduled s | 50,000: messages, consumers s |",
+        "| --- | ---: | --- | ---: | --- | ---: | --- | --- | --- | ---: | --- |",
+    ]
+    for result in results:
+        fan = result.get("fanout")
+        if not fan:
+            continue
+        scheduled, consumer, projected = fan["scheduled"], fan["consumer"], fan["projected_50000"]
+        lines.append(
+            f"| {result['provider']} | {scheduled['wall_s']} ({scheduled['latency_bound_s']}) "
+            f"| {scheduled['provider_requests']} / {scheduled['provider_requests_bound']} "
+            f"| {scheduled['table_writes']} "
+            f"| {scheduled['queue_messages']} / {scheduled['queue_messages_bound']} "
+            f"| {consumer['invocations']} "
+            f"| {consumer['table_writes']} / {consumer['table_writes_bound']} "
+            f"({ratio(consumer['table_writes'], consumer['table_writes_bound'])}) "
+            f"| {consumer['sns_messages']} / {consumer['sns_messages_bound']} "
+            f"| {consumer['wall_mean_s']} / {consumer['wall_max_s']} "
+            f"| {projected['scheduled_s']} | {projected['messages']}, {projected['consumers_s']} |"
         )
     lines += ["", f"Import of a provider function (fresh interpreter): {import_s:.2f} s", ""]
     lines += [
@@ -451,6 +609,32 @@ def checks(results: list[dict[str, Any]]) -> list[str]:
                 missed.append(f"{where}: {cycle['sns_calls']} publish calls > {cycle['sns_calls_bound']}")
             if cycle["provider_requests"] > cycle["provider_requests_bound"]:
                 missed.append(f"{where}: {cycle['provider_requests']} requests > {cycle['provider_requests_bound']}")
+        missed += fanout_checks(result)
+    return missed
+
+
+def fanout_checks(result: dict[str, Any]) -> list[str]:
+    """The fan-out cycle: every job queued by a scheduled invocation that writes nothing, in the fewest
+    messages; the consumers write each job once (plus their clears) and publish each event once."""
+    fan = result.get("fanout")
+    if not fan:
+        return []
+    where, scheduled, consumer = f"{result['provider']} fanout", fan["scheduled"], fan["consumer"]
+    missed = []
+    if fan["jobs_fanned_out"] != result["jobs"]:
+        missed.append(f"{where}: {fan['jobs_fanned_out']} jobs fanned out of {result['jobs']}")
+    if scheduled["table_writes"]:
+        missed.append(f"{where}: the scheduled invocation wrote {scheduled['table_writes']} times")
+    if scheduled["provider_requests"] > scheduled["provider_requests_bound"]:
+        missed.append(f"{where}: {scheduled['provider_requests']} requests > {scheduled['provider_requests_bound']}")
+    if scheduled["queue_messages"] > scheduled["queue_messages_bound"]:
+        missed.append(f"{where}: {scheduled['queue_messages']} messages > {scheduled['queue_messages_bound']}")
+    if consumer["refused"]:
+        missed.append(f"{where}: {consumer['refused']} messages refused")
+    if consumer["table_writes"] > consumer["table_writes_design_bound"]:
+        missed.append(f"{where}: {consumer['table_writes']} writes > {consumer['table_writes_design_bound']}")
+    if consumer["sns_messages"] != consumer["sns_messages_bound"]:
+        missed.append(f"{where}: {consumer['sns_messages']} events published, {consumer['sns_messages_bound']} due")
     return missed
 
 
@@ -458,10 +642,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when a count this code controls exceeds its bound")
     parser.add_argument("--providers", default="", help="comma-separated provider ids (default: all four)")
+    parser.add_argument(
+        "--memory", type=int, metavar="N", help="only the peak heap of a changed poll of N active jobs (10000: target)"
+    )
     args = parser.parse_args(argv)
     _environment()
     warnings.filterwarnings("ignore")
     chosen = [p for p in PROVIDERS if not args.providers or p.id in args.providers.split(",")]
+    if args.memory:
+        return memory_only(chosen, args.memory)
     import_s = bench_import()
     results = []
     with moto_server_process():
@@ -483,6 +672,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return 1 if missed else 0
     return 0
+
+
+def memory_only(chosen: list[Provider], count: int) -> int:
+    with moto_server_process():
+        aws = AwsCalls()
+        results = []
+        for provider in chosen:
+            print(f"{provider.id}: {count} jobs, memory ...", flush=True)
+            with contextlib.redirect_stdout(io.StringIO()):
+                results.append(bench_memory(provider, aws, count))
+    lines = [
+        f"# Peak Python heap of a changed poll ({CHANGED_SHARE:.0%} moved), {count} active jobs per provider",
+        "",
+        "| provider | peak MiB | target |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {r['provider']} | {r['peak_mib']} | {MEMORY_TARGET_MIB} |" for r in results]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"memory-{count}.md").write_text(text)
+    (RESULTS / f"memory-{count}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written: bench/results/memory-{count}.json, bench/results/memory-{count}.md")
+    return 0 if all(r["peak_mib"] < MEMORY_TARGET_MIB for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -23,6 +23,26 @@ def scheduled_event(rule_arn: str = "arn:aws:events:us-east-1:123456789012:rule/
     }
 
 
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:fanout") -> dict:
+    """What Lambda's SQS event source hands the function for messages `ReceiveMessage` returned."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            }
+            for message in messages
+        ]
+    }
+
+
 def http_event(
     method: str,
     path: str,

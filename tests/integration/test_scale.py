@@ -10,6 +10,7 @@ from collections import Counter
 import boto3
 import pytest
 
+from local.lambda_events import sqs_event
 from local.simulators.encoding_com import EncodingComSimulator
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
@@ -158,26 +159,6 @@ def test_a_poll_out_of_time_before_it_starts_defers_every_job(stack, build):
 
 
 # --- fan-out -----------------------------------------------------------------------------------------
-def sqs_event(messages):
-    """What Lambda's SQS event source hands the function for received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:fanout",
-                "awsRegion": "us-east-1",
-            }
-            for message in messages
-        ]
-    }
-
-
 def drain(stack, provider, queue_url, batch_size=2):
     """Receives like the event source, invokes the function, deletes what it did not report as failed.
     Returns the responses and the ids of messages reported as failed."""
