@@ -267,16 +267,35 @@ def with_latency(sim: Any, seconds: float) -> None:
     sim.dispatch = slow
 
 
-def run_cycle(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active: int, moved: int, announce: int):
-    """One scheduled poll, measured, each count beside its bound."""
+@dataclass
+class MeasuredPoll:
+    report: dict[str, Any]
+    wall_s: float
+    provider_requests: int
+    token_requests: int
+    calls: dict[str, int]  # AWS calls by "service.Operation" (and "sns.messages")
+
+
+def measured_poll(stack: Any, aws: AwsCalls, sim: Any, provider: Provider) -> MeasuredPoll:
+    """One scheduled invocation of the provider's function, timed, with the calls it made."""
     aws.reset()
     sim.reset_log()
     started = time.perf_counter()
     report = stack.poll(provider.id)
     wall = time.perf_counter() - started
     requests, tokens = provider_requests(sim)
-    calls = dict(aws.calls)
-    writes = sum(count for name, count in calls.items() if name.split(".")[-1] in WRITE_OPERATIONS)
+    return MeasuredPoll(report, wall, requests, tokens, dict(aws.calls))
+
+
+def table_writes(calls: dict[str, int]) -> int:
+    return sum(count for name, count in calls.items() if name.split(".")[-1] in WRITE_OPERATIONS)
+
+
+def run_cycle(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active: int, moved: int, announce: int):
+    """One scheduled poll, measured, each count beside its bound."""
+    poll = measured_poll(stack, aws, sim, provider)
+    report, wall, requests, calls = poll.report, poll.wall_s, poll.provider_requests, poll.calls
+    writes = table_writes(calls)
     clears = math.ceil(announce / 100)
     ddb_calls = sum(count for name, count in calls.items() if name.startswith("dynamodb."))
     request_bound = provider.requests_bound(active, moved)
@@ -290,7 +309,7 @@ def run_cycle(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active
         "jobs_changed": changed,
         "provider_requests": requests,
         "provider_requests_bound": request_bound,
-        "token_requests": tokens,
+        "token_requests": poll.token_requests,
         "dynamodb_calls": {
             name.split(".", 1)[1]: count for name, count in calls.items() if name.startswith("dynamodb.")
         },
@@ -330,13 +349,7 @@ def run_fanout_cycle(
     fanout_env = {"FANOUT_QUEUE_URL": queue_url, "FANOUT_THRESHOLD": "1", "FANOUT_BATCH_SIZE": str(FANOUT_BATCH)}
     stack.function_env[provider.id].update(fanout_env)
     try:
-        aws.reset()
-        sim.reset_log()
-        started = time.perf_counter()
-        report = stack.poll(provider.id)
-        scheduled_wall = time.perf_counter() - started
-        requests, _ = provider_requests(sim)
-        scheduled = dict(aws.calls)
+        poll = measured_poll(stack, aws, sim, provider)
         aws.reset()
         consumer_walls, refused = [], 0
         while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", []):
@@ -351,22 +364,21 @@ def run_fanout_cycle(
             stack.function_env[provider.id].pop(name, None)
     request_bound = provider.requests_bound(listed, active)
     message_bound = math.ceil(active / FANOUT_BATCH)
-    writes = sum(count for name, count in consumed.items() if name.split(".")[-1] in WRITE_OPERATIONS)
     return {
-        "jobs_fanned_out": report["jobs_fanned_out"],
+        "jobs_fanned_out": poll.report["jobs_fanned_out"],
         "scheduled": {
-            "wall_s": round(scheduled_wall, 3),
-            "provider_requests": requests,
+            "wall_s": round(poll.wall_s, 3),
+            "provider_requests": poll.provider_requests,
             "provider_requests_bound": request_bound,
-            "table_writes": sum(c for n, c in scheduled.items() if n.split(".")[-1] in WRITE_OPERATIONS),
-            "queue_messages": scheduled.get("sqs.SendMessage", 0),
+            "table_writes": table_writes(poll.calls),
+            "queue_messages": poll.calls.get("sqs.SendMessage", 0),
             "queue_messages_bound": message_bound,
             "latency_bound_s": round(math.ceil(request_bound / CONCURRENCY) * PROVIDER_LATENCY, 3),
         },
         "consumer": {
             "invocations": len(consumer_walls),
             "refused": refused,
-            "table_writes": writes,
+            "table_writes": table_writes(consumed),
             "table_writes_bound": active,
             "table_writes_design_bound": active + len(consumer_walls) * math.ceil(FANOUT_BATCH / 100),
             "sns_messages": consumed.get("sns.messages", 0),
@@ -374,7 +386,7 @@ def run_fanout_cycle(
             "wall_mean_s": round(sum(consumer_walls) / max(len(consumer_walls), 1), 3),
             "wall_max_s": round(max(consumer_walls, default=0.0), 3),
         },
-        "projected_50000": projection(scheduled_wall, consumer_walls, active),
+        "projected_50000": projection(poll.wall_s, consumer_walls, active),
     }
 
 
