@@ -271,6 +271,7 @@ def with_latency(sim: Any, seconds: float) -> None:
 class MeasuredPoll:
     report: dict[str, Any]
     wall_s: float
+    cpu_s: float  # this process's CPU time in the poll: the function, its clients, the in-process simulator
     provider_requests: int
     token_requests: int
     calls: dict[str, int]  # AWS calls by "service.Operation" (and "sns.messages")
@@ -280,11 +281,11 @@ def measured_poll(stack: Any, aws: AwsCalls, sim: Any, provider: Provider) -> Me
     """One scheduled invocation of the provider's function, timed, with the calls it made."""
     aws.reset()
     sim.reset_log()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = stack.poll(provider.id)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     requests, tokens = provider_requests(sim)
-    return MeasuredPoll(report, wall, requests, tokens, dict(aws.calls))
+    return MeasuredPoll(report, wall, cpu, requests, tokens, dict(aws.calls))
 
 
 def table_writes(calls: dict[str, int]) -> int:
@@ -324,6 +325,7 @@ def run_cycle(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active
         "sns_calls_bound": math.ceil(announce / 10),
         "other_calls": {name: count for name, count in calls.items() if name.split(".")[0] not in ("dynamodb", "sns")},
         "wall_s": round(wall, 3),
+        "cpu_s": round(poll.cpu_s, 3),
         "moto_s": round(aws.moto_share(), 3),
         "wall_without_moto_s": round(max(0.0, wall - aws.moto_share()), 3),
         "latency_bound_s": round(latency_bound, 3),
@@ -513,11 +515,12 @@ def markdown(results: list[dict[str, Any]], import_s: float) -> str:
         "",
         f"Provider latency {PROVIDER_LATENCY * 1000:.0f} ms a request, DynamoDB {DYNAMODB_LATENCY * 1000:.0f} ms "
         f"a call, CONCURRENCY {CONCURRENCY}, {CHANGED_SHARE:.0%} changed in the `changed` cycle. "
-        "value / bound (ratio).",
+        "value / bound (ratio). `CPU s`: this process's CPU time in the poll (the function and its clients, and "
+        "the simulator, which runs in the same process); moto's runs in its own.",
         "",
         "| provider | cycle | changed | provider requests | table writes | write units | read units | "
-        "SNS messages | PublishBatch calls | wall s | moto s | wall less moto s | latency bound s |",
-        "| --- | --- | ---: | --- | --- | ---: | ---: | --- | --- | ---: | ---: | --- | ---: |",
+        "SNS messages | PublishBatch calls | wall s | moto s | wall less moto s | latency bound s | CPU s |",
+        "| --- | --- | ---: | --- | --- | ---: | ---: | --- | --- | ---: | ---: | --- | ---: | ---: |",
     ]
     for result in results:
         for name, cycle in result["cycles"].items():
@@ -532,7 +535,7 @@ def markdown(results: list[dict[str, Any]], import_s: float) -> str:
                 f"| {cycle['sns_calls']} / {cycle['sns_calls_bound']} "
                 f"| {cycle['wall_s']} | {cycle['moto_s']} "
                 f"| {cycle['wall_without_moto_s']} ({ratio(cycle['wall_without_moto_s'], cycle['latency_bound_s'])}x) "
-                f"| {cycle['latency_bound_s']} |"
+                f"| {cycle['latency_bound_s']} | {cycle['cpu_s']} |"
             )
     lines += [
         "",
