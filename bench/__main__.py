@@ -204,6 +204,9 @@ class Provider:
     add: Callable[[Any, int], str]
     registers: bool  # jobs must be registered (no listing discovers them)
     requests_bound: Callable[[int, int], int]  # (active jobs, jobs new or moved) -> requests
+    # (active jobs, jobs new or moved) -> the fewest request rounds those requests take at CONCURRENCY, where
+    # a request that needs an earlier one's answer (the next page, a detail after the list) is a new round
+    rounds: Callable[[int, int], int]
     bound_note: str
     env: dict[str, str] = field(default_factory=dict)
     # Steps every job is moved before the `first` cycle. TransparentEdge's list shows the status word only, so
@@ -218,6 +221,7 @@ PROVIDERS = [
         lambda sim, n: sim.add_job(),
         True,
         lambda active, moved: math.ceil(active / BATCH_SIZE),
+        lambda active, moved: math.ceil(math.ceil(active / BATCH_SIZE) / CONCURRENCY),
         f"GetStatus extended, {BATCH_SIZE} ids a request",
         {"BATCH_SIZE": str(BATCH_SIZE)},
     ),
@@ -226,6 +230,7 @@ PROVIDERS = [
         lambda sim, n: sim.add_order(),
         False,
         lambda active, moved: 1 + moved,
+        lambda active, moved: 1 + math.ceil(moved / CONCURRENCY),
         "1 listing (unpaged) + a detail for each new or moved order",
         first_steps=0,
     ),
@@ -234,6 +239,7 @@ PROVIDERS = [
         lambda sim, n: sim.add_job(),
         False,
         lambda active, moved: max(1, math.ceil(active / PAGE_SIZE)),
+        lambda active, moved: max(1, math.ceil(active / PAGE_SIZE)),  # no count: a page tells if another follows
         f"inprogress pages of {PAGE_SIZE}, no empty last page",
         {"PAGE_SIZE": str(PAGE_SIZE)},
     ),
@@ -242,6 +248,8 @@ PROVIDERS = [
         lambda sim, n: sim.add_job(10019, f"bench/{n:06d}.mp4"),
         False,
         lambda active, moved: max(1, math.ceil(active / PAGE_SIZE)),
+        # the first page's `total` would let the other pages be read side by side
+        lambda active, moved: 1 + math.ceil((max(1, math.ceil(active / PAGE_SIZE)) - 1) / CONCURRENCY),
         f"status pages of {PAGE_SIZE}, no empty last page",
         {"PAGE_SIZE": str(PAGE_SIZE)},
     ),
@@ -303,7 +311,7 @@ def run_cycle(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active
     request_bound = provider.requests_bound(active, moved)
     # Latency bound: the fewest request rounds at this concurrency, for the provider and for DynamoDB.
     ddb_bound = 1 + moved + clears
-    provider_rounds = math.ceil(request_bound / CONCURRENCY)
+    provider_rounds = provider.rounds(active, moved)
     latency_bound = provider_rounds * PROVIDER_LATENCY + math.ceil(ddb_bound / CONCURRENCY) * DYNAMODB_LATENCY
     changed = sum(count for kind, count in report["changes"].items() if kind != "unchanged")
     return {
@@ -378,7 +386,7 @@ def run_fanout_cycle(
             "table_writes": table_writes(poll.calls),
             "queue_messages": poll.calls.get("sqs.SendMessage", 0),
             "queue_messages_bound": message_bound,
-            "latency_bound_s": round(math.ceil(request_bound / CONCURRENCY) * PROVIDER_LATENCY, 3),
+            "latency_bound_s": round(provider.rounds(listed, active) * PROVIDER_LATENCY, 3),
         },
         "consumer": {
             "invocations": len(consumer_walls),
@@ -401,12 +409,11 @@ def projection(provider: Provider, scheduled_s: float, consumer_s: list[float], 
     """50,000 active jobs, every one changed, from this cycle's measured times (moto's own set apart): the
     scheduled invocation's time grows with the jobs it reads, and the consumers (at most FANOUT_CONSUMERS at
     once, the event source's `MaximumConcurrency`) each take one message of FANOUT_BATCH jobs. Beside it, the
-    scheduled invocation's latency bound: the provider requests 50,000 jobs need, CONCURRENCY at a time."""
+    scheduled invocation's latency bound: the rounds of provider requests 50,000 jobs need."""
     messages = math.ceil(50_000 / FANOUT_BATCH)
-    requests = provider.requests_bound(50_000, 50_000)
     return {
         "scheduled_s": round(scheduled_s * 50_000 / active, 1),
-        "scheduled_latency_bound_s": round(math.ceil(requests / CONCURRENCY) * PROVIDER_LATENCY, 1),
+        "scheduled_latency_bound_s": round(provider.rounds(50_000, 50_000) * PROVIDER_LATENCY, 1),
         "messages": messages,
         "consumers_s": round(math.ceil(messages / FANOUT_CONSUMERS) * max(consumer_s, default=0.0), 1),
     }
