@@ -285,6 +285,10 @@ class MeasuredPoll:
     token_requests: int
     calls: dict[str, int]  # AWS calls by "service.Operation" (and "sns.messages")
 
+    @property
+    def wall_without_moto_s(self) -> float:
+        return max(0.0, self.wall_s - self.moto_s)
+
 
 def measured_poll(stack: Any, aws: AwsCalls, sim: Any, provider: Provider) -> MeasuredPoll:
     """One scheduled invocation of the provider's function, timed, with the calls it made."""
@@ -336,7 +340,7 @@ def run_cycle(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active
         "wall_s": round(wall, 3),
         "cpu_s": round(poll.cpu_s, 3),
         "moto_s": round(poll.moto_s, 3),
-        "wall_without_moto_s": round(max(0.0, wall - poll.moto_s), 3),
+        "wall_without_moto_s": round(poll.wall_without_moto_s, 3),
         "latency_bound_s": round(latency_bound, 3),
         "dynamodb_calls_total": ddb_calls,
         "provider_failures": report["provider_failures"],
@@ -380,7 +384,7 @@ def run_fanout_cycle(
         "jobs_fanned_out": poll.report["jobs_fanned_out"],
         "scheduled": {
             "wall_s": round(poll.wall_s, 3),
-            "wall_without_moto_s": round(max(0.0, poll.wall_s - poll.moto_s), 3),
+            "wall_without_moto_s": round(poll.wall_without_moto_s, 3),
             "provider_requests": poll.provider_requests,
             "provider_requests_bound": request_bound,
             "table_writes": table_writes(poll.calls),
@@ -401,7 +405,7 @@ def run_fanout_cycle(
             "wall_without_moto_mean_s": round(sum(consumer_own) / max(len(consumer_own), 1), 3),
             "wall_without_moto_max_s": round(max(consumer_own, default=0.0), 3),
         },
-        "projected_50000": projection(provider, max(0.0, poll.wall_s - poll.moto_s), consumer_own, active),
+        "projected_50000": projection(provider, poll.wall_without_moto_s, consumer_own, active),
     }
 
 
