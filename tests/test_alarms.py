@@ -30,12 +30,12 @@ def alarms(template) -> dict[str, dict]:
 
 
 def test_every_alarm_notifies_the_operations_topic_and_is_explained_in_the_readme(template):
-    readme = (ROOT / "README.md").read_text()
-    operations = readme[readme.index("## Operations") :]
+    page = (ROOT / "docs" / "operations.md").read_text()
+    operations = page[page.index("## Operations") :]
     for name, alarm in alarms(template).items():
         assert alarm["AlarmActions"] == [{"Ref": "OpsTopic"}], name
         generic = re.sub(r"^(EncodingCom|TransparentEdge|Xvid|VodStation|JobsApi)Function", "<Function>", name)
-        assert f"`{generic}`" in operations, f"README Operations lacks a line for {name}"
+        assert f"`{generic}`" in operations, f"docs/operations.md Operations lacks a line for {name}"
 
 
 def test_the_issue_s_alarms_exist(template):
