@@ -107,7 +107,8 @@ def throttle(operation: str, when=lambda params: True, times: int | None = None,
 
 def clears(params) -> bool:
     """A transaction that clears published events (a commit puts items, a clear only updates them)."""
-    return all("Update" in entry and "outbox" in entry["Update"]["UpdateExpression"] for entry in params["TransactItems"])
+    items = params["TransactItems"]
+    return all("Update" in entry and "outbox" in entry["Update"]["UpdateExpression"] for entry in items)
 
 
 def one_by_one_clear(params) -> bool:
@@ -250,9 +251,7 @@ def test_a_clear_that_fails_every_try_is_counted_and_its_events_come_again_after
     assert Counter(stack.event_ids()) == completed(job_ids) + completed(job_ids)
 
 
-def test_a_throttled_release_after_a_partly_failed_publish_keeps_what_was_published(
-    stack, sim, faults, monkeypatch
-):
+def test_a_throttled_release_after_a_partly_failed_publish_keeps_what_was_published(stack, sim, faults, monkeypatch):
     published_job, refused_job = finished_jobs(stack, sim, 2)
     # Given SNS refusing one entry of the PublishBatch, and DynamoDB throttling the lease's release
     refused_ids = []

@@ -49,7 +49,6 @@ class Services:
     store: JobStore
     notifier: Notifier
     session: requests.Session
-    secrets_client: Any
     fanout: FanOutQueue | None = None
 
 
@@ -76,7 +75,6 @@ def services() -> Services:
         settings=settings,
         store=JobStore(settings.table_name, history_days=settings.history_days, client=client("dynamodb")),
         notifier=Notifier(settings.topic_arn, client=client("sns")),
-        secrets_client=client("secretsmanager"),
         fanout=FanOutQueue(settings.fanout_queue_url, client("sqs")) if settings.fanout_queue_url else None,
         session=build_session(
             retries=settings.http_retries,
@@ -88,9 +86,16 @@ def services() -> Services:
     )
 
 
+@lru_cache(maxsize=1)
+def secrets_client() -> Any:
+    """The provider functions' Secrets Manager client (built at the first secret read: the jobs API reads none)."""
+    return aws.client("secretsmanager", INVOCATION_BUDGET)
+
+
 def reset_services() -> None:
     """Forget cached clients, settings and secrets (tests and the local runner change the environment)."""
     services.cache_clear()
+    secrets_client.cache_clear()
     parameters.clear_caches()
 
 
@@ -111,7 +116,7 @@ def credentials_of(spec: ProviderSpec, svc: Services) -> dict[str, str]:
         svc.settings.provider_secret_id,
         spec.secret_keys,
         max_age=svc.settings.secret_max_age,
-        client=svc.secrets_client,
+        client=secrets_client(),
     )
 
 
