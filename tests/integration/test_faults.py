@@ -25,7 +25,9 @@ from local.simulators.xvid import XvidSimulator
 from local.template import load_template
 from transcode_core import store as store_module
 from transcode_core.config import Settings
-from transcode_core.errors import PollFailed
+from transcode_core.deadline import Deadline
+from transcode_core.errors import PollFailed, ProviderUnavailable
+from transcode_core.http import build_session, send
 from transcode_core.store import LEASE_SECONDS
 
 PROVIDER = "xvid"
@@ -194,6 +196,16 @@ def test_a_provider_that_never_answers_gets_a_503_well_within_the_http_api_s_30_
     # Then the retry after the first read timeout gets only the time left: 503 well before the 30 s cut-off
     assert status == 503 and "retry later" in body["error"]
     assert took < 27
+
+
+def test_each_retry_of_a_read_that_timed_out_gets_only_the_time_left(hanging_url):
+    # Given 3 s left, a 2 s read timeout and three retries, against a provider that never answers
+    session = build_session(retries=3, backoff=0, connect_timeout=1, read_timeout=2)
+    # When a call is made
+    result, took = timed(lambda: send(PROVIDER, session, "GET", hanging_url, deadline=Deadline(3.0)), limit=15)
+    # Then its tries end with the deadline (not 4 x 2 s), as a deferral
+    assert isinstance(result, ProviderUnavailable) and "no time left" in result.message
+    assert took < 3.5
 
 
 def test_a_table_that_never_answers_ends_the_webhook_inside_its_budget(stack, sim, hanging_url, monkeypatch):
