@@ -46,6 +46,7 @@ def test_the_issue_s_alarms_exist(template):
         "PollFailureQueueAlarm",
         "ProviderFailuresAlarm",
         "PublishFailuresAlarm",
+        "JobFailuresAlarm",
         "OutboxAgeAlarm",
         "UnknownStatusWordsAlarm",
         "ConfigurationErrorsAlarm",

@@ -37,3 +37,7 @@ class Unauthorized(TranscodeStatusError):
 
 class PayloadTooLarge(TranscodeStatusError):
     """A webhook body over the size limit: 413."""
+
+
+class PollFailed(TranscodeStatusError):
+    """A poll tried to write jobs and every write failed: the invocation fails (Errors alarm, failed-poll queue)."""

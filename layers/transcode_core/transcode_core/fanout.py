@@ -4,9 +4,11 @@ source, partial batch responses; a message that keeps failing goes to the dead-l
 
 The poll still makes the provider requests (their count does not grow with invocations): what is fanned
 out is the work that grows with changed jobs, i.e. the writes, publishes and clears. A message carries each
-job's snapshot with the version the poll decided against; the consumer applies it only while the job is
-still at that version, so a late or repeated message never moves a job backwards (the next poll reads it
-again instead).
+job's snapshot with the version (and `updated_at`) the poll decided against; the consumer applies it only
+while the job's state is still the one decided against, so a late or repeated message never moves a job
+backwards (the next poll reads it again instead). The outbox's bookkeeping (a run claiming, giving back or
+clearing an event, as the poll itself does with the events it sweeps) raises the version but leaves the
+state and its `updated_at` as they were: a change is still applied in the same period after it.
 """
 
 from __future__ import annotations
@@ -46,14 +48,15 @@ def snapshot_from_dict(data: Mapping[str, Any]) -> Snapshot:
     return Snapshot(**{**data, "status": Status(data["status"]), "outputs": outputs, "error": error})
 
 
-def messages(provider: str, entries: Sequence[tuple[Snapshot, int | None]], batch_size: int) -> list[str]:
-    """Message bodies for (snapshot, version decided against) pairs: at most `batch_size` jobs and
+def messages(provider: str, entries: Sequence[tuple[Snapshot, Mapping[str, Any] | None]], batch_size: int) -> list[str]:
+    """Message bodies for (snapshot, stored job it was decided against) pairs: at most `batch_size` jobs and
     MESSAGE_BYTES a message."""
     bodies: list[str] = []
     jobs: list[str] = []
     size = 0
-    for snapshot, version in entries:
-        job = json.dumps({"snapshot": snapshot_to_dict(snapshot), "version": version}, separators=(",", ":"))
+    for snapshot, stored in entries:
+        decided_against = {"version": stored.get("version"), "updated_at": stored.get("updated_at")} if stored else {}
+        job = json.dumps({"snapshot": snapshot_to_dict(snapshot), **decided_against}, separators=(",", ":"))
         if jobs and (len(jobs) == batch_size or size + len(job) > MESSAGE_BYTES):
             bodies.append(_body(provider, jobs))
             jobs, size = [], 0
@@ -68,12 +71,31 @@ def _body(provider: str, jobs: list[str]) -> str:
     return f'{{"schema":"{SCHEMA}","provider":{json.dumps(provider)},"jobs":[{",".join(jobs)}]}}'
 
 
-def read_message(body: str, provider: str) -> list[tuple[Snapshot, int | None]]:
-    """The (snapshot, version) pairs of a message; ValueError when it is not one for this provider."""
+def read_message(body: str, provider: str) -> list[tuple[Snapshot, dict[str, Any]]]:
+    """The (snapshot, {version, updated_at} decided against) pairs of a message; ValueError when it is not one
+    for this provider."""
     document = json.loads(body)
     if not isinstance(document, dict) or document.get("schema") != SCHEMA or document.get("provider") != provider:
         raise ValueError(f"not a {provider} fan-out message")
-    return [(snapshot_from_dict(job["snapshot"]), job.get("version")) for job in document["jobs"]]
+    return [
+        (snapshot_from_dict(job["snapshot"]), {"version": job.get("version"), "updated_at": job.get("updated_at")})
+        for job in document["jobs"]
+    ]
+
+
+def still_current(item: Mapping[str, Any] | None, decided_against: Mapping[str, Any]) -> bool:
+    """Whether a fanned-out change may be applied to the job as it now is: it is still at the version the poll
+    decided against, or it moved on only through outbox bookkeeping (claims, releases and clears raise the
+    version; every change of the job's state, and only those, also sets `updated_at`). The change is then
+    decided again against the item as it now is and written on its version, so it never carries an event back
+    that a clear removed."""
+    version = decided_against.get("version")
+    if item is None or version is None:
+        return item is None and version is None
+    if item.get("version") == version:
+        return True
+    updated_at = decided_against.get("updated_at")
+    return updated_at is not None and item.get("updated_at") == updated_at and item["version"] > version
 
 
 class FanOutQueue:

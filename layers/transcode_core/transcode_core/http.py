@@ -1,5 +1,6 @@
 """The one HTTP session factory: retries with backoff on 429/5xx and connection errors, timeouts; and `send`,
-the one provider call, which keeps every request, retry and Retry-After within the invocation's Deadline."""
+the one provider call, which keeps every try (the first and each retry), every backoff and Retry-After within
+the invocation's Deadline."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextvars import ContextVar
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+from urllib3.util.timeout import Timeout
 
 from transcode_core import PROJECT, __version__
 from transcode_core.deadline import Deadline
@@ -24,7 +26,23 @@ _call_deadline: ContextVar[Deadline | None] = ContextVar("call_deadline", defaul
 
 
 class RetryWaitTooLong(Exception):
-    """A retry would wait (Retry-After or backoff) past the time left or the longest wait allowed."""
+    """A retry would wait (Retry-After or backoff) past the time left or the longest wait allowed, or no time
+    is left for another try."""
+
+
+class DeadlineTimeout(Timeout):
+    """(connect, read) timeouts that urllib3 recomputes for each try: a try gets at most the time its Deadline
+    has left when it starts, so a read-timeout retry never runs with the whole read timeout again."""
+
+    def __init__(self, connect: float | None, read: float | None, deadline: Deadline) -> None:
+        super().__init__(connect=connect, read=read)
+        self.deadline = deadline
+
+    def clone(self) -> Timeout:
+        # urllib3 clones the timeout at the start of every try (retries included): the try's total is the time
+        # left then. Never 0, which urllib3 refuses: a try with no time left fails at once and is not retried.
+        left = max(self.deadline.remaining(), 0.001)
+        return Timeout(connect=self._connect, read=self._read, total=left)
 
 
 class BudgetRetry(Retry):
@@ -49,6 +67,13 @@ class BudgetRetry(Retry):
     def _sleep_backoff(self) -> None:
         self._check_wait(self.get_backoff_time(), "backoff")
         super()._sleep_backoff()
+
+    def increment(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        retry = super().increment(*args, **kwargs)  # raises when the retries are used up
+        deadline = _call_deadline.get()
+        if deadline is not None and deadline.expired():
+            raise RetryWaitTooLong("no time left for another try")
+        return retry
 
     def _check_wait(self, seconds: float, what: str) -> None:
         deadline = _call_deadline.get()
@@ -109,15 +134,15 @@ def send(
     **kwargs,
 ) -> requests.Response:
     """One provider call: connection failures and 5xx/429 after retries become ProviderUnavailable. With a
-    `deadline`, the call does not start when no time is left, its timeouts are at most the time left, and a
-    retry that would wait past it (a long Retry-After) ends it: all three are deferrals (ProviderUnavailable)."""
+    `deadline`, the call does not start when no time is left, each try's timeouts are at most the time left
+    when it starts, and a retry that would wait past it (a long Retry-After) or find no time left ends it: all
+    are deferrals (ProviderUnavailable)."""
     deadline = deadline or Deadline.none()
     what = f"{method} {_path(url)}"
     deadline.check(provider, what)
-    remaining = deadline.remaining()
-    if not math.isinf(remaining):
+    if not math.isinf(deadline.remaining()):
         configured = kwargs.get("timeout") or getattr(session, "timeout", None)
-        kwargs["timeout"] = _within(configured, remaining)
+        kwargs["timeout"] = _within(configured, deadline)
     token = _call_deadline.set(deadline)
     try:
         response = session.request(method, url, **kwargs)
@@ -132,13 +157,10 @@ def send(
     return response
 
 
-def _within(timeout: float | tuple[float, float] | None, remaining: float) -> float | tuple[float, float]:
-    """(connect, read) timeouts of at most `remaining` seconds each."""
-    if timeout is None:
-        return remaining
-    if isinstance(timeout, tuple):
-        return tuple(min(part, remaining) for part in timeout)  # type: ignore[return-value]
-    return min(timeout, remaining)
+def _within(timeout: float | tuple[float, float] | None, deadline: Deadline) -> Timeout:
+    """The configured (connect, read) timeouts (None: none), each try of which also ends by the deadline."""
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    return DeadlineTimeout(connect, read, deadline)
 
 
 def json_body(provider: str, response: requests.Response) -> object:

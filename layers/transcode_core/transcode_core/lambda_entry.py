@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import requests
 from aws_lambda_powertools.utilities import parameters
-from botocore.config import Config
 
+from transcode_core import aws
 from transcode_core.config import Settings
 from transcode_core.deadline import HTTP_API_SECONDS, Deadline
 from transcode_core.errors import (
@@ -21,6 +20,7 @@ from transcode_core.errors import (
     ConfigurationError,
     DependencyUnavailable,
     PayloadTooLarge,
+    PollFailed,
     ProviderError,
     ProviderUnavailable,
     Unauthorized,
@@ -52,20 +52,30 @@ class Services:
     fanout: FanOutQueue | None = None
 
 
+# The time this invocation's AWS calls may use: every client services() builds stops trying when it is used up.
+INVOCATION_BUDGET = aws.CallBudget()
+
+
+def begin_invocation(event: Any, context: Any) -> None:
+    """Starts the AWS calls' budget: the invocation's remaining time, at most the HTTP API's 30 s for a request."""
+    cap = HTTP_API_SECONDS if is_http_event(event) else None
+    INVOCATION_BUDGET.begin(Deadline.from_context(context, margin=aws.END_MARGIN_SECONDS, cap=cap))
+
+
 @lru_cache(maxsize=1)
 def services() -> Services:
     settings = Settings.from_env()
     # Every worker of the per-job pool may hold a connection at once (and the run's own thread one more).
-    aws = Config(max_pool_connections=settings.concurrency + 2)
+    pool_size = settings.concurrency + 2
+
+    def client(service: str) -> Any:
+        return aws.client(service, INVOCATION_BUDGET, pool_size=pool_size)
+
     return Services(
         settings=settings,
-        store=JobStore(
-            settings.table_name, history_days=settings.history_days, client=boto3.client("dynamodb", config=aws)
-        ),
-        notifier=Notifier(settings.topic_arn, client=boto3.client("sns", config=aws)),
-        fanout=FanOutQueue(settings.fanout_queue_url, boto3.client("sqs", config=aws))
-        if settings.fanout_queue_url
-        else None,
+        store=JobStore(settings.table_name, history_days=settings.history_days, client=client("dynamodb")),
+        notifier=Notifier(settings.topic_arn, client=client("sns")),
+        fanout=FanOutQueue(settings.fanout_queue_url, client("sqs")) if settings.fanout_queue_url else None,
         session=build_session(
             retries=settings.http_retries,
             connect_timeout=settings.connect_timeout,
@@ -76,9 +86,16 @@ def services() -> Services:
     )
 
 
+@lru_cache(maxsize=1)
+def secrets_client() -> Any:
+    """The provider functions' Secrets Manager client (built at the first secret read: the jobs API reads none)."""
+    return aws.client("secretsmanager", INVOCATION_BUDGET)
+
+
 def reset_services() -> None:
     """Forget cached clients, settings and secrets (tests and the local runner change the environment)."""
     services.cache_clear()
+    secrets_client.cache_clear()
     parameters.clear_caches()
 
 
@@ -94,13 +111,25 @@ def build_adapter(
     )
 
 
-def run_poll(spec: ProviderSpec, deadline: Deadline | None = None) -> Report:
-    svc = services()
-    credentials = load_credentials(
-        svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
+def credentials_of(spec: ProviderSpec, svc: Services) -> dict[str, str]:
+    return load_credentials(
+        svc.settings.provider_secret_id,
+        spec.secret_keys,
+        max_age=svc.settings.secret_max_age,
+        client=secrets_client(),
     )
+
+
+def run_poll(spec: ProviderSpec, deadline: Deadline | None = None) -> Report:
+    """One poll. Raises PollFailed when it tried to write jobs and every write failed (after logging its
+    report, its metrics emitted): a poll that could change nothing fails like one that could not run."""
+    svc = services()
+    credentials = credentials_of(spec, svc)
     pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings, fanout=svc.fanout)
     report = pipeline.poll(build_adapter(spec, svc, credentials, deadline), deadline)
+    if report.every_write_failed():
+        logger.error("poll failed: every job write failed", extra={"report": report.to_dict()})
+        raise PollFailed(f"{spec.id}: all {len(report.job_failures)} job writes failed; see job_failures")
     logger.info("poll finished", extra={"report": report.to_dict()})
     return report
 
@@ -197,9 +226,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     def webhook() -> dict[str, int]:
         event = app.current_event
         svc = services()
-        credentials = load_credentials(
-            svc.settings.provider_secret_id, spec.secret_keys, max_age=svc.settings.secret_max_age
-        )
+        credentials = credentials_of(spec, svc)
         authenticate(
             event.get_query_string_value("token"),
             (credentials["webhook_token"], credentials.get("previous_webhook_token")),
@@ -228,6 +255,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     def lambda_handler(event: dict, context: Any) -> dict:
         if metrics.default_dimensions.get("provider") != provider:  # Metrics state is shared process-wide
             metrics.set_default_dimensions(provider=provider)
+        begin_invocation(event, context)
         if is_http_event(event):
             return webhook_router().resolve(event, context)
         if is_sqs_event(event):

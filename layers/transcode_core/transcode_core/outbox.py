@@ -3,8 +3,11 @@ per PublishBatch call, and cleared from their jobs' items 100 per transaction on
 
 An event is published only by the run that holds its lease, and cleared (with a version bump) well within
 the lease, so no fault-free interleaving publishes it twice; a publish that fails gives the lease back and
-the event waits in the item for the next run, so none is lost. Thread-safe: the run's workers add events,
-and whichever worker fills a batch sends it.
+the event waits in the item for the next run, so none is lost. A table fault in this bookkeeping never fails
+the run: a lease that cannot be given back ends on its own (the event is sent later), and a clear that fails
+is tried again job by job, and once more at the end; only an event whose clear failed every time is
+published again when its lease ends (docs/events.md lists the faults that can repeat an event).
+Thread-safe: the run's workers add events, and whichever worker fills a batch sends it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from transcode_core.errors import DependencyUnavailable
 from transcode_core.notify import PUBLISH_BATCH_LIMIT, Notifier
 from transcode_core.observability import logger
 from transcode_core.store import LEASE_SECONDS, JobStore
@@ -41,6 +45,7 @@ class EventDispatch:
         self._pending: list[tuple[Mapping[str, Any], str]] = []  # (item as taken, event id)
         self._published: dict[str, tuple[Mapping[str, Any], list[str]]] = {}  # pk -> (latest item, ids)
         self._oldest_published: float | None = None
+        self._uncleared: list[tuple[Mapping[str, Any], Sequence[str]]] = []  # published, their clear failed
 
     def add(self, item: Mapping[str, Any], event_ids: Sequence[str]) -> None:
         """Events this run now holds in `item` (the item as its write left it: the version is exact)."""
@@ -53,7 +58,7 @@ class EventDispatch:
             self._send(batch)
 
     def finish(self) -> None:
-        """Publishes what is left and clears everything published."""
+        """Publishes what is left and clears everything published (what failed to clear gets one more try)."""
         while True:
             with self._lock:
                 batch = self._take(PUBLISH_BATCH_LIMIT)
@@ -61,6 +66,18 @@ class EventDispatch:
                 break
             self._send(batch)
         self._clear(force=True)
+        with self._lock:
+            retry, self._uncleared = self._uncleared, []
+        if not retry:
+            return
+        uncleared = self.store.clear_outbox(retry)
+        if uncleared:
+            event_ids = [event_id for _, ids in uncleared for event_id in ids]
+            self.report.record(events_uncleared=len(event_ids))
+            logger.error(
+                "published events could not be cleared; they are published again when their lease ends",
+                extra={"event_ids": event_ids[:50], "lease_seconds": LEASE_SECONDS},
+            )
 
     def _take(self, count: int) -> list[tuple[Mapping[str, Any], str]]:
         batch, self._pending = self._pending[:count], self._pending[count:]
@@ -72,8 +89,7 @@ class EventDispatch:
         self.report.record(events_published=len(published), publish_failures=len(failed))
         for event_id in published:
             logger.info("event published", extra={"event_id": event_id})
-        for event_id in failed:
-            self.store.release_outbox(items[event_id], [event_id])
+        # What was published is recorded first: whatever happens to the releases, it is cleared, not sent again.
         with self._lock:
             for event_id in published:
                 item = items[event_id]
@@ -82,6 +98,14 @@ class EventDispatch:
                 self._published[item["pk"]] = (latest, [*ids, event_id])
             if published and self._oldest_published is None:
                 self._oldest_published = time.monotonic()
+        for event_id in failed:
+            try:
+                self.store.release_outbox(items[event_id], [event_id])
+            except DependencyUnavailable:
+                # Not lost: the lease ends on its own and a later run sends the event then.
+                logger.warning(
+                    "a lease could not be given back; the event is sent when it ends", extra={"event_id": event_id}
+                )
         self._clear(force=False)
 
     def _clear(self, *, force: bool) -> None:
@@ -94,4 +118,7 @@ class EventDispatch:
             if not due:
                 return
             cleared, self._published, self._oldest_published = list(self._published.values()), {}, None
-        self.store.clear_outbox(cleared)
+        uncleared = self.store.clear_outbox(cleared)
+        if uncleared:
+            with self._lock:
+                self._uncleared.extend(uncleared)

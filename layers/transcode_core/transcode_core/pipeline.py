@@ -23,7 +23,7 @@ from typing import Any
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import DependencyUnavailable, ProviderError, ProviderUnavailable
-from transcode_core.fanout import FanOutQueue, messages, read_message
+from transcode_core.fanout import FanOutQueue, messages, read_message, still_current
 from transcode_core.model import Change, Kind, Snapshot, Status, decide, is_terminal, snapshot_part
 from transcode_core.notify import Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
@@ -49,6 +49,7 @@ class Report:
     changes: Counter = field(default_factory=Counter)
     events_published: int = 0
     publish_failures: int = 0
+    events_uncleared: int = 0  # published, but their clear failed: published again when their lease ends
     provider_failures: list[str] = field(default_factory=list)
     job_failures: list[str] = field(default_factory=list)
     unknown_words: int = 0
@@ -78,6 +79,13 @@ class Report:
             self.job_failures.append(text)
             self.table_unreachable = self.table_unreachable or table_unreachable
 
+    def jobs_changed(self) -> int:
+        return sum(count for kind, count in self.changes.items() if kind not in NO_CHANGE)
+
+    def every_write_failed(self) -> bool:
+        """Whether the run tried to write jobs and none of its writes (changes, claims of pending events) held."""
+        return bool(self.job_failures) and self.jobs_changed() == 0 and self.events_published == 0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "provider": self.provider,
@@ -87,6 +95,7 @@ class Report:
             "changes": dict(self.changes),
             "events_published": self.events_published,
             "publish_failures": self.publish_failures,
+            "events_uncleared": self.events_uncleared,
             "provider_failures": self.provider_failures,
             "job_failures": self.job_failures,
             "unknown_words": self.unknown_words,
@@ -225,7 +234,7 @@ class Pipeline:
             return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
 
         context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
-        fanned_out: list[tuple[Snapshot, int | None]] | None = (
+        fanned_out: list[tuple[Snapshot, Mapping[str, Any] | None]] | None = (
             [] if self.fanout and len(to_poll) > self.settings.fanout_threshold else None
         )
         changed: set[str] = set()
@@ -298,16 +307,16 @@ class Pipeline:
         return report
 
     def apply_fanned_out(self, body: str) -> Report:
-        """Applies one fan-out message: each job whose stored version is still the one the poll decided
-        against (else the next poll reads it again). Raises DependencyUnavailable when a job could not be
-        applied, so that the queue delivers the message again (jobs already applied are then skipped)."""
+        """Applies one fan-out message: each job whose state is still the one the poll decided against (else
+        the next poll reads it again). Raises DependencyUnavailable when a job could not be applied, so that
+        the queue delivers the message again (jobs already applied are then skipped)."""
         report = Report(self.provider, "fanout")
         entries = read_message(body, self.provider)
         stored = self.store.get_many(self.provider, [snapshot.job_id for snapshot, _ in entries])
         current = []
-        for snapshot, version in entries:
+        for snapshot, decided_against in entries:
             item = stored.get(snapshot.job_id)
-            if (item or {}).get("version") == version:
+            if still_current(item, decided_against):
                 current.append((snapshot, item))
             else:
                 report.record(jobs_deferred=1)
@@ -510,19 +519,19 @@ class Pipeline:
         self,
         snapshot: Snapshot,
         stored: Mapping[str, Any] | None,
-        fanned_out: list[tuple[Snapshot, int | None]],
+        fanned_out: list[tuple[Snapshot, Mapping[str, Any] | None]],
         changed: set[str],
         report: Report,
     ) -> None:
-        """Unchanged jobs cost nothing; a job that changes goes to the queue with the version it was
-        decided against."""
+        """Unchanged jobs cost nothing; a job that changes goes to the queue with the job it was decided
+        against."""
         if decide(stored, snapshot) is None:
             report.record_change("unchanged")
             return
-        fanned_out.append((snapshot, stored.get("version") if stored else None))
+        fanned_out.append((snapshot, stored))
         changed.add(snapshot.job_id)
 
-    def _fan_out(self, fanned_out: list[tuple[Snapshot, int | None]], report: Report) -> None:
+    def _fan_out(self, fanned_out: list[tuple[Snapshot, Mapping[str, Any] | None]], report: Report) -> None:
         assert self.fanout is not None
         bodies = messages(self.provider, fanned_out, self.settings.fanout_batch_size)
         try:
@@ -559,7 +568,7 @@ class Pipeline:
             "ProviderFailures": len(report.provider_failures),
             "JobFailures": len(report.job_failures),
             "UnknownStatusWords": report.unknown_words,
-            "JobsChanged": sum(count for kind, count in report.changes.items() if kind not in NO_CHANGE),
+            "JobsChanged": report.jobs_changed(),
             "JobsCompleted": report.terminal[Status.COMPLETE.value],
             "JobsFailed": report.terminal[Status.ERROR.value],
             "JobsCanceled": report.terminal[Status.CANCELED.value],
@@ -570,6 +579,8 @@ class Pipeline:
         }
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        if report.events_uncleared:  # a fault's trace: sent only when it happens (each metric costs a month)
+            metrics.add_metric(name="EventsUncleared", unit=MetricUnit.Count, value=report.events_uncleared)
 
 
 def pending_event_age(item: Mapping[str, Any], now: datetime) -> float:

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transcode_core.errors import ConfigurationError, DependencyUnavailable
 
 
-def load_credentials(secret_id: str | None, required: Iterable[str], *, max_age: int = 300) -> dict[str, str]:
-    """The secret's JSON as a dict holding every `required` key (plus `webhook_token`)."""
+def load_credentials(
+    secret_id: str | None, required: Iterable[str], *, max_age: int = 300, client: Any = None
+) -> dict[str, str]:
+    """The secret's JSON as a dict holding every `required` key (plus `webhook_token`), read with `client`
+    (a Secrets Manager client; None: Powertools' own)."""
     if not secret_id:
         raise ConfigurationError("PROVIDER_SECRET_ID is not set")
+    if client is not None and getattr(DEFAULT_PROVIDERS.get("secrets"), "client", None) is not client:
+        # Powertools reads through its default provider: it gets the client whose tries fit the invocation's
+        # time (a new client, after the services were built again, starts with an empty cache).
+        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=client)
     try:
         secret = parameters.get_secret(secret_id, transform="json", max_age=max_age)
     except parameters.exceptions.TransformParameterError:

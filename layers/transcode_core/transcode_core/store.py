@@ -247,11 +247,17 @@ class JobStore:
                 {":one": {"N": "1"}},
             )
 
-    def clear_outbox(self, published: Sequence[tuple[Mapping[str, Any], Sequence[str]]]) -> None:
+    def clear_outbox(
+        self, published: Sequence[tuple[Mapping[str, Any], Sequence[str]]]
+    ) -> list[tuple[Mapping[str, Any], Sequence[str]]]:
         """Forgets published events: (item as this run last wrote or claimed it, its published event ids).
         One transaction per 100 jobs; each write bumps the version (so that a run that read the event before
         it was cleared cannot write it back), and a job with nothing left to poll or publish leaves the
-        active index in the same write. A job that changed meanwhile is cleared on its own."""
+        active index in the same write. A job that changed meanwhile, or a transaction that failed (a
+        throttle, another transaction), is cleared job by job. Returns the entries that could not be cleared
+        (the table throttled or unreachable): they stay leased by this run, and are published again once the
+        lease ends unless a later try clears them."""
+        uncleared: list[tuple[Mapping[str, Any], Sequence[str]]] = []
         for start in range(0, len(published), _TRANSACT_LIMIT):
             chunk = published[start : start + _TRANSACT_LIMIT]
             if len(chunk) > 1:
@@ -265,10 +271,14 @@ class JobStore:
                         passthrough=("TransactionCanceledException",),
                     )
                     continue
-                except ClientError:
-                    pass  # one of the jobs changed meanwhile (or the transaction met another): one by one
+                except (ClientError, DependencyUnavailable):
+                    pass  # one by one: each job's clear then fails or succeeds alone
             for item, event_ids in chunk:
-                self._clear_each(item, event_ids)
+                try:
+                    self._clear_each(item, event_ids)
+                except DependencyUnavailable:
+                    uncleared.append((item, event_ids))
+        return uncleared
 
     def _clear_update(self, item: Mapping[str, Any], event_ids: Sequence[str]) -> dict[str, Any]:
         """The write that clears these events if the job is still at the version this run knows."""
