@@ -6,7 +6,8 @@ file in one category with one output per encoding option; outputs advance on com
 Written from NAVER's document alone (its own signature check, never the adapter's). `lastWorkTime` is the
 last work, not the work start the listing filters on. Where the document is silent, both ways can be set:
 `max_page_size` (a gateway that serves fewer items than `pageSizeNo` asks), `list_earlier_runs` (whether a
-file encoded again still lists its earlier run's items).
+file encoded again still lists its earlier run's items). What the document states two ways or leaves open in
+its fields is a `Variant` (`VARIANTS`, chosen with `variant=`): the adapter must read every one of them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,29 @@ MAX_CLOCK_SKEW_MS = 5 * 60 * 1000  # the gateway refuses timestamps further off 
 KST = timezone(timedelta(hours=9))  # the service writes lastWorkTime in Korean time, with its offset
 STATUS_SUFFIX = "/api/v2/status"  # any prefix before it is accepted (and is part of what is signed)
 DEFAULT_PAGE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One reading of what the document states two ways or leaves open."""
+
+    name: str
+    output_type: str = "text"  # "text" as the example shows; "number" as the table types it (the option's id)
+    work_time: str = "text"  # lastWorkTime: "text" ("+0900", the example); "epoch_ms" or "object" (typed Object)
+    optional_fields: bool = True  # False: categoryName, link, outputTotalSize, percent and total left out
+    numbers_as_text: bool = False  # outputTotalSize, percent and total as text (the table types them String)
+    window_order: str = "table"  # "table": workStartTimeFrom is the start; "example": workStartTimeTo is
+    error_shape: str = "providers"  # {errorCode, message, details} (PROVIDERS.md); "seed": {code: Integer, message}
+    word_case: str = "upper"  # status words in the listing and callbacks: "upper", "lower" or "title"
+
+
+VARIANTS = (
+    Variant("documented"),
+    Variant("table-types", output_type="number", numbers_as_text=True, error_shape="seed"),
+    Variant("epoch-times", work_time="epoch_ms", word_case="lower"),
+    Variant("object-times", work_time="object", word_case="title", optional_fields=False),
+    Variant("example-window", window_order="example", error_shape="seed", numbers_as_text=True),
+)
 
 
 def _now_ms() -> int:
@@ -70,8 +94,11 @@ class SimJob:
 
 
 class VodStationSimulator(Simulator):
-    def __init__(self, *, access_key: str = "sim-access-key", secret_key: str = "sim-secret-key") -> None:
+    def __init__(
+        self, *, access_key: str = "sim-access-key", secret_key: str = "sim-secret-key", variant: Variant = VARIANTS[0]
+    ) -> None:
         super().__init__()
+        self.variant = variant
         self.access_key = access_key
         self.secret_key = secret_key
         self.clock_skew_ms = 0  # how far the gateway's clock runs ahead of ours (tests of the 5-minute rule)
@@ -156,8 +183,9 @@ class VodStationSimulator(Simulator):
             job = self.jobs[job_id]
             start = self.job_clock()
             job.earlier.extend(job.outputs.values())
-            job.outputs = {
-                name: SimOutput(name, next(self._ids), Lifecycle(LIFECYCLE), start, start) for name in job.outputs
+            job.outputs = {  # the same encoding options (a category setting) run again
+                name: SimOutput(name, output.encoding_option_id, Lifecycle(LIFECYCLE), start, start)
+                for name, output in job.outputs.items()
             }
             for output in job.outputs.values():
                 self._changed(job, output)
@@ -190,8 +218,8 @@ class VodStationSimulator(Simulator):
             "fileId": job.file_id,
             "filePath": "" if output.status == "WAITING" else job.file_path,
             "encodingOptionId": output.encoding_option_id,
-            "outputType": output.output_type,
-            "status": output.status,
+            "outputType": self._output_type(output),
+            "status": self._word(output.status),
         }
         if output.status == "COMPLETE":
             payload["link"] = _link(job, output)
@@ -200,12 +228,12 @@ class VodStationSimulator(Simulator):
     # --- the API ------------------------------------------------------------------------------------
     def handle(self, request: SimRequest) -> SimResponse:
         if not request.path.endswith(STATUS_SUFFIX):
-            return _error(404, "300", "Not Found Exception", f"no API at {request.path}")
+            return self._error(404, "300", "Not Found Exception", f"no API at {request.path}")
         refused = self._authenticate(request)
         if refused:
             return refused
         if request.method != "GET":
-            return _error(405, "400", "Method Not Allowed", request.method)
+            return self._error(405, "400", "Method Not Allowed", request.method)
         try:
             page_no = int(request.query.get("pageNo") or 1)
             page_size = int(request.query.get("pageSizeNo") or DEFAULT_PAGE_SIZE)
@@ -214,16 +242,20 @@ class VodStationSimulator(Simulator):
                 _optional_int(request.query.get("workStartTimeTo")),
             )
         except ValueError:
-            return _error(400, "100", "Bad Request Exception", "pageNo, pageSizeNo and work times are integers")
+            return self._error(400, "100", "Bad Request Exception", "pageNo, pageSizeNo and work times are integers")
         if page_no < 1 or page_size < 1:
-            return _error(400, "100", "Bad Request Exception", "pageNo and pageSizeNo start at 1")
+            return self._error(400, "100", "Bad Request Exception", "pageNo and pageSizeNo start at 1")
         self.windows.append(window)
+        if self.variant.window_order == "example":  # the example sends the later time as workStartTimeFrom
+            window = window[::-1]
         listed = [item for item in self._items() if _within(item[0], window)]
         listed.sort(key=lambda entry: -entry[0])  # newest work first
         if self.max_page_size is not None:
             page_size = min(page_size, self.max_page_size)
         page = [item for _, item in listed[(page_no - 1) * page_size : page_no * page_size]]
-        total = str(len(listed)) if self.total_as_string else len(listed)
+        total = str(len(listed)) if self.total_as_string or self.variant.numbers_as_text else len(listed)
+        if not self.variant.optional_fields:
+            return json_response({"content": page})
         return json_response({"content": page, "total": total})
 
     def _authenticate(self, request: SimRequest) -> SimResponse | None:
@@ -233,18 +265,18 @@ class VodStationSimulator(Simulator):
         access_key = request.headers.get("x-ncp-iam-access-key", "")
         signature = request.headers.get("x-ncp-apigw-signature-v2", "")
         if not (timestamp and access_key and signature):
-            return _error(401, "200", "Authentication Failed", "missing authentication headers")
+            return self._error(401, "200", "Authentication Failed", "missing authentication headers")
         if access_key != self.access_key:
-            return _error(401, "200", "Authentication Failed", "Invalid access key")
+            return self._error(401, "200", "Authentication Failed", "Invalid access key")
         try:
             offset = abs(int(timestamp) - (_now_ms() + self.clock_skew_ms))
         except ValueError:
-            return _error(401, "200", "Authentication Failed", "Invalid timestamp")
+            return self._error(401, "200", "Authentication Failed", "Invalid timestamp")
         if offset > MAX_CLOCK_SKEW_MS:
-            return _error(401, "200", "Authentication Failed", "Timestamp is more than 5 minutes off")
+            return self._error(401, "200", "Authentication Failed", "Timestamp is more than 5 minutes off")
         path = f"{request.path}?{request.raw_query}" if request.raw_query else request.path
         if signature != _signature_v2(request.method, path, timestamp, self.access_key, self.secret_key):
-            return _error(401, "200", "Authentication Failed", "Signature mismatch")
+            return self._error(401, "200", "Authentication Failed", "Signature mismatch")
         return None
 
     def _items(self) -> list[tuple[int, dict[str, Any]]]:
@@ -253,21 +285,41 @@ class VodStationSimulator(Simulator):
         for job in self.jobs.values():
             runs = [*job.earlier, *job.outputs.values()] if self.list_earlier_runs else list(job.outputs.values())
             for output in runs:
-                item: dict[str, Any] = {
-                    "categoryId": job.category_id,
-                    "categoryName": job.category_name,
-                    "filePath": job.file_path,
-                    "outputType": output.output_type,
-                    "lastWorkTime": _kst(output.last_work_ms),
-                    "status": output.status,
-                    "percent": str(output.current_percent()),
-                }
-                if output.status == "COMPLETE":
-                    item["link"] = _link(job, output)
-                    item["outputTotalSize"] = 1_000_000 + output.encoding_option_id * 1_000
-                    item["percent"] = 100
-                items.append((output.work_start_ms, item))
+                items.append((output.work_start_ms, self._item(job, output)))
         return items + list(self.raw_items)
+
+    def _item(self, job: SimJob, output: SimOutput) -> dict[str, Any]:
+        """One output as a listing item, written the variant's way."""
+        variant = self.variant
+        number: Callable[[int], int | str] = str if variant.numbers_as_text else int
+        item: dict[str, Any] = {
+            "categoryId": job.category_id,
+            "categoryName": job.category_name,
+            "filePath": job.file_path,
+            "outputType": self._output_type(output),
+            "lastWorkTime": _work_time(output.last_work_ms, variant.work_time),
+            "status": self._word(output.status),
+            "percent": str(output.current_percent()),
+        }
+        if output.status == "COMPLETE":
+            item["link"] = _link(job, output)
+            item["outputTotalSize"] = number(1_000_000 + output.encoding_option_id * 1_000)
+            item["percent"] = number(100)
+        if not variant.optional_fields:
+            for key in ("categoryName", "link", "outputTotalSize", "percent"):
+                item.pop(key, None)
+        return item
+
+    def _output_type(self, output: SimOutput) -> str | int:
+        return output.encoding_option_id if self.variant.output_type == "number" else output.output_type
+
+    def _word(self, word: str) -> str:
+        return {"lower": word.lower(), "title": word.title()}.get(self.variant.word_case, word)
+
+    def _error(self, status: int, code: str, message: str, details: str) -> SimResponse:
+        if self.variant.error_shape == "seed":  # the seed's table: error.code (Integer) and error.message
+            return json_response({"error": {"code": int(code), "message": message}}, status)
+        return _error(status, code, message, details)
 
 
 def _signature_v2(method: str, path_with_query: str, timestamp: str, access_key: str, secret_key: str) -> str:
@@ -288,6 +340,27 @@ def _link(job: SimJob, output: SimOutput) -> str:
 
 def _kst(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=KST).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _work_time(epoch_ms: int, form: str) -> str | int | dict[str, Any]:
+    """lastWorkTime as text with an offset, as epoch milliseconds, or as a Java LocalDateTime in Korean time
+    written as an object (what a JSON mapper without a date module makes of it)."""
+    if form == "epoch_ms":
+        return epoch_ms
+    if form == "object":
+        moment = datetime.fromtimestamp(epoch_ms / 1000, tz=KST)
+        return {
+            "year": moment.year,
+            "monthValue": moment.month,
+            "month": moment.strftime("%B").upper(),
+            "dayOfMonth": moment.day,
+            "dayOfWeek": moment.strftime("%A").upper(),
+            "hour": moment.hour,
+            "minute": moment.minute,
+            "second": moment.second,
+            "nano": moment.microsecond * 1000,
+        }
+    return _kst(epoch_ms)
 
 
 def _optional_int(value: str | None) -> int | None:

@@ -21,6 +21,7 @@ from transcode_core.webhook import WebhookBody
 
 ACCESS_KEY, SECRET_KEY = "AK-test", "SK-test"
 HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
 
 
 class PagedFaults(VodStationSimulator):
@@ -200,7 +201,8 @@ def test_a_failed_page_stops_paging_updates_known_jobs_and_defers_new_ones(sim):
     snapshots, failures, stats = poll(make_adapter(sim.url, page_size=2), store)
 
     # Then the failure is reported, paging stopped, the known job moved on and the new one waits
-    assert [r.query["pageNo"] for r in sim.requests] == ["1", "2"]
+    recent_start = sim.requests[0].query["workStartTimeFrom"]
+    assert [r.query["pageNo"] for r in sim.requests if r.query["workStartTimeFrom"] == recent_start] == ["1", "2"]
     [failure] = failures
     assert failure.error.message == "page 2: HTTP 400 error 100: Bad Request Exception"
     assert [s.job_id for s in snapshots] == [known]
@@ -232,22 +234,24 @@ def test_an_error_body_with_status_200_is_an_error(sim):
 # --- the window ---------------------------------------------------------------------------------------
 
 
-def test_the_window_starts_at_the_earliest_work_start_an_active_job_may_have(sim):
+def test_active_jobs_found_before_the_look_back_are_read_from_their_kept_bound(sim):
     # Given active jobs each found in an earlier window: their work started at or after that window's start
     now_ms = int(time.time() * 1000)
-    oldest = sim.add_job(1, "oldest.mp4", work_start_ms=now_ms - 3 * HOUR_MS)
-    sim.add_job(1, "before-window.mp4", work_start_ms=now_ms - 5 * HOUR_MS)
+    oldest = sim.add_job(1, "oldest.mp4", work_start_ms=now_ms - 3 * DAY_MS)
+    sim.add_job(1, "before-window.mp4", work_start_ms=now_ms - 5 * DAY_MS)
     other = sim.add_job(1, "other.mp4", work_start_ms=now_ms - HOUR_MS)
     active = [
-        {"job_id": oldest, "status": "PROCESSING", "details": {"work_started_after": _iso(now_ms - 4 * HOUR_MS)}},
+        {"job_id": oldest, "status": "PROCESSING", "details": {"work_started_after": _iso(now_ms - 4 * DAY_MS)}},
         {"job_id": other, "status": "QUEUED", "details": {"work_started_after": _iso(now_ms - 2 * HOUR_MS)}},
     ]
 
     snapshots, _, _ = poll(make_adapter(sim.url), active=active)
 
-    [(start, end)] = sim.windows
-    assert abs(start - (now_ms - 4 * HOUR_MS)) < 5_000
-    assert abs(end - (now_ms + 5 * 60 * 1000)) < 5_000
+    # Then the recent window (the discovery look-back) is read first, then the reach-back to the oldest bound
+    [(recent_start, recent_end), (reach_start, reach_end)] = sim.windows
+    assert abs(recent_start - (now_ms - 2 * DAY_MS)) < 5_000
+    assert abs(recent_end - (now_ms + 5 * 60 * 1000)) < 5_000
+    assert abs(reach_start - (now_ms - 4 * DAY_MS)) < 5_000 and reach_end == recent_start
     assert sorted(s.job_id for s in snapshots) == sorted([other, oldest])  # the job from before the window is not read
 
 
@@ -500,6 +504,7 @@ def test_a_job_no_window_shows_ends_as_an_error_that_says_so(sim):
     store = Store()
     adapter = make_adapter(sim.url)
     job = sim.add_job(5, "gone.mp4")
+    sim.add_job(5, "still-there.mp4")  # the read lists something: it could have listed the missing job
     sim.advance(job)
     poll(adapter, store)
     del sim.jobs[job]

@@ -181,7 +181,10 @@ W, R, C, F, X, U = (
         ([C, R], Status.PROCESSING),
         ([C, C], Status.COMPLETE),
         ([F, C], Status.ERROR),
-        ([F, R], Status.ERROR),  # a failure decides even while others still run
+        ([F, R], Status.PROCESSING),  # failed once the others are done, so it fails once, with its final outputs
+        ([F, W], Status.PROCESSING),
+        ([F, X], Status.ERROR),
+        ([U, F, R], Status.PROCESSING),
         ([X, X], Status.CANCELED),
         ([C, X], Status.COMPLETE),  # what was not canceled was delivered
         ([W, X], Status.QUEUED),
@@ -208,48 +211,15 @@ def test_provider_status_is_the_outputs_words_deduplicated_and_sorted():
 # --- the poll window ----------------------------------------------------------------------------------
 
 
-def test_window_without_active_jobs_is_the_discovery_look_back(adapter):
-    assert adapter.window([], NOW) == (ms(NOW - timedelta(days=2)), ms(NOW + timedelta(minutes=5)))
-
-
-def test_window_starts_at_the_earliest_kept_work_start_bound(adapter):
-    # lastWorkTime (created_at) says nothing of the work start the listing filters on: only the bound does
-    jobs = [
-        {
-            "job_id": "1:a",
-            "created_at": "2026-03-01T11:00:00Z",
-            "details": {"work_started_after": "2026-03-01T06:30:00Z"},
-        },
-        {
-            "job_id": "1:b",
-            "created_at": "2026-03-01T09:00:00Z",
-            "details": {"work_started_after": "2026-03-01T08:00:00Z"},
-        },
-    ]
-    start, end = adapter.window(jobs, NOW)
-    assert start == ms(datetime(2026, 3, 1, 6, 30, tzinfo=UTC))
-    assert end == ms(NOW + timedelta(minutes=5))
-
-
-def test_window_reaches_back_past_the_look_back_for_a_job_found_earlier(adapter):
-    jobs = [{"job_id": "1:old", "details": {"work_started_after": "2026-02-01T00:00:00Z"}}]
-    assert adapter.window(jobs, NOW)[0] == ms(datetime(2026, 2, 1, tzinfo=UTC))
-
-
-def test_window_of_a_job_registered_but_never_seen_is_the_discovery_look_back(adapter):
-    # A job PUT through the jobs API has only updated_at (SUBMITTED, never listed): it may have started any time.
-    jobs = [{"job_id": "1:new", "status": "SUBMITTED", "updated_at": "2026-03-01T11:30:00Z"}]
-    assert adapter.window(jobs, NOW)[0] == ms(NOW - timedelta(days=2))
-
-
-def test_window_follows_the_discovery_setting():
+def test_the_recent_window_follows_the_discovery_setting(adapter):
+    assert adapter.discovery_start(NOW) == NOW - timedelta(days=2)
     narrow = VodStationAdapter(
         api_url=SPEC.default_api_url,
         credentials={"access_key": "AK", "secret_key": "SK"},
         session=requests.Session(),
         settings=settings(discovery_days=0.5),
     )
-    assert narrow.window([], NOW)[0] == ms(NOW - timedelta(hours=12))
+    assert narrow.discovery_start(NOW) == NOW - timedelta(hours=12)
 
 
 # --- callbacks ----------------------------------------------------------------------------------------
@@ -298,9 +268,13 @@ def test_complete_callback_does_not_complete_a_job_never_listed(adapter):
     assert fresh.status is Status.PROCESSING
 
 
-def test_failure_callback_fails_the_job_with_the_output_named(adapter):
+def test_failure_callback_fails_the_job_with_the_output_named_once_the_others_are_done(adapter):
     stored = stored_job("PROCESSING", [("sd", "PROCESSING", "RUNNING"), ("hd", "PROCESSING", "RUNNING")])
-    [snapshot] = adapter.webhook_snapshots(callback("FAILURE", "hd"), lookup_of(stored))
+    [failed] = adapter.webhook_snapshots(callback("FAILURE", "hd"), lookup_of(stored))
+    assert (failed.status, failed.provider_status, failed.error) == (Status.PROCESSING, "FAILURE,RUNNING", None)
+
+    stored_after = {**stored, **snapshot_fields(failed), "job_id": JOB_ID}
+    [snapshot] = adapter.webhook_snapshots(callback("COMPLETE", "sd"), lookup_of(stored_after))
     assert snapshot.status is Status.ERROR
     assert snapshot.error.code == "FAILURE"
     assert "hd" in snapshot.error.message

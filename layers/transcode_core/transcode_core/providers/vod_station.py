@@ -36,8 +36,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -80,6 +80,8 @@ WORDS = status_words(
 
 NOT_LISTED_GRACE = timedelta(hours=2)  # an active job missing from complete reads this long has ended
 NOT_LISTED = "NOT_LISTED"
+MAX_SEARCH_BACK = timedelta(days=366)  # how far back a job registered but never listed is looked for
+KST = timezone(timedelta(hours=9))  # the service's own time: lastWorkTime without an offset is read in it
 FUTURE_MARGIN = timedelta(minutes=5)  # the gateway's clock may run ahead of ours
 AUTH_REJECTED = (401, 403)  # wrong keys, signature or clock: no page can be read this run
 # `pk` ("vod_station#" + job id) is also the ActiveJobs index's sort key, which holds at most 1024 bytes.
@@ -104,7 +106,9 @@ def sign(method: str, path_with_query: str, timestamp_ms: str, access_key: str, 
 
 def derive_status(outputs: Sequence[Output]) -> Status:
     """The job's status from its outputs' statuses, first rule that holds:
-    1. any output failed -> ERROR (the job will not deliver everything it was asked for);
+    1. any output failed and none still waits or runs -> ERROR (the job is over and did not deliver
+       everything it was asked for; while other outputs still work it is PROCESSING, so that it fails once,
+       with its final outputs, and their later work is not taken for a new attempt);
     2. every output complete -> COMPLETE; every output canceled -> CANCELED;
        only complete and canceled outputs -> COMPLETE (what was not canceled was delivered);
     3. any output running, or some finished while others wait -> PROCESSING;
@@ -115,14 +119,14 @@ def derive_status(outputs: Sequence[Output]) -> Status:
     if not statuses:
         return Status.UNKNOWN
     present = set(statuses)
-    if Status.ERROR in present:
+    if Status.ERROR in present and not present & {Status.QUEUED, Status.PROCESSING}:
         return Status.ERROR
     if present == {Status.COMPLETE} or present == {Status.COMPLETE, Status.CANCELED}:
         return Status.COMPLETE
     if present == {Status.CANCELED}:
         return Status.CANCELED
-    finished = present & {Status.COMPLETE, Status.CANCELED}
-    if Status.PROCESSING in present or (Status.COMPLETE in finished and Status.QUEUED in present):
+    finished = present & {Status.COMPLETE, Status.ERROR, Status.CANCELED}
+    if Status.PROCESSING in present or (finished - {Status.CANCELED} and Status.QUEUED in present):
         return Status.PROCESSING
     if present <= {Status.QUEUED, Status.CANCELED}:
         return Status.QUEUED
@@ -156,6 +160,18 @@ class _Item:
     file_path: str
     output: Output
     last_work: datetime | None  # None for callbacks: they carry no time
+    window_start: datetime | None = None  # the start of the window that listed it (None for callbacks)
+
+
+@dataclass
+class _Listing:
+    """One read of a window: its items, whether it failed, and how many entries it listed (readable or not:
+    the evidence that this read could list anything at all)."""
+
+    start: datetime
+    items: list[_Item] = field(default_factory=list)
+    failure: PollFailure | None = None
+    entries: int = 0
 
 
 class VodStationAdapter(Adapter):
@@ -167,6 +183,7 @@ class VodStationAdapter(Adapter):
         if missing:
             raise ConfigurationError(f"vod_station credentials lack: {', '.join(missing)}")
         self.clock: Callable[[], float] = time.time  # the signature's timestamp; the gateway checks it
+        self._window_reversed: bool | None = None  # how the gateway reads the window: None until a read lists
 
     # --- client ---------------------------------------------------------------------------------------
     def list_page(self, page_no: int, window: tuple[int, int]) -> dict[str, Any]:
@@ -212,44 +229,112 @@ class VodStationAdapter(Adapter):
         }
 
     # --- poll -----------------------------------------------------------------------------------------
-    def window(self, active_jobs: Sequence[StoredJob], now: datetime) -> tuple[int, int]:
-        """(workStartTimeFrom, workStartTimeTo) in epoch ms: from the earliest work start any active job may
-        have (its kept bound; the discovery look-back for a job never listed) to now plus a margin."""
-        earliest = now - timedelta(days=self.settings.discovery_days)
-        bounds = [_work_start_bound(job) or earliest for job in active_jobs]
-        return to_epoch_ms(min(bounds, default=earliest)), to_epoch_ms(now + FUTURE_MARGIN)
+    def discovery_start(self, now: datetime) -> datetime:
+        """The start of the recent window: jobs whose work started since then are discovered."""
+        return now - timedelta(days=self.settings.discovery_days)
 
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
-        window = self.window(context.active_jobs, context.now)
-        items, failure = self._read_listing(window, context.stats)
-        if failure:
-            yield failure
-        by_job: dict[str, list[_Item]] = {}
-        for item in items:
-            by_job.setdefault(item.job_id, []).append(item)
-        stored = context.stored_jobs(by_job)
-        found_after = from_epoch_ms(window[0])
-        for job_id, job_items in by_job.items():
-            job = stored.get(job_id)
-            if failure and job is None:
-                context.stats["discoveries_deferred"] += 1  # some of its outputs may be on the unread pages
+        now, stats = context.now, context.stats
+        recent_from = self.discovery_start(now)
+        active = {
+            job_id: job
+            for job_id, job in context.active_by_id.items()
+            if not is_terminal(_stored_status(job) or Status.SUBMITTED)
+        }
+        older = {
+            job_id: bound for job_id, job in active.items() if (bound := _work_start_bound(job)) and bound < recent_from
+        }
+        never_listed = [job_id for job_id, job in active.items() if _work_start_bound(job) is None]
+
+        # 1. The recent window, read first and judged on its own: what an older job costs never holds up discovery.
+        recent = self._read_window(recent_from, now + FUTURE_MARGIN, stats)
+        if recent.failure:
+            yield recent.failure
+        recent_items = _by_job(recent.items)
+        yield from self._judge(
+            {job_id: items for job_id, items in recent_items.items() if job_id not in older},
+            context,
+            complete=recent.failure is None,
+        )
+        seen = set(recent_items)
+
+        # 2. The reach-back for active jobs that started before it, down to the earliest of their kept bounds. It
+        # may fail or run out of time (a job active for weeks): those jobs wait, nothing else does.
+        reach: _Listing | None = None
+        if older:
+            reach = self._read_window(min(older.values()), recent_from, stats)
+            if reach.failure:
+                yield replace(reach.failure, job_ids=tuple(older))
+            reach_items = _by_job(reach.items)
+            wanted = [job_id for job_id in {*older, *never_listed} if job_id in recent_items or job_id in reach_items]
+            yield from self._judge(
+                {job_id: recent_items.get(job_id, []) + reach_items.get(job_id, []) for job_id in wanted},
+                context,
+                complete=True,  # only stored jobs: what is not read of them comes from the store
+            )
+            seen.update(wanted)
+
+        # 3. A job never listed (registered through the jobs API) may have started any time before: each poll
+        # reads one older slice for it, each as long as all the time already searched, back to MAX_SEARCH_BACK.
+        searched = {job_id: _searched_back_to(active[job_id]) or recent_from for job_id in never_listed}
+        unfound = [job_id for job_id in never_listed if job_id not in seen]
+        if unfound and (depth := max(searched[job_id] for job_id in unfound)) > now - MAX_SEARCH_BACK:
+            start = max(depth - (now - depth), now - MAX_SEARCH_BACK)
+            search = self._read_window(start, depth, stats)
+            if search.failure:
+                yield replace(search.failure, job_ids=tuple(unfound))
+            search_items = _by_job(search.items)
+            found = [job_id for job_id in unfound if job_id in search_items]
+            yield from self._judge({job_id: search_items[job_id] for job_id in found}, context, complete=True)
+            seen.update(found)
+            if not search.failure:
+                searched.update({job_id: start for job_id in unfound if searched[job_id] >= start})
+
+        # 4. An active job that no read listed ends only on positive evidence: every read that could hold it was
+        # complete and listed something (an empty answer may be a gateway that cannot filter as we ask).
+        recent_shows = recent.failure is None and recent.entries > 0
+        for job_id, job in active.items():
+            if job_id in seen:
                 continue
-            snapshot = self._listed_snapshot(job_id, job_items, job, found_after)
+            bound = _work_start_bound(job)
+            if bound is None:
+                evident = recent_shows and searched[job_id] <= now - MAX_SEARCH_BACK
+            elif bound >= recent_from:
+                evident = recent_shows
+            else:
+                evident = bool(reach and reach.failure is None and recent.failure is None)
+                evident = evident and recent.entries + (reach.entries if reach else 0) > 0
+            if evident:
+                stats["not_listed"] += 1
+            snapshot = self._not_listed(job_id, job, now, evident=evident, searched_back_to=searched.get(job_id))
+            if snapshot is not None:
+                yield snapshot
+
+    def _judge(
+        self, items_by_job: Mapping[str, list[_Item]], context: PollContext, *, complete: bool
+    ) -> Iterator[Snapshot]:
+        """Snapshots of the listed jobs. After an incomplete read a job never stored waits (some of its outputs
+        may be on the unread pages); a stored one is updated, its other outputs coming from the store."""
+        stored = context.stored_jobs(items_by_job)
+        for job_id, job_items in items_by_job.items():
+            job = stored.get(job_id)
+            if not complete and job is None:
+                context.stats["discoveries_deferred"] += 1
+                continue
+            snapshot = self._listed_snapshot(job_id, job_items, job)
             if job_id not in context.active_by_id and job is not None and _settled(job, snapshot):
                 context.stats["settled_jobs_skipped"] += 1  # finished before, and the listing shows no more
                 continue
             yield snapshot
-        if failure:
-            return
-        # A complete read covers every active job's window: one it does not list is gone from the provider.
-        for job_id, job in context.active_by_id.items():
-            if job_id not in by_job and not is_terminal(job.get("status") or Status.SUBMITTED):
-                context.stats["not_listed"] += 1
-                yield self._not_listed(job_id, job, context.now)
 
-    def _not_listed(self, job_id: str, stored: StoredJob, now: datetime) -> Snapshot:
-        """A missing job is marked once; missing past the grace period, it ends in ERROR (NOT_LISTED)."""
+    def _not_listed(
+        self, job_id: str, stored: StoredJob, now: datetime, *, evident: bool, searched_back_to: datetime | None
+    ) -> Snapshot | None:
+        """With evidence, a missing job is marked once and, missing past the grace period, ends in ERROR
+        (NOT_LISTED). Without, it stays as it is (None), apart from how far back it was searched for."""
         details = dict(stored.get("details") or {})
+        if searched_back_to is not None:
+            details["searched_back_to"] = iso_z(searched_back_to)
         since = to_datetime(details.get("not_listed_since"))
         grace = max(NOT_LISTED_GRACE, timedelta(minutes=self.settings.stall_minutes))
         outputs = tuple(_stored_outputs(stored))
@@ -261,7 +346,7 @@ class VodStationAdapter(Adapter):
             "created_at": stored.get("created_at"),
             "outputs": outputs,
         }
-        if since is not None and now - since >= grace:
+        if evident and since is not None and now - since >= grace:
             message = (
                 f"VOD Station has not listed this job since {iso_z(since)} although every window that could "
                 "hold it was read; it is no longer followed"
@@ -274,49 +359,68 @@ class VodStationAdapter(Adapter):
                 details=details,
                 **common,
             )
-        if since is None:
+        if evident and since is None:
             details["not_listed_since"] = iso_z(now)
+        if details == dict(stored.get("details") or {}):
+            return None
         status = Status(stored.get("status") or Status.SUBMITTED)
         return Snapshot(
             status=status, provider_status=stored.get("provider_status") or NOT_LISTED, details=details, **common
         )
 
-    def _read_listing(self, window: tuple[int, int], stats: Counter[str]) -> tuple[list[_Item], PollFailure | None]:
-        """Every item in the window, page by page; a failed page ends the read (the rest comes next poll).
+    def _read_window(self, start: datetime, end: datetime, stats: Counter[str]) -> _Listing:
+        """Every item whose work started in [start, end]. The document's parameter table makes
+        workStartTimeFrom the start, its example sends it as the end: a read that lists nothing is tried the
+        other way round, and the way that lists something is kept for the adapter's later reads."""
+        window = (to_epoch_ms(start), to_epoch_ms(end))
+        if self._window_reversed:
+            return self._read_listing(window[::-1], start, stats)
+        listing = self._read_listing(window, start, stats)
+        if listing.entries:
+            self._window_reversed = False
+        if listing.failure or listing.entries or self._window_reversed is False:
+            return listing
+        reversed_listing = self._read_listing(window[::-1], start, stats)
+        if not reversed_listing.entries:
+            return listing  # nothing either way; a refusal of the reversed window is no news
+        self._window_reversed = True
+        logger.info("vod_station gateway reads workStartTimeFrom/To as the document's example sends them")
+        return reversed_listing
+
+    def _read_listing(self, sent: tuple[int, int], start: datetime, stats: Counter[str]) -> _Listing:
+        """Every item of one window, page by page; a failed page ends the read (the rest comes next poll).
         A refused signature raises: no page can be read with these credentials or this clock."""
-        items: list[_Item] = []
+        listing = _Listing(start)
         page_size = self.settings.page_size
-        received = 0
         for page_no in range(1, MAX_PAGES + 1):
             try:
-                document = self.list_page(page_no, window)
+                document = self.list_page(page_no, sent)
             except AuthenticationRejected:
                 raise
             except ProviderError as error:
-                return items, PollFailure(type(error)(self.provider, f"page {page_no}: {error.message}"))
+                listing.failure = PollFailure(type(error)(self.provider, f"page {page_no}: {error.message}"))
+                return listing
             stats["list_pages"] += 1
             content = document.get("content") or []
             for raw in content:
-                item = _listed_item(raw)
+                item = _listed_item(raw, start)
                 if item is None:
                     stats["unreadable_items"] += 1
                     logger.warning("vod_station listing item names no job", extra={"page": page_no})
                     continue
-                items.append(item)
-            received += len(content)
+                listing.items.append(item)
+            listing.entries += len(content)
             total = values.integer(document.get("total"))
             # Stop on what the answer says, not on page arithmetic: a gateway may serve fewer than asked.
             if not content or (total is None and len(content) < page_size):
                 break
-            if total is not None and received >= total:
+            if total is not None and listing.entries >= total:
                 break
         else:  # the guard ended the read: not a complete one, so no job counts as missing
-            return items, PollFailure(ProviderError(self.provider, f"the listing goes on past {MAX_PAGES} pages"))
-        return items, None
+            listing.failure = PollFailure(ProviderError(self.provider, f"the listing goes on past {MAX_PAGES} pages"))
+        return listing
 
-    def _listed_snapshot(
-        self, job_id: str, items: Sequence[_Item], stored: StoredJob | None, found_after: str | None = None
-    ) -> Snapshot:
+    def _listed_snapshot(self, job_id: str, items: Sequence[_Item], stored: StoredJob | None) -> Snapshot:
         # A file encoded again lists its outputs again: the latest item of each output is the current one.
         latest: dict[str, _Item] = {}
         for item in items:
@@ -329,14 +433,18 @@ class VodStationAdapter(Adapter):
         last_work = max(work_times) if work_times else None
 
         stored_status = _stored_status(stored)
+        stored_outputs = _stored_outputs(stored)
         requeued = bool(
             stored_status
             and is_terminal(stored_status)
             and last_work is not None
             and (finished := to_datetime((stored or {}).get("finished_at"))) is not None
             and last_work > finished
+            # A job failed while other outputs still ran (stored so by an earlier version): their later work
+            # finishes this attempt, it does not start another.
+            and (_all_finished(stored_outputs) or (stored or {}).get("provider_status") == NOT_LISTED)
         )
-        outputs = listed if requeued else _merge(_stored_outputs(stored), listed, forward_only=False)
+        outputs = listed if requeued else _merge(stored_outputs, listed, forward_only=False)
         status = derive_status(outputs)
         oldest = [to_datetime((stored or {}).get("created_at")), min(work_times) if work_times else None]
         created = min((moment for moment in oldest if moment is not None), default=None)
@@ -346,8 +454,10 @@ class VodStationAdapter(Adapter):
             "category_id": newest.category_id,
             "not_listed_since": None,  # listed again
         }
-        if found_after and not details.get("work_started_after"):
-            details["work_started_after"] = found_after
+        window_starts = [item.window_start for item in items if item.window_start is not None]
+        if window_starts and not details.get("work_started_after"):
+            details["work_started_after"] = iso_z(min(window_starts))
+        details.pop("searched_back_to", None)  # found: its bound says where to read from now on
         details = {
             **drop_none(details),
             "output_types": sorted({output.id for output in outputs}),
@@ -400,7 +510,7 @@ class VodStationAdapter(Adapter):
         outputs = _merge(list(previous.values()), [output], forward_only=True)
         status = derive_status(outputs)
         known_types = set(((stored or {}).get("details") or {}).get("output_types") or ())
-        if status is Status.COMPLETE and not (known_types and known_types <= {o.id for o in outputs}):
+        if is_terminal(status) and not (known_types and known_types <= {o.id for o in outputs}):
             status = Status.PROCESSING  # other outputs may not have sent a word yet (WAITING has no file path)
         details = {**dict((stored or {}).get("details") or {}), "category_id": item.category_id}
         if item.category_name is not None:
@@ -434,7 +544,7 @@ SPEC = ProviderSpec(
 # --- normalizing ---------------------------------------------------------------------------------------
 
 
-def _listed_item(raw: object) -> _Item | None:
+def _listed_item(raw: object, window_start: datetime | None = None) -> _Item | None:
     """A listing item as an output of its job; None when it names no job."""
     if not isinstance(raw, dict):
         return None
@@ -459,7 +569,8 @@ def _listed_item(raw: object) -> _Item | None:
             size_bytes=values.integer(raw.get("outputTotalSize")),
             destinations=_destinations(raw.get("link")),
         ),
-        last_work=to_datetime(raw.get("lastWorkTime")),
+        last_work=_work_time(raw.get("lastWorkTime")),
+        window_start=window_start,
     )
 
 
@@ -582,6 +693,10 @@ def _stored_outputs(stored: StoredJob | None) -> list[Output]:
     return outputs
 
 
+def _all_finished(outputs: Sequence[Output]) -> bool:
+    return all(output.status is not None and is_terminal(output.status) for output in outputs)
+
+
 def _job_error(outputs: Sequence[Output]) -> JobError:
     failed = [output.id for output in outputs if output.status is Status.ERROR]
     return JobError(message=f"encoding failed for output {', '.join(failed)}", code="FAILURE")
@@ -627,6 +742,54 @@ def _later(item: _Item, held: _Item) -> bool:
     if item.last_work is None:
         return held.last_work is None
     return held.last_work is None or item.last_work >= held.last_work
+
+
+def _by_job(items: Sequence[_Item]) -> dict[str, list[_Item]]:
+    by_job: dict[str, list[_Item]] = {}
+    for item in items:
+        by_job.setdefault(item.job_id, []).append(item)
+    return by_job
+
+
+def _searched_back_to(job: StoredJob) -> datetime | None:
+    """How far back a job never listed has been looked for (None: only the recent window so far)."""
+    return to_datetime((job.get("details") or {}).get("searched_back_to"))
+
+
+def _work_time(value: object) -> datetime | None:
+    """`lastWorkTime`, which the document types Object and shows as text with an offset. Also read: epoch
+    milliseconds (a number or digits, as the document's other times are), an object holding them (`epochMilli`,
+    `time`, `timestamp`) or `epochSecond`, and date parts (a Java LocalDateTime written as an object or an
+    array). A time without an offset is the service's own, Korean time."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+        return to_datetime(from_epoch_ms(value))
+    if isinstance(value, str):
+        return to_datetime(value, assume=KST)
+    if isinstance(value, Mapping):
+        for key in ("epochMilli", "time", "timestamp"):
+            if values.integer(value.get(key)) is not None:
+                return to_datetime(from_epoch_ms(values.integer(value.get(key))))
+        if (seconds := values.integer(value.get("epochSecond"))) is not None:
+            return to_datetime(from_epoch_ms(seconds * 1000))
+        month = value.get("monthValue", value.get("month"))
+        parts = (
+            [value.get(key) for key in ("year",)]
+            + [month]
+            + [value.get(key) for key in ("dayOfMonth", "hour", "minute", "second")]
+        )
+    elif isinstance(value, list):
+        parts = value[:6]
+    else:
+        return None
+    numbers = [values.integer(part) for part in parts]
+    if len(numbers) < 3 or None in numbers[:3]:
+        return None
+    try:
+        return datetime(*(number or 0 for number in numbers), tzinfo=KST)  # type: ignore[misc]
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _work_start_bound(job: StoredJob) -> datetime | None:
