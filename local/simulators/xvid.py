@@ -154,11 +154,12 @@ class XvidSimulator(Simulator):
         """Runs the job to the end of its lifecycle."""
         return self.advance(job_id, len(self.jobs[job_id].lifecycle.steps))
 
-    def restart(self, job_id: str) -> str:
-        """Runs the job again from the start of its lifecycle (a new attempt)."""
+    def restart(self, job_id: str, *, fail: bool | None = None) -> str:
+        """Runs the job again from the start of its lifecycle (a new attempt); `fail` False makes the new run
+        succeed, True fail (None: the lifecycle it had)."""
         with self.lock:
             job = self.jobs[job_id]
-            job.lifecycle.restart()
+            job.lifecycle.restart(None if fail is None else list(FAILURE_STEPS if fail else SUCCESS_STEPS))
             job.status = job.lifecycle.status
             job.version += 1
             self._settle(job)

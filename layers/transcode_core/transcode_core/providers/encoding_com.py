@@ -156,6 +156,8 @@ class EncodingComAdapter(Adapter):
                     return failed, 1
                 results, calls = self._read_batch(rest)
                 return failed + results, 1 + calls
+            if len(batch) == 1 and not _blamed_ids(exc, batch):
+                return [_failure(f"media {batch[0]}: {exc.message}", batch)], 1  # name the media it is about
             if len(batch) == 1 or not _blames_a_media(exc):
                 exc.job_ids = batch
                 return [PollFailure(exc, batch)], 1
