@@ -10,6 +10,17 @@ JSON answers have the real API's quirk: one `job`, `format` or `destination` is 
     sim.add_job(fail=True)                  # ends in Error, destination "Error (Access denied)"
     sim.tick()                              # every unfinished media one step
     body, content_type = sim.notification(media_id, kind="xml")   # what encoding.com POSTs to notify URLs
+
+What the documents leave open is a setting (defaults: the seed's example and PROVIDERS.md), and `VARIANTS`
+names the combinations the tests run every flow against (`EncodingComSimulator(variant=...)`):
+- `unknown_in_batch` (below) and `refusal_names_id`: whether a batch refused for an unknown id names it;
+- `errors_as_list`: the JSON API's `errors.error` as a list even for one error (PROVIDERS.md's
+  `{"errors": {"error": [...]}}`) instead of one string (the quirk of one element);
+- `unset_dates`: "zero" (`0000-00-00 00:00:00`, PROVIDERS.md), "empty" or "absent";
+- `progress_format`: "decimal" ("50.0") or "integer" ("50"), both percentages sent as text;
+- `status_case`: "title" (the document's words), "lower" or "upper";
+- `sparse`: the answer without the fields the document marks optional or that a basic answer lacks
+  (`prevstatus`, `time_left*`, `progress_current`, `filesize`, `processor`, `convertedsize`, `file_size`).
 """
 
 from __future__ import annotations
@@ -47,6 +58,19 @@ UPLOAD_ERROR = "Error (Access denied)"
 UPLOAD_DESCRIPTION = "Upload error: Access denied"
 DOWNLOAD_ERROR = "Download error:  The requested URL returned error: 403 Forbidden"
 
+VARIANTS: dict[str, dict[str, Any]] = {
+    "example": {},
+    "refuse-naming-the-id": {"unknown_in_batch": "refuse", "refusal_names_id": True},
+    "refuse-naming-no-id": {"unknown_in_batch": "refuse", "refusal_names_id": False, "errors_as_list": True},
+    "omit-unknown-empty-dates": {"unknown_in_batch": "omit", "unset_dates": "empty", "progress_format": "integer"},
+    "lower-case-absent-dates": {"status_case": "lower", "unset_dates": "absent", "sparse": True},
+    "upper-case-words": {"status_case": "upper", "errors_as_list": True},
+}
+SPARSE_FIELDS = frozenset(
+    {"prevstatus", "time_left", "time_left_current", "progress_current", "filesize", "processor"}
+    | {"convertedsize", "file_size"}
+)
+
 Pairs = list[tuple[str, Any]]  # an ordered multi-map (like XML children); values are str or nested Pairs
 
 
@@ -81,20 +105,34 @@ class SimMedia:
 
 
 class EncodingComSimulator(Simulator):
-    def __init__(self, user_id: str = "u", user_key: str = "k", *, provider_timezone: tzinfo = UTC) -> None:
+    def __init__(
+        self, user_id: str = "u", user_key: str = "k", *, provider_timezone: tzinfo = UTC, variant: str = "example"
+    ) -> None:
         super().__init__()
         self.user_id = user_id
         self.user_key = user_key
         self.timezone = provider_timezone  # the zone its dates are written in (they carry no offset)
         self.media: dict[str, SimMedia] = {}
-        # How extended GetStatus answers a media id it does not know: "job_error" (a <job> holding <errors>),
-        # "omit" (no <job> for it) or "refuse" (the whole call answers <errors>). Unconfirmed: all three are tested.
-        self.unknown_in_batch = "job_error"
-        # GetStatus's documented answer has no <description>; the notify carries it. True adds one (not documented).
-        self.status_description = False
+        self.variant = variant
+        self._apply_variant()
         self._ids = count(31_000_001)
         self._format_ids = count(164_000_001)
         self._last_stamp = datetime(2000, 1, 1, tzinfo=UTC)
+
+    def _apply_variant(self) -> None:
+        # How extended GetStatus answers a media id it does not know: "job_error" (a <job> holding <errors>),
+        # "omit" (no <job> for it) or "refuse" (the whole call answers <errors>). Unconfirmed: all three are tested.
+        self.unknown_in_batch = "job_error"
+        self.refusal_names_id = True
+        # GetStatus's documented answer has no <description>; the notify carries it. True adds one (not documented).
+        self.status_description = False
+        self.errors_as_list = False
+        self.unset_dates = "zero"
+        self.progress_format = "decimal"
+        self.status_case = "title"
+        self.sparse = False
+        for name, value in VARIANTS[self.variant].items():
+            setattr(self, name, value)
 
     # --- test controls ------------------------------------------------------------------------------
     def add_job(
@@ -134,8 +172,7 @@ class EncodingComSimulator(Simulator):
             self.media.clear()
             self.requests.clear()
             self.fail_next.clear()
-            self.unknown_in_batch = "job_error"
-            self.status_description = False
+            self._apply_variant()
 
     def advance(self, media_id: str | int, steps: int = 1) -> str:
         """Moves the media `steps` along its lifecycle; returns its status word."""
@@ -178,7 +215,7 @@ class EncodingComSimulator(Simulator):
         """The body encoding.com POSTs to the media's notify URL and its content type. `kind`: "xml" (form field
         xml, the default), "json" (form field json), "raw-xml" or "raw-json" (notify_body_format=raw)."""
         with self.lock:
-            pairs = self._notification_pairs(self.media[str(media_id)])
+            pairs = self._shaped(self._notification_pairs(self.media[str(media_id)]))
         if kind in ("xml", "raw-xml"):
             document = _xml_document("result", pairs)
             if kind == "raw-xml":
@@ -199,15 +236,24 @@ class EncodingComSimulator(Simulator):
         api_format = "json" if "json" in form else "xml"
         query = _read_query(form)
         if query is None:
-            return _answer(api_format, [("errors", [("error", "Wrong query format")])])
+            return self._answer(api_format, [("errors", [("error", "Wrong query format")])])
         if str(query.get("userid", "")) != self.user_id or str(query.get("userkey", "")) != self.user_key:
-            return _answer(api_format, [("errors", [("error", WRONG_CREDENTIALS)])])
+            return self._answer(api_format, [("errors", [("error", WRONG_CREDENTIALS)])])
         action = str(query.get("action") or "")
         if action == "GetStatus":
-            return _answer(api_format, self._get_status(query))
+            return self._answer(api_format, self._get_status(query))
         if action == "GetMediaList":
-            return _answer(api_format, self._media_list())
-        return _answer(api_format, [("errors", [("error", f"Unknown action: {action[:40]}")])])
+            return self._answer(api_format, self._media_list())
+        return self._answer(api_format, [("errors", [("error", f"Unknown action: {action[:40]}")])])
+
+    def _answer(self, api_format: str, pairs: Pairs) -> SimResponse:
+        if api_format == "json":
+            document = _json_object(pairs)
+            errors = document.get("errors")
+            if self.errors_as_list and isinstance(errors, dict) and not isinstance(errors.get("error"), list):
+                errors["error"] = [errors["error"]]
+            return json_response({"response": document})
+        return SimResponse(200, _xml_document("response", pairs), {"Content-Type": "application/xml"})
 
     def _get_status(self, query: dict[str, Any]) -> Pairs:
         media_ids = [part.strip() for part in str(query.get("mediaid") or "").split(",") if part.strip()]
@@ -221,7 +267,8 @@ class EncodingComSimulator(Simulator):
         jobs: Pairs = []
         unknown = [media_id for media_id in media_ids if media_id not in self.media]
         if unknown and self.unknown_in_batch == "refuse":
-            return [("errors", [("error", f"{MEDIA_NOT_FOUND}: {unknown[0]}")])]
+            named = f"{MEDIA_NOT_FOUND}: {unknown[0]}" if self.refusal_names_id else MEDIA_NOT_FOUND
+            return [("errors", [("error", named)])]
         for media_id in media_ids:
             media = self.media.get(media_id)
             if media is not None:
@@ -272,7 +319,27 @@ class EncodingComSimulator(Simulator):
             pairs += [("time_left_current", "0"), ("progress_current", self._format_progress(media))]
         for fmt in media.formats:
             pairs.append(("format", self._format_pairs(media, fmt, extended=extended)))
-        return pairs
+        return self._shaped(pairs)
+
+    def _shaped(self, pairs: Pairs) -> Pairs:
+        """The pairs as the variant writes them: word case, unset dates, progress, optional fields."""
+        shaped: Pairs = []
+        for name, value in pairs:
+            if isinstance(value, list):
+                shaped.append((name, self._shaped(value)))
+                continue
+            if self.sparse and name in SPARSE_FIELDS:
+                continue
+            if name in ("status", "prevstatus") and value:
+                value = {"title": value, "lower": value.lower(), "upper": value.upper()}[self.status_case]
+            if value == ZERO_DATE and self.unset_dates != "zero":
+                if self.unset_dates == "absent":
+                    continue
+                value = ""
+            if name in ("progress", "progress_current") and self.progress_format == "integer":
+                value = str(round(float(value)))
+            shaped.append((name, value))
+        return shaped
 
     def _format_pairs(self, media: SimMedia, fmt: SimFormat, *, extended: bool) -> Pairs:
         status = _format_status(media)
@@ -403,12 +470,6 @@ def _read_query(form: dict[str, str]) -> dict[str, Any] | None:
             return None
         return {child.tag: (child.text or "").strip() for child in root}
     return None
-
-
-def _answer(api_format: str, pairs: Pairs) -> SimResponse:
-    if api_format == "json":
-        return json_response({"response": _json_object(pairs)})
-    return SimResponse(200, _xml_document("response", pairs), {"Content-Type": "application/xml"})
 
 
 def _xml_document(tag: str, pairs: Pairs) -> str:

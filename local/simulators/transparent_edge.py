@@ -3,7 +3,17 @@ seed's shape), requeue. Orders advance through their lifecycle on command (`adva
 
 The document's list is ambiguous: its prose names "order_id", "status" and "timestamp" (when the order was
 processed, which a requeue moves), its example shows "id", "created_on" and "status". `list_timestamp`
-(default False, the example) adds the prose's `timestamp` to each list entry; both ways are tested."""
+(default False, the example) adds the prose's `timestamp` to each list entry; both ways are tested.
+
+What the document states two ways or leaves open is a setting (defaults: the document's examples), and
+`VARIANTS` names the combinations the tests run every flow against (`TransparentEdgeSimulator(variant=...)`):
+- `list_id_key`: "id" (the example) or "order_id" (the prose); `list_created_on`: whether entries carry
+  `created_on` (the example does, the prose does not name it);
+- `progress_as`: "number" (the example's 0.0), "text" ("42.0") or "percent_text" ("42%");
+- `status_case`: "upper" (the document's FINISHED, ERROR), "lower" or "title";
+- `time_format`: "seed" (`2021-09-08 09:15:55.875827+00:00`) or "seconds" (the same without fractions);
+- `sparse_detail`: the detail without the fields a minimal order need not have (`comment`, `duration`,
+  `size`, `filename`, `label`, `transcodingdownload`, `transcodingnotification_set`)."""
 
 from __future__ import annotations
 
@@ -21,6 +31,24 @@ LIFECYCLE = ["QUEUED", "PROCESSING", "PROCESSING", "FINISHED"]
 ERROR_LIFECYCLE = ["QUEUED", "PROCESSING", "ERROR"]
 SIM_CLIENT_SECRET = "sim-secret"
 DEFAULT_PROFILES = (("Prueba escalado", "prioridad alta"), ("Test HLS", "prioridad media"))
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "example": {},
+    "prose": {"list_id_key": "order_id", "list_timestamp": True, "list_created_on": False},
+    "text-progress": {"progress_as": "text", "progress_scale": 100.0},
+    "percent-text-progress": {"progress_as": "percent_text", "progress_scale": 100.0},
+    "lower-case-words": {"status_case": "lower", "time_format": "seconds"},
+    "title-case-sparse": {"status_case": "title", "sparse_detail": True, "list_id_key": "order_id"},
+}
+SPARSE_FIELDS = (
+    "comment",
+    "duration",
+    "size",
+    "filename",
+    "label",
+    "transcodingdownload",
+    "transcodingnotification_set",
+)
 
 _TOKEN = re.compile(r"^/v1/oauth2/access_token/?$")
 _LIST = re.compile(r"^/v1/media/(?P<company>[^/]+)/transcode/?$")
@@ -75,13 +103,23 @@ class TransparentEdgeSimulator(Simulator):
         client_id: str = "sim-client",
         client_secret: str = SIM_CLIENT_SECRET,
         token_ttl: int = 36000,
+        variant: str = "example",
     ) -> None:
         super().__init__()
         self.company_id = company_id
         self.oauth = TokenIssuer(client_id, client_secret, token_ttl, extras={"scope": "read write"})
         self.orders: dict[str, SimOrder] = {}
         self.list_timestamp = False  # list entries carry the processing `timestamp` (the prose) or not (the example)
+        self.list_id_key = "id"
+        self.list_created_on = True
+        self.progress_as = "number"
+        self.progress_scale = 1.0  # of new orders (add_order's default)
+        self.status_case = "upper"
+        self.time_format = "seed"
+        self.sparse_detail = False
         self._serial = itertools.count(1237)
+        for name, value in VARIANTS[variant].items():
+            setattr(self, name, value)
 
     # --- test and local-run controls ----------------------------------------------------------------
     def add_order(
@@ -92,7 +130,7 @@ class TransparentEdgeSimulator(Simulator):
         steps: list[str] | None = None,
         created_on: datetime | None = None,
         profiles: tuple[tuple[str, str], ...] = DEFAULT_PROFILES,
-        progress_scale: float = 1.0,
+        progress_scale: float | None = None,
         source_url: str = "ftp://usuario:clave@ftp.tuservidor.com/otro.mp4",
         upload_url: str = "ftp://usuario:clave@ftp.tuservidor.com/salida/",
     ) -> str:
@@ -118,7 +156,7 @@ class TransparentEdgeSimulator(Simulator):
                 source_url=source_url,
                 upload_url=upload_url,
                 error_comment=comment,
-                progress_scale=progress_scale,
+                progress_scale=self.progress_scale if progress_scale is None else progress_scale,
             )
             return order_id
 
@@ -211,9 +249,11 @@ class TransparentEdgeSimulator(Simulator):
         newest_first = sorted(self.orders.values(), key=lambda order: order.created_on, reverse=True)
         entries = []
         for order in newest_first:
-            entry = {"id": order.order_id, "created_on": str(order.created_on), "status": order.status}
+            entry = {self.list_id_key: order.order_id, "status": self._word(order.status)}
+            if self.list_created_on:
+                entry["created_on"] = self._time(order.created_on)
             if self.list_timestamp:
-                entry["timestamp"] = str(order.timestamp)
+                entry["timestamp"] = self._time(order.timestamp)
             entries.append(entry)
         return json_response(entries)
 
@@ -224,36 +264,56 @@ class TransparentEdgeSimulator(Simulator):
         if request.method != "GET":
             return json_response({"detail": f'Method "{request.method}" not allowed.'}, 405)
         upload_protocol = order.upload_url.split(":", 1)[0].upper()
-        return json_response(
-            {
-                "order_id": order.order_id,
-                "transcodingupload_set": [
-                    {
-                        "upload_url": order.upload_url,
-                        "upload_protocol": upload_protocol,
-                        "upload_user": "usuario",
-                        "upload_password": "clave",
-                    }
-                ],
-                "transcodingdownload": {
-                    "download_url": order.source_url,
-                    "download_protocol": order.source_url.split(":", 1)[0].upper(),
-                    "download_user": "usuario",
-                },
-                "transcodingnotification_set": [{"callback_url": None, "email": "correo@tuservidor.com"}],
-                "transcodingjob_set": [
-                    {**job, "progress": progress}
-                    for job, progress in zip(order.jobs, order.sub_job_progress(), strict=False)
-                ],
-                "duration": 95.143,
-                "size": 12118497,
-                "filename": order.jobs[0]["filename"] if order.jobs else None,
-                "label": order.jobs[0]["label"] if order.jobs else None,
-                "status": order.status,
-                "timestamp": str(order.timestamp),
-                "comment": order.comment(),
-            }
-        )
+        detail = {
+            "order_id": order.order_id,
+            "transcodingupload_set": [
+                {
+                    "upload_url": order.upload_url,
+                    "upload_protocol": upload_protocol,
+                    "upload_user": "usuario",
+                    "upload_password": "clave",
+                }
+            ],
+            "transcodingdownload": {
+                "download_url": order.source_url,
+                "download_protocol": order.source_url.split(":", 1)[0].upper(),
+                "download_user": "usuario",
+            },
+            "transcodingnotification_set": [{"callback_url": None, "email": "correo@tuservidor.com"}],
+            "transcodingjob_set": [
+                {**job, "progress": self._progress(progress)}
+                for job, progress in zip(order.jobs, order.sub_job_progress(), strict=False)
+            ],
+            "duration": 95.143,
+            "size": 12118497,
+            "filename": order.jobs[0]["filename"] if order.jobs else None,
+            "label": order.jobs[0]["label"] if order.jobs else None,
+            "status": self._word(order.status),
+            "timestamp": self._time(order.timestamp),
+            "comment": order.comment(),
+        }
+        if self.sparse_detail:
+            detail = {key: value for key, value in detail.items() if key not in SPARSE_FIELDS}
+            detail["transcodingjob_set"] = [
+                {key: value for key, value in job.items() if key not in ("filename", "label")}
+                for job in detail["transcodingjob_set"]
+            ]
+        return json_response(detail)
+
+    def _word(self, word: str) -> str:
+        return {"upper": word, "lower": word.lower(), "title": word.title()}[self.status_case]
+
+    def _time(self, moment: datetime) -> str:
+        if self.time_format == "seconds":
+            moment = moment.replace(microsecond=0)
+        return str(moment)
+
+    def _progress(self, value: float) -> float | str:
+        if self.progress_as == "text":
+            return f"{value:.1f}"
+        if self.progress_as == "percent_text":
+            return f"{value:g}%"
+        return value
 
     def _requeue(self, request: SimRequest, order_id: str) -> SimResponse:
         if order_id not in self.orders:

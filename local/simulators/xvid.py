@@ -6,6 +6,18 @@ times, expires tokens and decides which finished jobs `inprogress=true` still li
 Status words other than SUCCESS are the project's assumptions (README), as are the error bodies' shapes.
 `updated_at` does not always move: the seed's example shows it before `created_at`. `updated_at_moves`
 (default True) stamps it on every change; False leaves it where the job was created, as the example shows.
+
+What the documents leave open is a setting (defaults: the seed's example), and `VARIANTS` names the
+combinations the tests run every flow against (`XvidSimulator(variant=...)`):
+- `finished_at_shown`: "always" (the example's SUCCESS shows it), "success" (a failed or canceled job shows
+  none) or "never" (no terminal job shows one); the `inprogress` window still uses the job's real end;
+- `numbers_as_text`: `percentage_completed`, `version` and the epoch-millisecond times sent as text;
+- `show_null`: True (the example, asked with show_null=true) or False (keys without a value left out, what
+  an answer without show_null gives);
+- `status_case`: "upper" (SUCCESS), "lower" or "title";
+- `bare_list`: `GET /jobs` answers a bare list instead of `{"jobs": [...]}` (the envelope is unconfirmed);
+- `updated_at_moves` (above).
+A re-run (`restart`) raises the job's `version`, as a new revision of the job would.
 """
 
 from __future__ import annotations
@@ -23,6 +35,14 @@ MAX_LIMIT = 5000
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SUCCESS_STEPS = ("CREATED", "QUEUED", "PROCESSING", "PROCESSING", "UPLOADING", "SUCCESS")
 FAILURE_STEPS = ("CREATED", "QUEUED", "PROCESSING", "FAILED")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "example": {},
+    "failed-without-finished-at": {"finished_at_shown": "success", "show_null": False},
+    "no-finished-at": {"finished_at_shown": "never", "updated_at_moves": False},
+    "numbers-as-text": {"numbers_as_text": True, "bare_list": True},
+    "lower-case-words": {"status_case": "lower", "show_null": False},
+    "title-case-words": {"status_case": "title", "finished_at_shown": "success", "numbers_as_text": True},
+}
 TERMINAL_WORDS = frozenset({"SUCCESS", "FAILED", "FAILURE", "ERROR", "CANCELED", "CANCELLED", "ABORTED"})
 
 
@@ -51,18 +71,30 @@ class XvidSimulator(Simulator):
         client_id: str = "sim-client",
         client_secret: str = "sim-secret",  # noqa: S107 - the simulator's own credentials
         token_ttl: int = 3600,
+        variant: str = "example",
     ) -> None:
         super().__init__()
         self.clock_ms = START_MS
         self.oauth = TokenIssuer(client_id, client_secret, token_ttl, now_ms=lambda: self.clock_ms, token_type="bearer")
         self.jobs: dict[str, SimJob] = {}  # in creation order: the listing's order
-        self.updated_at_moves = True  # whether a change stamps updated_at (the documents do not say)
+        self.variant = variant  # the settings below, from VARIANTS (reset() restores them)
         self.read_delay = 0.0  # seconds each GET /jobs/{id} takes (to observe concurrency)
         self.token_delay = 0.0  # seconds each token request takes (to observe racing token requests)
         self.in_flight = 0
         self.max_in_flight = 0  # most requests served at once
         self._flight_lock = threading.Lock()
         self._next_id = 0x559CBBEC14EA67A7CAD60000
+        self._apply_variant()
+
+    def _apply_variant(self) -> None:
+        self.updated_at_moves = True  # whether a change stamps updated_at (the documents do not say)
+        self.finished_at_shown = "always"
+        self.numbers_as_text = False
+        self.show_null = True
+        self.status_case = "upper"
+        self.bare_list = False
+        for name, value in VARIANTS[self.variant].items():
+            setattr(self, name, value)
 
     # --- test controls ------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -77,7 +109,7 @@ class XvidSimulator(Simulator):
             self.clock_ms = START_MS
             self.read_delay = self.token_delay = 0.0
             self.max_in_flight = 0
-            self.updated_at_moves = True
+            self._apply_variant()
 
     def add_job(
         self,
@@ -122,11 +154,12 @@ class XvidSimulator(Simulator):
         """Runs the job to the end of its lifecycle."""
         return self.advance(job_id, len(self.jobs[job_id].lifecycle.steps))
 
-    def restart(self, job_id: str) -> str:
-        """Runs the job again from the start of its lifecycle (a new attempt)."""
+    def restart(self, job_id: str, *, fail: bool | None = None) -> str:
+        """Runs the job again from the start of its lifecycle (a new attempt); `fail` False makes the new run
+        succeed, True fail (None: the lifecycle it had)."""
         with self.lock:
             job = self.jobs[job_id]
-            job.lifecycle.restart()
+            job.lifecycle.restart(None if fail is None else list(FAILURE_STEPS if fail else SUCCESS_STEPS))
             job.status = job.lifecycle.status
             job.version += 1
             self._settle(job)
@@ -200,20 +233,38 @@ class XvidSimulator(Simulator):
                 "autograph": None,
                 "output_prefix": f"{job.id}/",
                 "outputs": outputs,
-                "status": job.status,
-                "percentage_completed": job.percentage,
+                "status": self._word(job.status),
+                "percentage_completed": self._number(job.percentage),
                 "error_msg": job.error_msg,
                 "error_code": job.error_code,
-                "finished_at": job.finished_at,
-                "version": job.version,
+                "finished_at": self._number(self._shown_finish(job)),
+                "version": self._number(job.version),
                 "user": _ref("users", "552b874d14eab3a29d1b3d8d"),
-                "created_at": job.created_at,
-                "updated_at": job.updated_at,
+                "created_at": self._number(job.created_at),
+                "updated_at": self._number(job.updated_at),
                 "id": job.id,
                 "href": f"{PUBLIC_BASE}jobs/{job.id}",
             }
+            if self.numbers_as_text:
+                for output in outputs:
+                    output["percentage_completed"] = self._number(output["percentage_completed"])
+            if not self.show_null:
+                document = _without_nulls(document)
             document.update(job.extra)
             return document
+
+    def _shown_finish(self, job: SimJob) -> int | None:
+        if self.finished_at_shown == "never":
+            return None
+        if self.finished_at_shown == "success" and job.status.upper() != "SUCCESS":
+            return None
+        return job.finished_at
+
+    def _number(self, value: int | None) -> int | str | None:
+        return str(value) if self.numbers_as_text and value is not None else value
+
+    def _word(self, word: str) -> str:
+        return {"upper": word, "lower": word.lower(), "title": word.title()}[self.status_case]
 
     # --- HTTP ---------------------------------------------------------------------------------------
     def dispatch(self, request: SimRequest) -> SimResponse:
@@ -269,7 +320,8 @@ class XvidSimulator(Simulator):
             jobs = [job for job in jobs if job.finished_at is None or job.finished_at >= recent]
         if request.query.get("status"):
             jobs = [job for job in jobs if job.status.lower() == request.query["status"].lower()]
-        return json_response({"jobs": [self.document(job.id) for job in jobs[start : start + limit]]})
+        page = [self.document(job.id) for job in jobs[start : start + limit]]
+        return json_response(page if self.bare_list else {"jobs": page})
 
     # --- internals ----------------------------------------------------------------------------------
     def _settle(self, job: SimJob) -> None:
@@ -293,6 +345,14 @@ class XvidSimulator(Simulator):
 def _route(path: str) -> str:
     # The public base URL carries /v1/; the simulator answers with or without it.
     return path.removeprefix("/v1") or "/"
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def _ref(kind: str, object_id: str) -> dict[str, str]:

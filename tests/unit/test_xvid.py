@@ -118,6 +118,7 @@ def test_seed_job_normalizes_to_a_complete_snapshot():
     assert snapshot.error is None
     assert snapshot.details == {
         "provider_updated_at": "2015-07-08T05:58:03.585000Z",
+        "provider_version": 1,
         "output_prefix": "559cbbec14ea67a7cad6c7d8/",
         "input_file_id": "559cbbe7a636e56d8ae111f0",
     }

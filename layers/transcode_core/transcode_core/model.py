@@ -116,6 +116,9 @@ class Snapshot:
     details: Mapping[str, Any] = field(default_factory=dict)  # provider extras kept on the item
     requeued: bool = False  # the provider says outright that this is a new run of the job
     progress_rescaled: bool = False  # the adapter corrected its reading of the progress scale: it may go down
+    # The adapter times its next read of this job from this one: the store keeps when it was read even when
+    # nothing changed (`updated_at` only moves on a change).
+    note_read: bool = False
 
 
 class Kind(StrEnum):

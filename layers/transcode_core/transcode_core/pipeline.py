@@ -414,6 +414,7 @@ class Pipeline:
                 return "untracked", stored
             change = decide(stored, snapshot)
             if change is None:
+                self._note_read(snapshot, stored)
                 return "unchanged", self._take_pending(stored, dispatch) if stored else stored
             item, taken = self._next_item(snapshot.job_id, stored, change)
             try:
@@ -526,6 +527,7 @@ class Pipeline:
         """Unchanged jobs cost nothing; a job that changes goes to the queue with the job it was decided
         against."""
         if decide(stored, snapshot) is None:
+            self._note_read(snapshot, stored)
             report.record_change("unchanged")
             return
         fanned_out.append((snapshot, stored))
@@ -543,6 +545,10 @@ class Pipeline:
             return
         report.record(jobs_fanned_out=len(fanned_out))
         logger.info("changes fanned out", extra={"jobs": len(fanned_out), "messages": len(bodies)})
+
+    def _note_read(self, snapshot: Snapshot, stored: Mapping[str, Any] | None) -> None:
+        if snapshot.note_read and stored and "version" in stored:
+            self.store.note_read(stored, iso_z(self.clock()))
 
     def _note_unknown(self, snapshot: Snapshot, report: Report) -> None:
         if snapshot.status is Status.UNKNOWN:

@@ -38,6 +38,7 @@ INTERNAL_FIELDS = frozenset(
         "rewatch_until",
         "stalled_attempt",
         "expires_at",
+        "read_at",
     }
 )
 # How long a run that took a pending event (in its commit, or by a claim) has to publish and clear it before
@@ -309,6 +310,14 @@ class JobStore:
                 {"#e": event_id},
                 {":one": {"N": "1"}},
             )
+
+    def note_read(self, item: Mapping[str, Any], read_at: str) -> None:
+        """Records when an unchanged job was last read from its provider (`read_at`, bookkeeping). No version
+        bump and no history: nothing about the job changed. A job that changed meanwhile keeps its newer
+        `updated_at`, which serves as well, so a lost race is simply ignored."""
+        self._update_if(
+            item, "SET read_at = :at", "version = :v", None, {":at": {"S": read_at}, ":v": {"N": str(item["version"])}}
+        )
 
     def deactivate(self, item: Mapping[str, Any]) -> bool:
         """Takes a terminal job with nothing to publish off the active index (if it did not change)."""

@@ -63,6 +63,8 @@ STATUS_WORDS = status_words(
 
 _MEDIA_ID = re.compile(r"[0-9]{1,20}")
 _DESTINATION_ERROR = re.compile(r"error\b\s*[:\-]?\s*(.*)", re.IGNORECASE | re.DOTALL)
+_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9]{1,20}(?![0-9A-Za-z])")
+_ABOUT_A_MEDIA = re.compile(r"\bmedia\b", re.IGNORECASE)  # "Media ID is not found"; not "Wrong user id or key!"
 _FORM_BODY = re.compile(r"\s*(xml|json)=")  # a form body sent without its content type
 NO_DESCRIPTION = "encoding.com reported Error without a description"
 
@@ -133,9 +135,12 @@ class EncodingComAdapter(Adapter):
 
     def _read_batch(self, batch: tuple[str, ...]) -> tuple[list[Snapshot | PollFailure], int]:
         """One GetStatus extended call: its results and the number of calls made. A batch the API refuses
-        whole (one unknown id can do that) is split in halves until the id it refuses fails alone and the
-        others are read; halves refused with the very same error (e.g. wrong credentials) are not split
-        further. Never raises: batches are read concurrently, and one must not stop the others."""
+        whole because of one id (an unknown id can do that) is not lost: ids the refusal names fail alone and
+        the others are read again in one call; a refusal about a media that names none is split in halves
+        until the refused id fails alone (halves refused with the very same error are not split further).
+        A refusal that blames no id (wrong credentials, an HTTP error status, an unreadable answer) fails the
+        batch with this one call. Never raises: batches are read concurrently, and one must not stop the
+        others."""
         try:
             document = self._call({"action": "GetStatus", "extended": "yes", "mediaid": ",".join(batch)})
             jobs = jobs_by_media_id(document)
@@ -143,7 +148,17 @@ class EncodingComAdapter(Adapter):
             exc.job_ids = batch
             return [PollFailure(exc, batch)], 1
         except ProviderError as exc:
-            if len(batch) == 1:
+            blamed = _blamed_ids(exc, batch)
+            if blamed and len(batch) > 1:
+                failed: list[Snapshot | PollFailure] = [_failure(exc.message, (media_id,)) for media_id in blamed]
+                rest = tuple(media_id for media_id in batch if media_id not in blamed)
+                if not rest:
+                    return failed, 1
+                results, calls = self._read_batch(rest)
+                return failed + results, 1 + calls
+            if len(batch) == 1 and not _blamed_ids(exc, batch):
+                return [_failure(f"media {batch[0]}: {exc.message}", batch)], 1  # name the media it is about
+            if len(batch) == 1 or not _blames_a_media(exc):
                 exc.job_ids = batch
                 return [PollFailure(exc, batch)], 1
             middle = len(batch) // 2
@@ -194,8 +209,16 @@ class EncodingComAdapter(Adapter):
             inner = plain if isinstance(plain, dict) else {}
         errors = provider_errors(inner)
         if errors:
-            raise ProviderError(PROVIDER, f"{fields.get('action')} refused: {'; '.join(errors)}")
+            raise Refused(f"{fields.get('action')} refused: {'; '.join(errors)}", errors)
         return inner
+
+
+class Refused(ProviderError):
+    """The API answered with `<errors>`: their texts are kept to tell whether they blame a media id."""
+
+    def __init__(self, message: str, errors: Sequence[str]) -> None:
+        super().__init__(PROVIDER, message)
+        self.errors = tuple(errors)
 
 
 # --- requests ---------------------------------------------------------------------------------------
@@ -356,6 +379,19 @@ def _size(value: Any) -> int | None:
     """A byte count; None when absent, not a number, or 0 (what encoding.com sends before the file exists)."""
     size = values.integer(value)
     return size if size and size > 0 else None
+
+
+def _blamed_ids(error: ProviderError, batch: Sequence[str]) -> list[str]:
+    """The batch's media ids that a refusal's texts name (as numbers of their own)."""
+    if not isinstance(error, Refused):
+        return []
+    named = {_media_key(number) for number in _NUMBER.findall(" ".join(error.errors))}
+    return [media_id for media_id in batch if _media_key(media_id) in named]
+
+
+def _blames_a_media(error: ProviderError) -> bool:
+    """Whether a refusal is about some media without naming which ("Media ID is not found")."""
+    return isinstance(error, Refused) and any(_ABOUT_A_MEDIA.search(text) for text in error.errors)
 
 
 def _refused_whole(results: list[Snapshot | PollFailure], refusal: ProviderError) -> bool:

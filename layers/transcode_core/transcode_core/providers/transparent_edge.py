@@ -2,22 +2,27 @@
 
 The API (PROVIDERS.md, seed "Get job information"):
 - `POST v1/oauth2/access_token/` (client credentials) gives a Bearer token with `expires_in` seconds.
-- `GET v1/media/{company_id}/transcode` lists every order of the company: `[{id, created_on, status}]`.
+- `GET v1/media/{company_id}/transcode` lists every order of the company. Its prose names the fields
+  `order_id`, `status`, `timestamp`; its example shows `id`, `created_on`, `status`: both are read.
 - `GET v1/media/{company_id}/transcode/{order_id}` gives one order with its sub-jobs, upload destinations,
   `timestamp` (when the order was processed), `duration`, `size` and `comment`.
 
 A poll costs one list call plus one detail call per order the list shows moved: new, a different status word
 than stored, a later processing `timestamp` than the stored start (the document's prose lists it; a requeue
-moves it), or not listed at all while active. An active order that shows no move is read again only when its
-stored state is older than DETAIL_REFRESH_MINUTES (for its progress). Details are read CONCURRENCY at a time.
-The scale of `progress` (fractions or percentages) is decided once per order and kept in its details.
+moves it), or not listed at all while active. An active order that shows no move is read again only when it
+was last read DETAIL_REFRESH_MINUTES ago (for its progress): the store keeps when a read changed nothing
+(`read_at`), since `updated_at` moves only on a change. Details are read CONCURRENCY at a time.
+The scale of `progress` (fractions or percentages) is decided once per order and kept in its details;
+`progress` may come as a number or as text ("42", "42%").
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -188,7 +193,7 @@ class TransparentEdgeAdapter(Adapter):
                     stats["skipped_old"] += 1
             elif _moved(entry, item):
                 to_read.append(order_id)
-            elif order_id in active and _read_before(item, refresh_before):
+            elif order_id in active and _last_read_before(item, refresh_before):
                 stats["progress_reads"] += 1  # unmoved, but its progress has not been read for a while
                 to_read.append(order_id)
             else:
@@ -276,8 +281,10 @@ def normalize_order(
         raise ProviderError(
             PROVIDER, f"order {order_id}: transcodingjob_set/transcodingupload_set is not a list", job_ids=(order_id,)
         )
-    sub_jobs = [job for job in sub_jobs if isinstance(job, dict)]
+    sub_jobs = [dict(job) for job in sub_jobs if isinstance(job, dict)]
     known_scale = ((stored or {}).get("details") or {}).get("progress_scale")
+    for job in sub_jobs:  # numbers sent as text ("42", "42%") read like numbers
+        job["progress"] = _progress_number(job.get("progress"))
     scale_word = _progress_scale(sub_jobs, status, known_scale)
     scale = 100.0 if scale_word == FRACTIONS else 1.0
     destinations = tuple(
@@ -305,6 +312,7 @@ def normalize_order(
             **({"progress_scale": scale_word} if scale_word else {}),
         },
         progress_rescaled=known_scale == FRACTIONS and scale_word == PERCENTAGES,
+        note_read=True,  # the progress cadence is timed from the last read
     )
 
 
@@ -321,7 +329,7 @@ def _outputs(
         seen.add(output_id)
         word = values.text(job.get("status"))
         raw_progress = job.get("progress")
-        progress = clamp_progress(raw_progress * scale) if _is_number(raw_progress) else None
+        progress = clamp_progress(raw_progress.value * scale) if raw_progress else None
         if status is Status.COMPLETE:
             progress = 100.0
         outputs.append(
@@ -342,12 +350,12 @@ def _progress_scale(sub_jobs: list[dict[str, Any]], status: Status, known: str |
     1.0 proves percentages (and corrects an earlier guess); otherwise the order keeps what was decided; an
     undecided order's first non-zero values, all at most 1.0, are taken for fractions. None: still undecided
     (no value, or only zeros, where the scale does not matter)."""
-    progress = [float(job["progress"]) for job in sub_jobs if _is_number(job.get("progress"))]
-    if any(value > 1.0 for value in progress):
+    progress = [job["progress"] for job in sub_jobs if job.get("progress")]
+    if any(value.value > 1.0 or value.percent_sign for value in progress):
         return PERCENTAGES
     if known in (FRACTIONS, PERCENTAGES):
         return known
-    if status is not Status.COMPLETE and any(value > 0 for value in progress):
+    if status is not Status.COMPLETE and any(value.value > 0 for value in progress):
         return FRACTIONS
     return None
 
@@ -357,12 +365,18 @@ def _index_listing(listing: list[Any]) -> tuple[dict[str, dict[str, Any]], int]:
     listed: dict[str, dict[str, Any]] = {}
     malformed = 0
     for entry in listing:
-        order_id = entry.get("id") if isinstance(entry, dict) else None
+        order_id = _listed_id(entry) if isinstance(entry, dict) else None
         if isinstance(order_id, bool) or not isinstance(order_id, (str, int)) or not str(order_id).strip():
             malformed += 1
             continue
         listed[str(order_id).strip()] = entry
     return listed, malformed
+
+
+def _listed_id(entry: Mapping[str, Any]) -> Any:
+    """The entry's order id: `order_id` (the document's prose) or `id` (its example), whichever is set."""
+    order_id = entry.get("order_id")
+    return entry.get("id") if order_id is None or order_id == "" else order_id
 
 
 def _listed_since(entry: Mapping[str, Any], window_start: datetime) -> bool:
@@ -374,10 +388,11 @@ def _listed_since(entry: Mapping[str, Any], window_start: datetime) -> bool:
     return created is None or created >= window_start  # unknown age: discover it rather than miss it
 
 
-def _read_before(stored: StoredJob, moment: datetime) -> bool:
-    """Whether the stored state dates from `moment` or earlier (or its time is unknown)."""
-    updated = to_datetime(stored.get("updated_at"))
-    return updated is None or updated <= moment
+def _last_read_before(stored: StoredJob, moment: datetime) -> bool:
+    """Whether the order was last read at `moment` or earlier (or when is unknown): the later of its last
+    change (`updated_at`) and its last read that changed nothing (`read_at`)."""
+    reads = [read for read in map(to_datetime, (stored.get("updated_at"), stored.get("read_at"))) if read]
+    return not reads or max(reads) <= moment
 
 
 def _moved(entry: Mapping[str, Any], stored: StoredJob) -> bool:
@@ -391,6 +406,25 @@ def _moved(entry: Mapping[str, Any], stored: StoredJob) -> bool:
 
 def _is_terminal_word(word: Any) -> bool:
     return map_status(word if isinstance(word, str) else None, STATUS_WORDS) in TERMINAL
+
+
+@dataclass(frozen=True)
+class _Progress:
+    value: float
+    percent_sign: bool  # sent as text ending in "%": a percentage whatever its size
+
+
+def _progress_number(value: Any) -> _Progress | None:
+    """A sub-job's `progress` as sent: a number, or numeric text with or without a "%" ("42", "0.5", "42%")."""
+    if isinstance(value, bool):
+        return None
+    text = values.text(value) or ""
+    percent_sign = isinstance(value, str) and text.endswith("%")
+    try:
+        number = float(text.removesuffix("%").strip())
+    except ValueError:
+        return None
+    return _Progress(number, percent_sign) if math.isfinite(number) else None
 
 
 def _is_number(value: Any) -> bool:

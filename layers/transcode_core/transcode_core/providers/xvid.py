@@ -3,9 +3,10 @@
 
 - Assumed, not confirmed by Xvid's documents (the README lists them): the list envelope `{"jobs": [...]}` (a
   bare list is accepted too) and every status word but SUCCESS.
-- Xvid documents no start time, so `started_at` stays unset. A job stored as ended that Xvid shows running
-  without a `finished_at` (or with an `updated_at` after the recorded one: `updated_at` need not move), or
-  ended again with a later `finished_at`, is a new attempt (`requeued`).
+- Xvid documents no start time, so `started_at` stays unset. A job stored as ended that Xvid shows with a
+  higher `version` than the stored run's (`details.provider_version`), running without a `finished_at` (or
+  with an `updated_at` after the recorded finish: `updated_at` need not move), or ended again with a later
+  `finished_at`, is a new attempt (`requeued`).
 - A job that finished in the last 15 minutes is listed on every poll: once the table holds it as ended, with
   the same word and finish time, it is skipped (`settled_skipped`).
 """
@@ -276,6 +277,7 @@ def to_snapshot(job: Any) -> Snapshot:
         details=drop_none(
             {
                 "provider_updated_at": times.from_epoch_ms(job.get("updated_at")),
+                "provider_version": _version(job.get("version")),
                 "output_prefix": values.text(job.get("output_prefix")),
                 "input_file_id": _ref_id(_field(job.get("input"), "file")),
             }
@@ -284,14 +286,19 @@ def to_snapshot(job: Any) -> Snapshot:
 
 
 def mark_new_run(snapshot: Snapshot, stored: StoredJob | None) -> Snapshot:
-    """Xvid shows no start time, so a restart is told by its times: a job stored as ended that now runs
-    with an update after its recorded finish, or ended again later, is a new attempt (`requeued`).
+    """Xvid shows no start time, so a restart is told by the job's `version` and its times: a job stored as
+    ended that Xvid shows at a higher `version` than the stored run's, or running with an update after its
+    recorded finish, or ended again later, is a new attempt (`requeued`). The version tells a re-run also
+    when the failed run showed no `finished_at` (the document does not say it always does): the seed's
+    finished job is at version 1, so the version does not move with each status change.
     The provider's update time serves only this: it is not stored, since it moves without the job changing
     (storing it would write every poll and hide a stalled job)."""
     updated_at = snapshot.details.get("provider_updated_at")
     snapshot = replace(snapshot, details={k: v for k, v in snapshot.details.items() if k != "provider_updated_at"})
     if not stored or stored.get("status") not in _TERMINAL_VALUES:
         return snapshot
+    if snapshot.status is not Status.UNKNOWN and _is_later_version(snapshot, stored):
+        return replace(snapshot, requeued=True)
     ended = times.to_datetime(stored.get("finished_at"))
     if ended is None:
         return snapshot
@@ -309,7 +316,20 @@ def _settled(stored: StoredJob, snapshot: Snapshot) -> bool:
         and stored.get("status") == snapshot.status.value
         and stored.get("provider_status") == snapshot.provider_status
         and stored.get("finished_at") == snapshot.finished_at
+        and not _is_later_version(snapshot, stored)
     )
+
+
+def _is_later_version(snapshot: Snapshot, stored: StoredJob) -> bool:
+    """Whether Xvid shows the job at a higher `version` than the stored run's (both known)."""
+    shown = snapshot.details.get("provider_version")
+    known = _version((stored.get("details") or {}).get("provider_version"))
+    return shown is not None and known is not None and shown > known
+
+
+def _version(value: Any) -> int | None:
+    """The job's `version`: a whole number, sent as a number or as text."""
+    return values.integer(value)
 
 
 def _outputs(job_id: str, outputs: Any) -> tuple[Output, ...]:
