@@ -5,6 +5,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+# uv installs (its resolver and parallel downloads take seconds where pip's take minutes); pip only installs uv.
+UV_INSTALL := $(UV) pip install --quiet --python $(PY)
+# Two stages: `make demo` needs the runtime, moto and the simulators' few packages (requirements-demo.txt);
+# the tests and linters add the rest (requirements-dev.txt), and checkov its own venv.
+DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed
 # checkov lives in a venv of its own: it pins boto3/botocore to versions older than the ones the tests use.
 CHECKOV_VENV := $(VENV)/checkov
@@ -13,58 +19,78 @@ export SAM_CLI_TELEMETRY := 0
 # sam build needs a python3.13 for the python3.13 runtime; pyenv holds one on the dev machines.
 SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
 LAYER := layers/transcode_core
+LOCKED := $(LAYER)/requirements.txt $(LAYER)/requirements.lock pyproject.toml
+# pytest's workers: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the tests in this process.
+PYTEST_WORKERS ?= auto
 
-.PHONY: help install test demo lint format build invoke deploy bench bench-imports lock clean
+.PHONY: help install install-demo test check-fast demo lint format build invoke deploy bench bench-imports lock clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt $(LAYER)/requirements.txt $(LAYER)/requirements.lock pyproject.toml
+$(UV):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -e .
-	# Then the layer's locked versions over them (hash-checked), so tests import what the layer ships, even where
-	# a dev tool pins a package more tightly (aws-sam-cli: requests, jmespath; it runs fine with the lock's).
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $(LAYER)/requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+
+# Each stage installs its requirements and the CLI (pip install -e .), then the layer's locked versions over
+# them (hash-checked), so everything imports what the layer ships, even where a dev tool pins a package more
+# tightly (aws-sam-cli: requests, jmespath; it runs fine with the lock's).
+define install_with_lock
+	$(UV_INSTALL) -r $(1) -e .
+	$(UV_INSTALL) --no-deps --require-hashes -r $(LAYER)/requirements.lock
+endef
+
+$(DEMO_STAMP): requirements-demo.txt $(LOCKED) | $(UV)
+	$(call install_with_lock,requirements-demo.txt)
+	@touch $(DEMO_STAMP)
+
+$(STAMP): requirements-dev.txt $(DEMO_STAMP)
+	$(call install_with_lock,requirements-dev.txt)
 	@touch $(STAMP)
 
-$(CHECKOV_STAMP): requirements-checkov.txt
-	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+$(CHECKOV_STAMP): requirements-checkov.txt | $(UV)
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	@touch $(CHECKOV_STAMP)
 
 install: $(STAMP) $(CHECKOV_STAMP) ## Create .venv, install the dev requirements and the CLI (.venv/bin/transcode-status)
 
-test: install build ## sam build, all tests (the built functions too), cfn-lint, sam validate --lint, checkov
-	$(PY) -m pytest
-	$(VENV)/bin/cfn-lint template.yaml
+install-demo: $(DEMO_STAMP) ## Create .venv with only what `make demo` needs (the runtime, moto, the CLI)
+
+test: install build ## sam build, all tests (the built functions and cfn-lint too), sam validate --lint, checkov
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
 	$(VENV)/bin/sam validate --lint
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
-demo: install ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
+check-fast: $(STAMP) ## The inner loop (under a minute): ruff, then the tests but the slow ones (no build needed)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not artifact and not slow"
+
+demo: $(DEMO_STAMP) ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
 	$(PY) -m local.run $(ARGS)
 
-lint: install ## ruff check, ruff format --check, cfn-lint
+lint: $(STAMP) ## ruff check, ruff format --check, cfn-lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
 
-format: install ## Format and fix imports with ruff
+format: $(STAMP) ## Format and fix imports with ruff
 	$(VENV)/bin/ruff check --fix --select I .
 	$(VENV)/bin/ruff format .
 
-build: install ## sam build (layer and functions for python3.13)
+build: $(STAMP) ## sam build (layer and functions for python3.13)
 	$(SAM_PYENV) $(VENV)/bin/sam build
 
 # The layer's requirements.lock, resolved for the python3.13 arm64 runtime with hashes, leaving out what the
 # runtime ships ($(LAYER)/lambda-runtime.txt). Keeps current pins that still fit; UPGRADE=1 takes the newest.
-lock: install ## Re-resolve the layer's requirements.lock from its requirements.txt (UPGRADE=1 for newest)
+lock: $(STAMP) ## Re-resolve the layer's requirements.lock from its requirements.txt (UPGRADE=1 for newest)
 	$(VENV)/bin/uv pip compile --quiet $(LAYER)/requirements.txt -o $(LAYER)/requirements.lock \
 		--generate-hashes --python-version 3.13 --python-platform aarch64-manylinux2014 \
 		--custom-compile-command "make lock" -c $(LAYER)/lambda-runtime.txt $(if $(UPGRADE),--upgrade) \
 		$(foreach name,$(shell sed -E 's/#.*//; s/[<>=!~ ].*//' $(LAYER)/lambda-runtime.txt),--no-emit-package $(name))
 
-invoke: install ## Run a built function like Lambda: FUNCTION=<LogicalId> EVENT=events/<file>.json [ARGS=--aws]
+invoke: $(STAMP) ## Run a built function like Lambda: FUNCTION=<LogicalId> EVENT=events/<file>.json [ARGS=--aws]
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=EncodingComFunction EVENT=events/schedule.json [ARGS=--aws]"; exit 2; }
 	@test -f .aws-sam/build/template.yaml || $(MAKE) --no-print-directory build
 	$(PY) -m local.artifact $(FUNCTION) $(EVENT) $(ARGS)
@@ -72,7 +98,7 @@ invoke: install ## Run a built function like Lambda: FUNCTION=<LogicalId> EVENT=
 deploy: build ## sam deploy --guided
 	$(VENV)/bin/sam deploy --guided
 
-bench: install ## Benchmark all four providers (BENCH_JOBS=2000 ... ARGS="--providers xvid", "--memory 10000"; results in bench/results/)
+bench: $(STAMP) ## Benchmark all four providers (BENCH_JOBS=2000 ... ARGS="--providers xvid", "--memory 10000"; results in bench/results/)
 	$(PY) -m bench $(ARGS)
 
 bench-imports: build ## Cold import of each built function vs `import boto3`, in a python3.13 runtime emulation

@@ -20,7 +20,6 @@ import logging
 import os
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,17 +204,14 @@ def check(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]
 
 # --- the runs --------------------------------------------------------------------------------------------
 def run_local(rounds: int, interval: float, providers: list[str] | None, keep_running: bool = False) -> int:
-    from moto.server import ThreadedMotoServer
+    from local.moto_server import MotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
     os.environ.update(DEMO_ENV)
     _print_only_errors()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
-    print(f"moto server (DynamoDB, SNS, SQS, Secrets Manager) on http://{host}:{port}")
+    moto = MotoServer().start()
+    os.environ["AWS_ENDPOINT_URL"] = moto.url
+    print(f"moto server (DynamoDB, SNS, SQS, Secrets Manager) on {moto.url}")
     from local.stack import LocalStack
 
     stack = LocalStack("transcode-status-demo").create()
@@ -228,7 +224,10 @@ def run_local(rounds: int, interval: float, providers: list[str] | None, keep_ru
             scenario.seed(_DemoStack(stack), scenario.sim)
             print(f"{scenario.provider:<16} simulator on {scenario.sim.url}")
         outcome = _rounds(stack, chosen, rounds, interval)
-        _serve_for_the_cli(stack, f"http://{host}:{port}", keep_running)
+        if keep_running:
+            _serve_for_the_cli(stack, moto.url)
+        else:
+            print("\n(the stack ends with the run: `make demo ARGS=--keep-running` keeps it up for the CLI)")
         return outcome
     finally:
         for scenario in chosen:
@@ -310,34 +309,30 @@ def _summary(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> int:
     return 1 if problems else 0
 
 
-def _serve_for_the_cli(stack: Any, endpoint: str, keep_running: bool) -> None:
-    """Prints how to point the CLI at this run's stack; with keep_running, serves the jobs API (SigV4
-    checked, as the deployed IAM authorizer does) and keeps everything up until Ctrl-C."""
+def _serve_for_the_cli(stack: Any, endpoint: str) -> None:
+    """Serves the jobs API (SigV4 checked, as the deployed IAM authorizer does), prints how to point the CLI
+    at this stack and keeps everything up until Ctrl-C."""
     from local.api_gateway import LocalJobsApi
 
-    api = LocalJobsApi(stack).start() if keep_running else None
+    api = LocalJobsApi(stack).start()
     try:
-        print("\nPoint the CLI at this stack (in another terminal):" if keep_running else "")
+        print("\nPoint the CLI at this stack (in another terminal):")
         print(
             f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={DEMO_ENV['AWS_ACCESS_KEY_ID']} "
             f"AWS_SECRET_ACCESS_KEY={DEMO_ENV['AWS_SECRET_ACCESS_KEY']} AWS_REGION={DEMO_ENV['AWS_REGION']}"
         )
         print(
             f"  export TRANSCODE_STATUS_TABLE={stack.table_name} TRANSCODE_STATUS_TOPIC={stack.topic_arn}"
-            + (f" TRANSCODE_STATUS_API_URL={api.url}" if api else "")
+            f" TRANSCODE_STATUS_API_URL={api.url}"
         )
         print("  .venv/bin/transcode-status jobs list")
-        if not api:
-            print("(this stack ends with the run: `.venv/bin/python -m local.run --keep-running` keeps it up)")
-            return
         print("Serving until Ctrl-C.")
         sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
     finally:
-        if api:
-            api.stop()
+        api.stop()
 
 
 def run_aws(rounds: int, interval: float, providers: list[str]) -> int:

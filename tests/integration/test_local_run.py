@@ -1,4 +1,5 @@
-"""The README's run command works: every provider's jobs reach COMPLETE and ERROR with one event each."""
+"""The README's run command works: every provider's jobs reach COMPLETE and ERROR with one event each, and
+the output is only the run's own."""
 
 from __future__ import annotations
 
@@ -29,3 +30,8 @@ def test_the_local_run_ends_with_every_job_finished_and_one_event_per_attempt():
         assert statuses == {"COMPLETE", "ERROR"}, (provider, rows)
     assert "OK: every finished or failed job published exactly one event per attempt" in run.stdout
     assert "job.failed" in run.stdout and "job.completed" in run.stdout
+    # Nothing that reads as a crash (a traceback, a library's warning), and no exports for a stack that is gone.
+    output = run.stdout + run.stderr
+    assert "Traceback" not in output and "Warning" not in output, output[-3000:]
+    assert not [line for line in run.stdout.splitlines() if line.strip().startswith("export ")]
+    assert "make demo ARGS=--keep-running" in run.stdout

@@ -254,6 +254,10 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict, context: Any) -> dict:
         if metrics.default_dimensions.get("provider") != provider:  # Metrics state is shared process-wide
+            # Another provider's function ran in this process before (the local run, the tests): a flush
+            # that had no metric kept its dimension, which Powertools would warn is being overwritten.
+            metrics.clear_default_dimensions()
+            metrics.clear_metrics()
             metrics.set_default_dimensions(provider=provider)
         begin_invocation(event, context)
         if is_http_event(event):
