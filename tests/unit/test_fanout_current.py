@@ -1,0 +1,26 @@
+"""When the fan-out consumer may apply a change the poll decided: the job's state must still be the one decided
+against; outbox bookkeeping (which raises the version, never `updated_at`) does not hold it back."""
+
+from __future__ import annotations
+
+import pytest
+
+from transcode_core.fanout import still_current
+
+DECIDED = {"version": 4, "updated_at": "2026-12-03T10:00:00.000001Z"}
+
+
+@pytest.mark.parametrize(
+    ("item", "decided_against", "current"),
+    [
+        ({"version": 4, "updated_at": DECIDED["updated_at"]}, DECIDED, True),  # untouched since
+        ({"version": 6, "updated_at": DECIDED["updated_at"]}, DECIDED, True),  # claimed and cleared since
+        ({"version": 5, "updated_at": "2026-12-03T10:00:01Z"}, DECIDED, False),  # another run changed it
+        ({"version": 6, "updated_at": DECIDED["updated_at"]}, {"version": 4}, False),  # a message without updated_at
+        (None, {"version": None, "updated_at": None}, True),  # a new job, still new
+        ({"version": 1, "updated_at": "2026-12-03T10:00:01Z"}, {}, False),  # a new job someone else wrote first
+        (None, DECIDED, False),  # gone
+    ],
+)
+def test_a_change_is_applied_only_to_the_state_it_was_decided_against(item, decided_against, current):
+    assert still_current(item, decided_against) is current
