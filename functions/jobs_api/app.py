@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from transcode_core.errors import BadRequest
 from transcode_core.lambda_entry import install_error_answers, services
-from transcode_core.observability import logger, metrics, tracer
+from transcode_core.observability import logger, metrics, tracer, use_metric_dimensions
 from transcode_core.providers import PROVIDER_IDS, get_spec
 from transcode_core.store import public_item
 
@@ -72,4 +72,5 @@ def untrack_job(provider: str) -> Response:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: Any) -> dict:
+    use_metric_dimensions()
     return app.resolve(event, context)
