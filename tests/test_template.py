@@ -275,6 +275,19 @@ def test_the_dashboard_draws_metrics_the_functions_emit(template):
     assert drawn <= emitted
 
 
+def test_the_access_log_names_who_signed_each_request_and_never_the_query(template):
+    import json
+
+    settings = resource(template, "JobsHttpApi")["Properties"]["AccessLogSettings"]
+    fields = json.loads(settings["Format"])  # one JSON object per request
+    assert {key: fields[key] for key in ("userArn", "caller", "accountId")} == {
+        "userArn": "$context.identity.userArn",
+        "caller": "$context.identity.caller",
+        "accountId": "$context.identity.accountId",
+    }
+    assert not any("querystring" in value.lower() or "rawQuery" in value for value in fields.values())
+
+
 def test_jobs_are_listed_from_an_index_that_holds_no_history(template):
     indexes = {index["IndexName"]: index for index in table_definition(template)["GlobalSecondaryIndexes"]}
     keys = [key["AttributeName"] for key in indexes["JobsByProvider"]["KeySchema"]]
