@@ -8,6 +8,7 @@ tests/test_permissions.py checks the action names both ways from the source, pat
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections import defaultdict
@@ -76,7 +77,7 @@ class Recorder:
         def recording(client, operation_name, api_params):
             if recorder.function:
                 service = client.meta.service_model.service_name
-                recorder.calls[recorder.function].append((service, operation_name, json.loads(json.dumps(api_params))))
+                recorder.calls[recorder.function].append((service, operation_name, copy.deepcopy(api_params)))
             return original(client, operation_name, api_params)
 
         monkeypatch.setattr(BaseClient, "_make_api_call", recording)
