@@ -175,7 +175,7 @@ def resolve(value: Any, template: dict, physical: dict[str, dict[str, str]], par
     def condition(name: str) -> bool:
         return bool(again(template["Conditions"][name]))
 
-    def ref(name: str) -> str:
+    def ref(name: str) -> Any:
         if name in physical:
             return physical[name]["Ref"]
         if name in parameters:
@@ -183,7 +183,10 @@ def resolve(value: Any, template: dict, physical: dict[str, dict[str, str]], par
         pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::StackName": "t"}
         if name in pseudo:
             return pseudo[name]
-        return str(template["Parameters"][name]["Default"])
+        parameter = template["Parameters"][name]
+        default = str(parameter["Default"])
+        listed = parameter["Type"] == "CommaDelimitedList" or parameter["Type"].startswith("List<")
+        return [item.strip() for item in default.split(",")] if listed else default
 
     if isinstance(value, list):
         return [again(item) for item in value]
@@ -231,6 +234,9 @@ def resolve(value: Any, template: dict, physical: dict[str, dict[str, str]], par
     if kind == "Fn::Select":
         index, items = argument
         return again(items)[int(again(index))]
+    if kind == "Fn::FindInMap":
+        mapping, top, second = (again(item) for item in argument)
+        return template["Mappings"][mapping][top][second]
     if kind == "Fn::Split":
         separator, text = argument
         return again(text).split(separator)
