@@ -13,6 +13,7 @@ import pytest
 
 from local.simulators.xvid import XvidSimulator
 from local.template import load_template, resource
+from transcode_core.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = "xvid"
@@ -41,7 +42,7 @@ def run_as(stack, name: str, sim, capfd) -> list[tuple[str, str, dict[str, str]]
     stack.configure(PROVIDER, sim.url, CREDENTIALS, env={"STACK_NAME": name})
     stack.poll(PROVIDER)
     stack.configure(PROVIDER, sim.url, {"client_id": "", "client_secret": ""}, env={"STACK_NAME": name})
-    with pytest.raises(Exception, match="client_id"):
+    with pytest.raises(ConfigurationError, match="client_id"):  # counts ConfigurationErrors
         stack.poll(PROVIDER)
     stack.function_env["jobs_api"] = {"TABLE_NAME": stack.table_name, "TOPIC_ARN": stack.topic_arn, "STACK_NAME": name}
     assert stack.jobs_api("GET", "no-such-provider", "1")[0] == 400  # counts RequestsRejected
