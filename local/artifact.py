@@ -361,7 +361,11 @@ class LocalDeployment:
         from local.stack import LocalStack
 
         self.stack = LocalStack("transcode-status-artifact").create()
-        self.refs = {"JobsTable": self.stack.table_name, "JobEventsTopic": self.stack.topic_arn}
+        self.refs = {
+            "AWS::StackName": self.stack.name,
+            "JobsTable": self.stack.table_name,
+            "JobEventsTopic": self.stack.topic_arn,
+        }
         by_provider = {scenario.provider: scenario for scenario in scenarios()}
         for logical_id, resource in self.stack.template["Resources"].items():
             if resource["Type"] != "AWS::Serverless::Function":
@@ -420,6 +424,7 @@ def deployed_refs(stack_name: str, region: str | None) -> tuple[dict[str, str], 
     try:
         stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
         refs = {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])}
+        refs["AWS::StackName"] = stack_name
         for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
             for summary in page["StackResourceSummaries"]:
                 refs[summary["LogicalResourceId"]] = summary.get("PhysicalResourceId", "")

@@ -60,8 +60,30 @@ def test_alarmed_metrics_are_ones_the_code_emits(template):
     code = "\n".join(path.read_text() for path in LAYER.rglob("*.py"))
     for name, alarm in alarms(template).items():
         for query in alarm.get("Metrics", []):
-            metric = re.search(r"SELECT \w+\((\w+)\) FROM", query["Expression"]).group(1)
+            metric = re.search(r"SELECT \w+\((\w+)\) FROM", query["Expression"]["Fn::Sub"]).group(1)
             assert f'"{metric}"' in code, f"{name} watches {metric}, which no code emits"
+
+
+def test_every_alarm_and_dashboard_widget_counts_this_stack_s_metrics_only(template):
+    # The functions name their stack in every metric (the `stack` dimension, from STACK_NAME)...
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert environment["STACK_NAME"] == {"Ref": "AWS::StackName"}
+    # ...and each query of the project's namespace selects that stack's: another stack's never adds up.
+    for name, alarm in alarms(template).items():
+        if alarm.get("Namespace") == "TranscodeStatus":
+            assert {"Name": "stack", "Value": {"Ref": "AWS::StackName"}} in alarm["Dimensions"], name
+        for query in alarm.get("Metrics", []):
+            expression = query["Expression"]["Fn::Sub"]
+            assert "TranscodeStatus" in expression, name
+            assert expression.endswith(" WHERE stack = '${AWS::StackName}'"), name
+            if "SCHEMA(" in expression:
+                assert re.search(r"SCHEMA\(TranscodeStatus(, \w+)*, stack\b", expression), name
+    body = resource(template, "OperationsDashboard")["Properties"]["DashboardBody"]["Fn::Sub"]
+    searches = re.findall(r"SEARCH\('([^']*)'", body)
+    assert searches and all(
+        search.startswith('{TranscodeStatus,provider,service,stack} stack=\\"${AWS::StackName}\\" ')
+        for search in searches
+    ), searches
 
 
 def test_the_operations_topic_is_encrypted_with_a_key_cloudwatch_may_use(template):

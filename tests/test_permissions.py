@@ -1,6 +1,8 @@
 """Least privilege, checked both ways: the AWS calls each function's code can make (read from the source
 with `ast`) against the role template.yaml gives it. A call its role lacks fails, and so does a grant no code
-makes. When code starts calling a new AWS operation, map it in OPERATIONS (and grant it in the role)."""
+makes. When code starts calling a new AWS operation, map it in OPERATIONS (and grant it in the role).
+Action names only: the resources and conditions of the calls the code really makes are evaluated as IAM
+would in tests/integration/test_permissions_as_iam_evaluates.py."""
 
 from __future__ import annotations
 

@@ -152,11 +152,14 @@ def test_provider_functions_get_the_contract_configuration(template):
 
 
 def test_optional_settings_use_names_the_core_reads(template):
-    read_by_core = inspect.getsource(Settings.from_env)
+    from transcode_core import observability
+
+    # Settings, and what observability reads beside Powertools' own (the metrics' stack dimension)
+    read_by_core = inspect.getsource(Settings.from_env) + inspect.getsource(observability)
     for logical_id in FUNCTIONS:
         for name in function_env(template, logical_id):
             if not name.startswith("POWERTOOLS_"):
-                assert f'"{name}"' in read_by_core, f"{logical_id}: {name} is not read by Settings.from_env"
+                assert f'"{name}"' in read_by_core, f"{logical_id}: {name} is not read by the core"
 
 
 def test_created_secrets_exist_only_when_no_arn_is_given(template):
@@ -270,6 +273,19 @@ def test_the_dashboard_draws_metrics_the_functions_emit(template):
         "PublishFailures",
     }
     assert drawn <= emitted
+
+
+def test_the_access_log_names_who_signed_each_request_and_never_the_query(template):
+    import json
+
+    settings = resource(template, "JobsHttpApi")["Properties"]["AccessLogSettings"]
+    fields = json.loads(settings["Format"])  # one JSON object per request
+    assert {key: fields[key] for key in ("userArn", "caller", "accountId")} == {
+        "userArn": "$context.identity.userArn",
+        "caller": "$context.identity.caller",
+        "accountId": "$context.identity.accountId",
+    }
+    assert not any("querystring" in value.lower() or "rawQuery" in value for value in fields.values())
 
 
 def test_jobs_are_listed_from_an_index_that_holds_no_history(template):

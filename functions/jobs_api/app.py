@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from transcode_core.errors import BadRequest
 from transcode_core.lambda_entry import begin_invocation, install_error_answers, services
-from transcode_core.observability import logger, metrics, tracer
+from transcode_core.observability import logger, metrics, tracer, use_metric_dimensions
 from transcode_core.providers import PROVIDER_IDS, get_spec
 from transcode_core.store import public_item
 
@@ -31,6 +31,13 @@ def _job_id(provider: str) -> str:
     return job_id
 
 
+def _caller() -> dict[str, str]:
+    """The IAM principal that signed the request (API Gateway verified the signature), so that the log and
+    the job's history tell who tracked or untracked a job."""
+    iam = app.current_event.request_context.authorizer.iam
+    return {"user_arn": iam.user_arn, "caller_id": iam.caller_id, "account_id": iam.account_id}
+
+
 def _not_tracked() -> Response:
     return Response(status_code=404, content_type=content_types.APPLICATION_JSON, body={"error": "job not tracked"})
 
@@ -40,9 +47,12 @@ def _not_tracked() -> Response:
 def track_job(provider: str) -> Response:
     job_id = _job_id(provider)
     svc = services()
-    created, item = svc.store.register(provider, job_id, rewatch_minutes=svc.settings.rewatch_minutes)
+    caller = _caller()
+    created, item = svc.store.register(
+        provider, job_id, rewatch_minutes=svc.settings.rewatch_minutes, actor=caller["user_arn"] or None
+    )
     # "new_job", not "created": logging refuses extra keys named like LogRecord fields.
-    logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "new_job": created})
+    logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "new_job": created, "caller": caller})
     return Response(
         status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON, body=public_item(item)
     )
@@ -62,9 +72,10 @@ def get_job(provider: str) -> Response:
 @tracer.capture_method
 def untrack_job(provider: str) -> Response:
     job_id = _job_id(provider)
-    if services().store.untrack(provider, job_id) is None:
+    caller = _caller()
+    if services().store.untrack(provider, job_id, actor=caller["user_arn"] or None) is None:
         return _not_tracked()
-    logger.info("job untracked", extra={"provider": provider, "job_id": job_id})
+    logger.info("job untracked", extra={"provider": provider, "job_id": job_id, "caller": caller})
     return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body=None)
 
 
@@ -72,5 +83,6 @@ def untrack_job(provider: str) -> Response:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: Any) -> dict:
+    use_metric_dimensions()
     begin_invocation(event, context)
     return app.resolve(event, context)

@@ -77,6 +77,7 @@ def test_the_functions_run_the_template_settings(deployment):
     assert environment["PROVIDER_API_URL"] == deployment.simulators["encoding_com"].url
     assert environment["BATCH_SIZE"] == "25" and environment["STALL_MINUTES"] == "120"
     assert "POWERTOOLS_TRACE_DISABLED" not in environment and "HTTP_RETRIES" not in environment
+    assert environment["STACK_NAME"] == deployment.stack.name  # the metrics' stack dimension
 
 
 def test_jobs_api_and_encoding_com(deployment):

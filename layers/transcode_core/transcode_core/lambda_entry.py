@@ -28,7 +28,7 @@ from transcode_core.errors import (
 from transcode_core.fanout import FanOutQueue
 from transcode_core.http import build_session
 from transcode_core.notify import Notifier
-from transcode_core.observability import MetricUnit, logger, metrics, tracer
+from transcode_core.observability import MetricUnit, logger, metrics, tracer, use_metric_dimensions
 from transcode_core.pipeline import Pipeline, Report
 from transcode_core.providers import get_spec
 from transcode_core.providers.base import Adapter, ProviderSpec
@@ -253,12 +253,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     @metrics.log_metrics(capture_cold_start_metric=True)
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict, context: Any) -> dict:
-        if metrics.default_dimensions.get("provider") != provider:  # Metrics state is shared process-wide
-            # Another provider's function ran in this process before (the local run, the tests): a flush
-            # that had no metric kept its dimension, which Powertools would warn is being overwritten.
-            metrics.clear_default_dimensions()
-            metrics.clear_metrics()
-            metrics.set_default_dimensions(provider=provider)
+        use_metric_dimensions(provider=provider)
         begin_invocation(event, context)
         if is_http_event(event):
             return webhook_router().resolve(event, context)

@@ -4,6 +4,7 @@ secrets out of the logs whatever the environment switches on (README "Operations
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 
@@ -76,4 +77,17 @@ metrics = Metrics()
 # Powertools' warning about it would read as a fault in the function's log (and the local run's output).
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-__all__ = ["logger", "tracer", "metrics", "MetricUnit", "redact", "hold_library_loggers"]
+
+def use_metric_dimensions(**dimensions: str) -> None:
+    """Sets the dimensions every metric of this invocation carries: `stack` (STACK_NAME, which the template
+    fills with the stack's name, so that two stacks in one account never count each other's figures in
+    their alarms and dashboards) and `dimensions`. Called per invocation: Metrics' state is process-wide."""
+    stack = os.environ.get("STACK_NAME", "")
+    wanted = {**({"stack": stack} if stack else {}), **dimensions}
+    if metrics.default_dimensions != wanted:
+        metrics.clear_default_dimensions()
+        metrics.dimension_set.clear()
+        metrics.set_default_dimensions(**wanted)
+
+
+__all__ = ["logger", "tracer", "metrics", "MetricUnit", "redact", "hold_library_loggers", "use_metric_dimensions"]

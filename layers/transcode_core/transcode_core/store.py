@@ -182,9 +182,12 @@ class JobStore:
         return items[:limit], items[limit - 1]
 
     # --- writes -------------------------------------------------------------------------------------
-    def commit(self, item: Mapping[str, Any], expected_version: int | None, source: str) -> None:
+    def commit(
+        self, item: Mapping[str, Any], expected_version: int | None, source: str, actor: str | None = None
+    ) -> None:
         """Writes the job item and its history item in one transaction, if the stored version is still
-        `expected_version` (None: the job must not exist yet). Raises Conflict with the current item."""
+        `expected_version` (None: the job must not exist yet). Raises Conflict with the current item.
+        `actor`: who asked for the change (the jobs API's caller), kept in the history item."""
         condition = (
             {"ConditionExpression": "attribute_not_exists(pk)"}
             if expected_version is None
@@ -194,7 +197,7 @@ class JobStore:
             }
         )
         item = {**item, "listed_provider": item["provider"]}  # job items only: history stays off the list
-        history = self._history_item(item, source)
+        history = self._history_item(item, source, actor)
         try:
             self._call(
                 "transact_write_items",
@@ -329,9 +332,11 @@ class JobStore:
             {":v": {"N": str(item["version"])}, ":zero": {"N": "0"}},
         )
 
-    def register(self, provider: str, job_id: str, *, rewatch_minutes: float) -> tuple[bool, dict[str, Any]]:
-        """Starts tracking a job (jobs API PUT). Returns (created, item). A terminal job is put back on the
-        poll list for `rewatch_minutes`, so a restart at the provider is seen."""
+    def register(
+        self, provider: str, job_id: str, *, rewatch_minutes: float, actor: str | None = None
+    ) -> tuple[bool, dict[str, Any]]:
+        """Starts tracking a job (jobs API PUT by `actor`). Returns (created, item). A terminal job is put
+        back on the poll list for `rewatch_minutes`, so a restart at the provider is seen."""
         now = utc_now()
         item: dict[str, Any] = {
             **job_key(provider, job_id),
@@ -344,7 +349,7 @@ class JobStore:
             "active_provider": provider,
         }
         try:
-            self.commit(item, None, "api")
+            self.commit(item, None, "api", actor)
             return True, item
         except Conflict as lost:
             existing = lost.current or self.get(provider, job_id) or {}
@@ -362,14 +367,14 @@ class JobStore:
             if terminal:
                 rewatched["rewatch_until"] = iso_z(now + timedelta(minutes=rewatch_minutes))
             try:
-                self.commit(rewatched, existing["version"], "api")
+                self.commit(rewatched, existing["version"], "api", actor)
                 return False, rewatched
             except Conflict as lost:
                 existing = lost.current or {}
         raise DependencyUnavailable(f"job {provider}#{job_id} kept changing while it was registered")
 
-    def untrack(self, provider: str, job_id: str) -> dict[str, Any] | None:
-        """Stops tracking a job (jobs API DELETE): it leaves the poll list at once, keeps its item and
+    def untrack(self, provider: str, job_id: str, actor: str | None = None) -> dict[str, Any] | None:
+        """Stops tracking a job (jobs API DELETE by `actor`): it leaves the poll list at once, keeps its item and
         history, and carries `untracked_at` so that webhooks and listings do not track it again until a PUT
         does. A change like any other (version + 1, history), so that a poll that read it before loses its
         write. An unpublished event keeps it on the active index until it is sent. None: not tracked."""
@@ -389,7 +394,7 @@ class JobStore:
             if needs_index(untracked, now_iso):
                 untracked["active_provider"] = provider
             try:
-                self.commit(untracked, existing["version"], "api")
+                self.commit(untracked, existing["version"], "api", actor)
                 return untracked
             except Conflict as lost:
                 existing = lost.current
@@ -436,7 +441,7 @@ class JobStore:
             request["ExpressionAttributeValues"] = values
         return request
 
-    def _history_item(self, item: Mapping[str, Any], source: str) -> dict[str, Any]:
+    def _history_item(self, item: Mapping[str, Any], source: str, actor: str | None = None) -> dict[str, Any]:
         history = {
             "pk": item["pk"],
             "sk": f"EVENT#{item['updated_at']}#{item['version']}",
@@ -444,6 +449,7 @@ class JobStore:
             "provider_status": item.get("provider_status"),
             "progress": item.get("progress"),
             "source": source,
+            "actor": actor,
             "version": item["version"],
             "attempt": item.get("attempt", 1),
         }
