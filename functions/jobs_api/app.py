@@ -40,6 +40,12 @@ def _not_tracked() -> Response:
 def track_job(provider: str) -> Response:
     job_id = _job_id(provider)
     svc = services()
+    enabled = svc.settings.enabled_providers
+    if enabled is not None and provider not in enabled:  # no function of this stack would ever poll the job
+        raise BadRequest(
+            f"provider {provider} is not deployed in this stack (EnabledProviders: {', '.join(enabled)}); "
+            "its jobs would never be polled"
+        )
     created, item = svc.store.register(provider, job_id, rewatch_minutes=svc.settings.rewatch_minutes)
     # "new_job", not "created": logging refuses extra keys named like LogRecord fields.
     logger.info("job tracked", extra={"provider": provider, "job_id": job_id, "new_job": created})
