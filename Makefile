@@ -10,8 +10,14 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
-# sam build needs a python3.13 for the python3.13 runtime; pyenv holds one on the dev machines.
-SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
+# sam build needs a python3.13 for the python3.13 runtime: the one on PATH, else the newest 3.13.x pyenv holds
+# (whatever pyenv's current version is). Its directory goes first on sam's PATH.
+PYTHON313 := $(shell for candidate in "$$(command -v python3.13)" \
+	$$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin/python3.13 2>/dev/null | sort -rV); do \
+	test -n "$$candidate" && "$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' \
+	2>/dev/null && break; done)
+SAM_PYENV = $(if $(PYTHON313),PATH="$(dir $(PYTHON313)):$$PATH",$(error sam build needs a python3.13: install one \
+	(python.org, your package manager, or pyenv install 3.13) and put it on PATH))
 LAYER := layers/transcode_core
 
 .PHONY: help install test demo lint format build invoke deploy bench bench-imports lock clean
