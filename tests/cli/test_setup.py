@@ -125,3 +125,58 @@ def test_empty_input_stores_nothing(deployed):
     code, _, err = run("--stack", "ts", "--provider", "xvid", input="\n\n")
     assert code == 2 and "xvid client_id is empty" in err
     assert stored(deployed["XvidSecretArn"])["client_id"] == ""
+
+
+def test_setup_as_a_process_reads_hidden_answers_from_a_pipe():
+    """The way a script feeds it: credentials piped on stdin, no terminal."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from moto.server import ThreadedMotoServer
+
+    root = Path(__file__).resolve().parents[2]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        clients = {
+            name: boto3.client(name, endpoint_url=endpoint, region_name="us-east-1")
+            for name in ("secretsmanager", "cloudformation")
+        }
+        arn = clients["secretsmanager"].create_secret(
+            Name="ts/xvid",
+            SecretString=json.dumps({"client_id": "", "client_secret": "", "webhook_token": GENERATED["xvid"]}),
+        )["ARN"]
+        outputs = {"XvidSecretArn": {"Value": arn}, "XvidWebhookUrl": {"Value": f"{API}/webhooks/xvid"}}
+        clients["cloudformation"].create_stack(
+            StackName="ts",
+            TemplateBody=json.dumps({"Resources": {"Dummy": {"Type": "AWS::SQS::Queue"}}, "Outputs": outputs}),
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRANSCODE_STATUS_"))}
+        env.update(
+            PYTHONPATH=os.pathsep.join([str(root / "cli"), str(root / "layers" / "transcode_core")]),
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="demo",
+            AWS_SECRET_ACCESS_KEY="demo",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "transcode_status_cli", "setup", "--stack", "ts"],
+            input=f"{XVID['client_id']}\n{XVID['client_secret']}\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count(f"{API}/webhooks/xvid?token={GENERATED['xvid']}") == 1
+        assert XVID["client_secret"] not in done.stdout + done.stderr
+        stored_value = json.loads(clients["secretsmanager"].get_secret_value(SecretId=arn)["SecretString"])
+        assert stored_value == {**XVID, "webhook_token": GENERATED["xvid"]}
+    finally:
+        server.stop()
