@@ -119,6 +119,27 @@ def test_every_parameter_is_bounded_and_its_default_is_accepted(template):
         assert accepts(parameter, str(parameter["Default"])), name
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("PollRate", "rate(1 minute)", True),
+        ("PollRate", "rate(10 minutes)", True),
+        ("PollRate", "cron(0/5 * * * ? *)", True),
+        ("PollRate", "rate(1 minutes)", False),  # EventBridge refuses the plural for 1, the singular for more
+        ("PollRate", "rate(5 minute)", False),
+        ("PollRate", "rate(0 minutes)", False),
+        ("AlertEmail", "", True),
+        ("AlertEmail", "ops@example.com", True),
+        ("AlertEmail", "ops@example", False),
+        ("OpsAlertEmail", "two@example.com,three@example.com", False),
+        ("XvidApiUrl", "api.xvid.com/v1/", False),
+        ("ProviderFailurePeriods", "37", False),
+    ],
+)
+def test_values_the_service_would_refuse_are_refused_at_deploy(template, name, value, accepted):
+    assert accepts(template["Parameters"][name], value) == accepted
+
+
 def test_every_setting_parameter_spans_exactly_what_the_functions_accept(template):
     """A value the deploy accepts never fails every invocation at start-up (Settings' own bounds)."""
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
