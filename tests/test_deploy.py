@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import click
@@ -316,3 +318,34 @@ def test_every_stack_output_the_docs_query_exists(template):
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for output in re.findall(r"OutputKey=='(\w+)'", page.read_text()):
             assert output in template["Outputs"], (page.name, output)
+
+
+# --- make build's python3.13 -------------------------------------------------------------------------------
+def make_build_line(tmp_path: Path, pyenv_versions: list[str]) -> subprocess.CompletedProcess:
+    """`make -n build` on a machine whose only python3.13 are pyenv versions named `pyenv_versions`."""
+    from local.artifact import ArtifactError, find_python
+
+    try:
+        real = find_python()
+    except ArtifactError:
+        pytest.skip("no python3.13 here")
+    if shutil.which("python3.13", path="/usr/bin:/bin"):
+        pytest.skip("a system python3.13 would be found first")
+    root = tmp_path / "pyenv"
+    for version in pyenv_versions:
+        (root / "versions" / version / "bin").mkdir(parents=True)
+        (root / "versions" / version / "bin" / "python3.13").symlink_to(real)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYENV_ROOT": str(root)}
+    make = shutil.which("make") or "make"
+    return subprocess.run([make, "-n", "build"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_make_build_finds_whatever_python3_13_pyenv_holds(tmp_path):
+    done = make_build_line(tmp_path, ["3.12.1", "3.13.2", "3.13.11"])
+    assert done.returncode == 0, done.stderr
+    assert f'PATH="{tmp_path}/pyenv/versions/3.13.11/bin/:$PATH"' in done.stdout  # the newest 3.13.x
+
+
+def test_make_build_without_a_python3_13_says_what_to_install(tmp_path):
+    done = make_build_line(tmp_path, [])
+    assert done.returncode != 0 and "sam build needs a python3.13" in done.stderr
