@@ -37,7 +37,10 @@ def new_webhook_token() -> str:
     return secrets.token_hex(24)  # 48 characters, URL-safe as they are (like the stack's generated token)
 
 
-@click.command(epilog="Example: transcode-status setup --stack transcode-status --provider xvid")
+@click.command(
+    short_help="Fill in the provider secrets, print the webhook URLs.",
+    epilog="Example: transcode-status setup --stack transcode-status --provider xvid",
+)
 @click.option("--stack", envvar="TRANSCODE_STATUS_STACK", help="Deployed stack. [env TRANSCODE_STATUS_STACK]")
 @click.option(
     "--region", envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="AWS region (default: AWS_REGION, the profile's)."
