@@ -349,3 +349,57 @@ def test_make_build_finds_whatever_python3_13_pyenv_holds(tmp_path):
 def test_make_build_without_a_python3_13_says_what_to_install(tmp_path):
     done = make_build_line(tmp_path, [])
     assert done.returncode != 0 and "sam build needs a python3.13" in done.stderr
+
+
+# --- subscribe and first alert -----------------------------------------------------------------------------
+def published_job_event(status: str, *, stalled: bool = False) -> dict:
+    from transcode_core.notify import build_event
+
+    job = {"provider": "xvid", "job_id": f"job-{status}-{stalled}", "status": status, "attempt": 1, "version": 2}
+    return build_event(
+        {**job, "updated_at": "2026-11-25T12:00:00Z"}, "PROCESSING", "2026-11-25T12:00:00Z", stalled=stalled
+    )
+
+
+@pytest.mark.parametrize(
+    ("chosen", "delivered"),
+    [
+        ({}, {"job.completed", "job.failed", "job.test"}),
+        ({"AlertEmailEvents": "job.stalled, job.canceled"}, {"job.stalled", "job.canceled", "job.test"}),
+    ],
+)
+def test_alert_email_receives_the_chosen_events_and_the_first_alert(template, aws, chosen, delivered):
+    import json
+
+    import boto3
+    from click.testing import CliRunner
+
+    from transcode_core.notify import Notifier
+
+    # Given the topic with AlertEmail's subscription as the template makes it (an SQS queue stands in for
+    # the e-mail address: SNS applies the same filter policy)
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="job-events")["TopicArn"]
+    queue = sqs.create_queue(QueueName="alert-email")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    properties = resource(template, "AlertEmailSubscription")["Properties"]
+    policy = {key: resolve(value, template, chosen) for key, value in properties["FilterPolicy"].items()}
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"FilterPolicy": json.dumps(policy), "FilterPolicyScope": properties["FilterPolicyScope"]},
+    )
+    # When every kind of job event is published, and the quick start's `events test` runs
+    events = [published_job_event(s) for s in ("COMPLETE", "ERROR", "CANCELED")]
+    events.append(published_job_event("PROCESSING", stalled=True))
+    Notifier(topic, client=sns).publish(events)
+    result = CliRunner().invoke(cli, ["events", "test", "--topic", topic])
+    assert result.exit_code == 0, result.output
+    # Then the address receives exactly the chosen events and the test event
+    received = []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        received += [json.loads(message["Body"])["MessageAttributes"]["event"]["Value"] for message in batch]
+        for message in batch:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    assert sorted(received) == sorted(delivered)
