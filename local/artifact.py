@@ -132,8 +132,8 @@ def built_functions(build_dir: Path = BUILD_DIR) -> dict[str, BuiltFunction]:
 
 
 def resolve(value: Any, template: dict[str, Any], refs: dict[str, str]) -> Any:
-    """A template value with Ref, Fn::If and conditions resolved: `refs` holds resources' physical ids and
-    parameter values; a parameter not in it takes its Default."""
+    """A template value with Ref, Fn::If, Fn::Join/Split/Select and conditions resolved: `refs` holds resources'
+    physical ids and parameter values; a parameter not in it takes its Default (a CommaDelimitedList: a list)."""
     if isinstance(value, dict) and len(value) == 1:
         (kind, argument), *_ = value.items()
         if kind == "Ref":
@@ -159,6 +159,8 @@ def resolve(value: Any, template: dict[str, Any], refs: dict[str, str]) -> Any:
             return resolve(members, template, refs)[int(index)]
         if kind == "Fn::And":
             return all(resolve(item, template, refs) for item in argument)
+        if kind == "Fn::Or":
+            return any(resolve(item, template, refs) for item in argument)
         if kind == "Fn::If":
             condition, if_true, if_false = argument
             chosen = if_true if _condition(template, condition, refs) else if_false
