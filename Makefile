@@ -16,7 +16,7 @@ PYTHON313 := $(shell for candidate in "$$(command -v python3.13)" \
 	$$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin/python3.13 2>/dev/null | sort -rV); do \
 	test -n "$$candidate" && "$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' \
 	2>/dev/null && break; done)
-SAM_PYENV = $(if $(PYTHON313),PATH="$(dir $(PYTHON313)):$$PATH",$(error sam build needs a python3.13: install one \
+WITH_PYTHON313 = $(if $(PYTHON313),PATH="$(dir $(PYTHON313)):$$PATH",$(error sam build needs a python3.13: install one \
 	(python.org, your package manager, or pyenv install 3.13) and put it on PATH))
 LAYER := layers/transcode_core
 
@@ -60,7 +60,7 @@ format: install ## Format and fix imports with ruff
 	$(VENV)/bin/ruff format .
 
 build: install ## sam build (layer and functions for python3.13)
-	$(SAM_PYENV) $(VENV)/bin/sam build
+	$(WITH_PYTHON313) $(VENV)/bin/sam build
 
 # The layer's requirements.lock, resolved for the python3.13 arm64 runtime with hashes, leaving out what the
 # runtime ships ($(LAYER)/lambda-runtime.txt). Keeps current pins that still fit; UPGRADE=1 takes the newest.
@@ -82,7 +82,7 @@ bench: install ## Benchmark all four providers (BENCH_JOBS=2000 ... ARGS="--prov
 	$(PY) -m bench $(ARGS)
 
 bench-imports: build ## Cold import of each built function vs `import boto3`, in a python3.13 runtime emulation
-	$(SAM_PYENV) $(PY) -m bench.imports
+	$(WITH_PYTHON313) $(PY) -m bench.imports
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .ruff_cache .benchmarks
