@@ -16,8 +16,14 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
-# sam build needs a python3.13 for the python3.13 runtime; pyenv holds one on the dev machines.
-SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
+# sam build needs a python3.13 for the python3.13 runtime: the one on PATH, else the newest 3.13.x pyenv holds
+# (whatever pyenv's current version is). Its directory goes first on sam's PATH.
+PYTHON313 := $(shell for candidate in "$$(command -v python3.13)" \
+	$$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.13*/bin/python3.13 2>/dev/null | sort -rV); do \
+	test -n "$$candidate" && "$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' \
+	2>/dev/null && break; done)
+WITH_PYTHON313 = $(if $(PYTHON313),PATH="$(dir $(PYTHON313)):$$PATH",$(error sam build needs a python3.13: install one \
+	(python.org, your package manager, or pyenv install 3.13) and put it on PATH))
 LAYER := layers/transcode_core
 LOCKED := $(LAYER)/requirements.txt $(LAYER)/requirements.lock pyproject.toml
 # pytest's workers: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the tests in this process.
@@ -80,7 +86,7 @@ format: $(STAMP) ## Format and fix imports with ruff
 	$(VENV)/bin/ruff format .
 
 build: $(STAMP) ## sam build (layer and functions for python3.13)
-	$(SAM_PYENV) $(VENV)/bin/sam build
+	$(WITH_PYTHON313) $(VENV)/bin/sam build
 
 # The layer's requirements.lock, resolved for the python3.13 arm64 runtime with hashes, leaving out what the
 # runtime ships ($(LAYER)/lambda-runtime.txt). Keeps current pins that still fit; UPGRADE=1 takes the newest.
@@ -102,7 +108,7 @@ bench: $(STAMP) ## Benchmark all four providers (BENCH_JOBS=2000 ... ARGS="--pro
 	$(PY) -m bench $(ARGS)
 
 bench-imports: build ## Cold import of each built function vs `import boto3`, in a python3.13 runtime emulation
-	$(SAM_PYENV) $(PY) -m bench.imports
+	$(WITH_PYTHON313) $(PY) -m bench.imports
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .ruff_cache .benchmarks

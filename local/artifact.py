@@ -132,17 +132,35 @@ def built_functions(build_dir: Path = BUILD_DIR) -> dict[str, BuiltFunction]:
 
 
 def resolve(value: Any, template: dict[str, Any], refs: dict[str, str]) -> Any:
-    """A template value with Ref, Fn::If and conditions resolved: `refs` holds resources' physical ids and
-    parameter values; a parameter not in it takes its Default."""
+    """A template value with Ref, Fn::If, Fn::Join/Split/Select and conditions resolved: `refs` holds resources'
+    physical ids and parameter values; a parameter not in it takes its Default (a CommaDelimitedList: a list)."""
     if isinstance(value, dict) and len(value) == 1:
         (kind, argument), *_ = value.items()
         if kind == "Ref":
-            if argument in refs:
-                return refs[argument]
             parameter = template.get("Parameters", {}).get(argument)
-            if parameter is not None and "Default" in parameter:
-                return str(parameter["Default"])
-            raise ArtifactError(f"cannot resolve Ref {argument}: not a parameter with a default, not given")
+            if argument in refs:
+                value = refs[argument]
+            elif parameter is not None and "Default" in parameter:
+                value = str(parameter["Default"])
+            else:
+                raise ArtifactError(f"cannot resolve Ref {argument}: not a parameter with a default, not given")
+            if parameter is not None and parameter.get("Type") == "CommaDelimitedList":
+                return [member.strip() for member in value.split(",")]  # CloudFormation trims each member
+            return value
+        if kind == "Fn::Join":
+            delimiter, members = argument
+            members = resolve(members, template, refs)
+            return delimiter.join(str(resolve(member, template, refs)) for member in members)
+        if kind == "Fn::Split":
+            delimiter, source = argument
+            return str(resolve(source, template, refs)).split(delimiter)
+        if kind == "Fn::Select":
+            index, members = argument
+            return resolve(members, template, refs)[int(index)]
+        if kind == "Fn::And":
+            return all(resolve(item, template, refs) for item in argument)
+        if kind == "Fn::Or":
+            return any(resolve(item, template, refs) for item in argument)
         if kind == "Fn::If":
             condition, if_true, if_false = argument
             chosen = if_true if _condition(template, condition, refs) else if_false
@@ -157,6 +175,8 @@ def resolve(value: Any, template: dict[str, Any], refs: dict[str, str]) -> Any:
         raise ArtifactError(f"cannot resolve {kind} here")
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, list):
+        return value
     return value if isinstance(value, str) else str(value)
 
 

@@ -211,11 +211,17 @@ def test_provider_functions_poll_on_the_schedule_with_failures_kept(template):
         assert properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
 
 
-def test_alert_email_receives_only_complete_and_error(template):
+def test_alert_email_receives_the_chosen_events_completions_and_failures_by_default(template):
+    from local.artifact import resolve
+
     subscription = resource(template, "AlertEmailSubscription")
     assert subscription["Condition"] == "HasAlertEmail"
     assert subscription["Properties"]["Protocol"] == "email"
-    assert subscription["Properties"]["FilterPolicy"] == {"status": ["COMPLETE", "ERROR"]}
+    assert subscription["Properties"]["FilterPolicyScope"] == "MessageAttributes"
+    policy = subscription["Properties"]["FilterPolicy"]
+    assert resolve(policy["event"], template, {}) == ["job.completed", "job.failed", "job.test"]
+    chosen = {"AlertEmailEvents": "job.stalled, job.canceled"}
+    assert resolve(policy["event"], template, chosen) == ["job.stalled", "job.canceled", "job.test"]
 
 
 def test_outputs_name_what_users_need(template):
@@ -233,8 +239,6 @@ def test_a_disabled_provider_deploys_no_function_log_group_secret_or_output(temp
     for logical_id in PROVIDER_FUNCTIONS:
         prefix = logical_id.removesuffix("Function")
         enabled = f"{prefix}Enabled"
-        assert template["Parameters"][f"Enable{prefix}"]["AllowedValues"] == ["true", "false"]
-        assert template["Conditions"][enabled] == {"Fn::Equals": [{"Ref": f"Enable{prefix}"}, "true"]}
         assert resource(template, logical_id)["Condition"] == enabled
         assert resource(template, f"{prefix}LogGroup")["Condition"] == enabled
         for output in ("WebhookUrl", "SecretArn", "FunctionName"):

@@ -9,6 +9,7 @@ import click
 from transcode_status_cli.errors import CliError, explain
 from transcode_status_cli.events import events
 from transcode_status_cli.jobs import jobs
+from transcode_status_cli.setup import setup
 
 EPILOG = """Exit codes: 0 ok, 1 AWS or the jobs API answered with an error, 2 usage (also: no --stack/--table),
 3 not found (stack, table, topic, job, event), 4 credentials, region or permission, 5 unreachable."""
@@ -42,6 +43,7 @@ def cli() -> None:
 
 cli.add_command(jobs)
 cli.add_command(events)
+cli.add_command(setup)
 
 
 def main() -> None:

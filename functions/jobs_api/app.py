@@ -48,6 +48,12 @@ def track_job(provider: str) -> Response:
     job_id = _job_id(provider)
     svc = services()
     caller = _caller()
+    enabled = svc.settings.enabled_providers
+    if enabled is not None and provider not in enabled:  # no function of this stack would ever poll the job
+        raise BadRequest(
+            f"provider {provider} is not deployed in this stack (EnabledProviders: {', '.join(enabled)}); "
+            "its jobs would never be polled"
+        )
     created, item = svc.store.register(
         provider, job_id, rewatch_minutes=svc.settings.rewatch_minutes, actor=caller["user_arn"] or None
     )

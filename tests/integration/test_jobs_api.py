@@ -80,3 +80,24 @@ def test_a_finished_job_put_again_is_polled_again_and_its_restart_is_a_new_attem
             f"encoding_com#{media_id}#1#COMPLETE",
             f"encoding_com#{media_id}#2#COMPLETE",
         ]
+
+
+def test_a_provider_the_stack_does_not_deploy_is_refused_so_no_job_waits_forever(stack):
+    # Given the jobs API's environment as the template sets it for EnabledProviders=encoding_com,xvid
+    from local.artifact import resolve
+    from local.template import resource
+
+    variables = resource(stack.template, "JobsApiFunction")["Properties"]["Environment"]["Variables"]
+    enabled = resolve(variables["ENABLED_PROVIDERS"], stack.template, {"EnabledProviders": "encoding_com, xvid"})
+    stack.function_env["jobs_api"] = {
+        "TABLE_NAME": stack.table_name,
+        "TOPIC_ARN": stack.topic_arn,
+        "ENABLED_PROVIDERS": enabled,
+    }
+    # When a job of a provider left out is PUT, Then it is refused and nothing is written
+    status, answer = stack.jobs_api("PUT", "vod_station", "10019:keynote.mp4")
+    assert status == 400 and "vod_station is not deployed in this stack" in answer["error"]
+    assert stack.jobs() == []
+    # while the deployed providers' jobs are tracked, and reading a job stays possible for every provider
+    assert stack.jobs_api("PUT", "xvid", "559cbbec14ea67a7cad6c7d8")[0] == 201
+    assert stack.jobs_api("GET", "vod_station", "10019:keynote.mp4")[0] == 404

@@ -37,6 +37,7 @@ class Settings:
     fanout_queue_url: str | None = None  # the provider's fan-out queue; empty: every poll applies its own jobs
     fanout_threshold: int = 2000  # a poll of more active jobs than this hands its changes to the fan-out queue
     fanout_batch_size: int = 200  # jobs per fan-out message (one SQS message, applied by one invocation)
+    enabled_providers: tuple[str, ...] | None = None  # the providers the stack deploys (jobs API); None: all
 
     def __post_init__(self) -> None:
         try:
@@ -79,6 +80,7 @@ class Settings:
             fanout_queue_url=env.get("FANOUT_QUEUE_URL") or None,
             fanout_threshold=_number(env, "FANOUT_THRESHOLD", "fanout_threshold", low=1, high=10_000_000),
             fanout_batch_size=_number(env, "FANOUT_BATCH_SIZE", "fanout_batch_size", low=1, high=1000),
+            enabled_providers=_providers(env, "ENABLED_PROVIDERS"),
         )
 
 
@@ -96,3 +98,17 @@ def _number(env: Mapping[str, str], name: str, attribute: str, *, low: float, hi
     if not low <= value <= high:
         raise ConfigurationError(f"{name}={raw!r} is outside {low}..{high}")
     return value
+
+
+def _providers(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    """Environment variable `name` as a comma-separated list of provider ids; unset or empty: None."""
+    from transcode_core.providers import PROVIDER_IDS  # here, not at the top: the providers import this module
+
+    raw = env.get(name) or ""
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [provider for provider in names if provider not in PROVIDER_IDS]
+    if unknown:
+        raise ConfigurationError(
+            f"{name}={raw!r} names no provider {', '.join(unknown)}; known: {', '.join(PROVIDER_IDS)}"
+        )
+    return names or None
