@@ -20,6 +20,7 @@ from transcode_core.providers.base import PollFailure
 from transcode_core.providers.vod_station import (
     SPEC,
     VodStationAdapter,
+    _listed_item,
     derive_status,
     sign,
     summarize_words,
@@ -358,3 +359,31 @@ def test_read_jobs_explains_that_one_job_cannot_be_read(adapter):
     assert isinstance(failure, PollFailure)
     assert failure.job_ids == (JOB_ID,)
     assert "cannot read one job" in failure.error.message
+
+
+# --- lastWorkTime, typed Object ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2021-09-14T15:49:12+0900",
+        "2021-09-14T15:49:12",  # no offset: the service's Korean time
+        1631602152000,
+        "1631602152000",
+        {"epochMilli": 1631602152000},
+        {"time": 1631602152000},
+        {"epochSecond": 1631602152, "nano": 0},
+        {"year": 2021, "monthValue": 9, "month": "SEPTEMBER", "dayOfMonth": 14, "hour": 15, "minute": 49, "second": 12},
+        [2021, 9, 14, 15, 49, 12],
+    ],
+)
+def test_last_work_time_is_read_as_text_number_or_object(value):
+    item = _listed_item({"categoryId": 1, "filePath": "a.mp4", "outputType": "sd", "lastWorkTime": value})
+    assert item.last_work == datetime(2021, 9, 14, 6, 49, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", [None, True, "yesterday", {"year": 2021}, [2021, 13, 40], {}])
+def test_an_unreadable_last_work_time_is_no_time(value):
+    item = _listed_item({"categoryId": 1, "filePath": "a.mp4", "outputType": "sd", "lastWorkTime": value})
+    assert item.last_work is None

@@ -4,27 +4,33 @@ The API names no job and cannot read one. A job here is one input file in one ca
 "<categoryId>:<filePath>"); the listing and the callbacks speak of its outputs, one per encoding option
 (`outputType`), and the job's status is derived from them (`derive_status`).
 
-Decisions (README "VOD Station"):
+Decisions (docs/providers.md, "NAVER Cloud VOD Station"):
 - Every request is signed over exactly the path and query that are sent: the path of the configured URL
   joined with `api/v2/status` (a path prefix in PROVIDER_API_URL is sent and signed) and a query string
   built here, in a fixed order, and sent as it is.
 - The listing filters on work *start*, which no item shows (`lastWorkTime` is the last work). A job found
-  in a window [from, to] started at or after `from`: that bound is kept (`details.work_started_after`) and
-  a poll reads from the earliest bound of its active jobs (the discovery look-back for a job never listed
-  yet, e.g. one registered through the jobs API) to now plus FUTURE_MARGIN, so a job is never lost because
-  it started long before it was first seen. Outputs of one job may be spread over pages, so a job is judged
-  only once every page was read; when a page fails, jobs already stored are still updated (their other
-  outputs come from the store) and new jobs wait for a complete read.
-- An active job that a complete read does not list is marked (`details.not_listed_since`); still missing
-  after NOT_LISTED_GRACE (or STALL_MINUTES, if longer) it ends in ERROR, code NOT_LISTED, and its event says so.
+  in a window [from, to] started at or after `from`: that bound is kept (`details.work_started_after`).
+  A poll reads the recent window (the discovery look-back) first and judges the jobs that started in it
+  from it alone; then the reach-back to the earliest bound of older active jobs, which may fail without
+  holding up discovery; then one older slice for jobs never listed (registered through the jobs API),
+  doubling how far back they were searched (`details.searched_back_to`) up to MAX_SEARCH_BACK. Outputs of
+  one job may be spread over pages, so a new job is judged only once every page was read; when a page
+  fails, jobs already stored are still updated (their other outputs come from the store).
+- The document's table and example pass workStartTimeFrom/To opposite ways: a read that lists nothing is
+  sent again reversed, and the way that lists is kept.
+- An active job that the reads do not list is marked (`details.not_listed_since`) only on evidence that
+  they could have listed it: every read that covers it complete and listing something. Still missing after
+  NOT_LISTED_GRACE (or STALL_MINUTES, if longer) it ends in ERROR, code NOT_LISTED, and its event says so.
+- A failed output fails the job only once no output waits or runs (`derive_status`), so the others'
+  later `lastWorkTime` is never taken for a new attempt and the job fails once, with its final outputs.
 - `created_at` is the oldest `lastWorkTime` ever seen for the job (the API has no start time per item);
   `started_at` is left unset because no value would be stable; `finished_at` is the latest `lastWorkTime`
   once the job is terminal. A terminal job that the listing shows with work later than its `finished_at`
   (running again, or already finished again, even the other way) is a new attempt (`requeued`).
 - A callback carries one output. It is merged into the stored job's outputs (an output never moves back)
-  and the job's status is derived with the same rule, except that a callback alone never completes a job
+  and the job's status is derived with the same rule, except that a callback alone never finishes a job
   whose full set of outputs has not been seen in a listing (`details.output_types`): until then it stays
-  PROCESSING and the next poll completes it.
+  PROCESSING and the next poll finishes it.
 """
 
 from __future__ import annotations
@@ -266,7 +272,9 @@ class VodStationAdapter(Adapter):
             if reach.failure:
                 yield replace(reach.failure, job_ids=tuple(older))
             reach_items = _by_job(reach.items)
-            wanted = [job_id for job_id in {*older, *never_listed} if job_id in recent_items or job_id in reach_items]
+            wanted = [job_id for job_id in older if job_id in recent_items or job_id in reach_items] + [
+                job_id for job_id in never_listed if job_id in reach_items and job_id not in recent_items
+            ]
             yield from self._judge(
                 {job_id: recent_items.get(job_id, []) + reach_items.get(job_id, []) for job_id in wanted},
                 context,
