@@ -585,3 +585,62 @@ def test_a_refusal_with_a_body_that_is_not_json_is_a_refused_signature(sim, stat
 
     with pytest.raises(AuthenticationRejected, match=f"HTTP {status}"):
         poll(make_adapter(sim.url))
+
+
+# --- jobs never listed, empty reads ---------------------------------------------------------------------
+
+
+def test_a_job_registered_weeks_after_it_started_is_searched_for_further_back_each_poll(sim):
+    # Given a job PUT through the jobs API that started 20 days ago (the look-back is 2 days)
+    store = Store()
+    now_ms = int(time.time() * 1000)
+    job = sim.add_job(5, "weeks-old.mp4", work_start_ms=now_ms - 20 * DAY_MS)
+    sim.advance(job, 3)
+    store.items[job] = {"job_id": job, "status": "SUBMITTED", "updated_at": datetime.now(UTC).isoformat()}
+    adapter = make_adapter(sim.url)
+
+    # When polls go on, each searching one slice further back (to 4 days, 8, 16, then 32)
+    for _ in range(3):
+        poll(adapter, store)
+        assert store.items[job]["status"] == "SUBMITTED"
+    poll(adapter, store)
+
+    # Then it is found and completes, with the bound of the slice it was found in
+    slices = [(start, end) for start, end in sim.windows if start < end < now_ms - DAY_MS]  # not the retries reversed
+    assert [round((now_ms - start) / DAY_MS) for start, _ in slices] == [4, 8, 16, 32]
+    assert store.items[job]["status"] == "COMPLETE" and store.events == [(job, "COMPLETE")]
+    assert "searched_back_to" not in store.items[job]["details"]
+
+
+def test_a_registered_job_no_read_lists_ends_not_listed_once_searched_a_year_back(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    sim.add_job(5, "other.mp4")  # the reads list something: they could have listed the missing job
+    job = "5:never-there.mp4"
+    store.items[job] = {"job_id": job, "status": "SUBMITTED", "updated_at": datetime.now(UTC).isoformat()}
+
+    polls = 0
+    while "not_listed_since" not in store.items[job].get("details", {}):
+        poll(adapter, store)
+        polls += 1
+        assert polls < 12
+    searched_to = datetime.fromisoformat(store.items[job]["details"]["searched_back_to"])
+    assert (datetime.now(UTC) - searched_to).days == 366
+
+    store.items[job]["details"]["not_listed_since"] = "2020-01-01T00:00:00Z"
+    poll(adapter, store)
+    assert (store.items[job]["status"], store.items[job]["error"]["code"]) == ("ERROR", "NOT_LISTED")
+
+
+def test_an_active_job_is_not_ended_by_reads_that_list_nothing(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    job = sim.add_job(5, "vanishes.mp4")
+    poll(adapter, store)
+    del sim.jobs[job]  # every read now comes back empty, both ways round
+
+    store.items[job]["details"]["not_listed_since"] = "2020-01-01T00:00:00Z"  # even if marked long ago
+    for _ in range(3):
+        poll(adapter, store)
+
+    assert store.items[job]["status"] == "QUEUED" and store.events == []

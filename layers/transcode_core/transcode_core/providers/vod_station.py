@@ -286,6 +286,7 @@ class VodStationAdapter(Adapter):
         # reads one older slice for it, each as long as all the time already searched, back to MAX_SEARCH_BACK.
         searched = {job_id: _searched_back_to(active[job_id]) or recent_from for job_id in never_listed}
         unfound = [job_id for job_id in never_listed if job_id not in seen]
+        advanced: dict[str, datetime] = {}  # jobs whose search went further back this poll
         if unfound and (depth := max(searched[job_id] for job_id in unfound)) > now - MAX_SEARCH_BACK:
             start = max(depth - (now - depth), now - MAX_SEARCH_BACK)
             search = self._read_window(start, depth, stats)
@@ -296,7 +297,8 @@ class VodStationAdapter(Adapter):
             yield from self._judge({job_id: search_items[job_id] for job_id in found}, context, complete=True)
             seen.update(found)
             if not search.failure:
-                searched.update({job_id: start for job_id in unfound if searched[job_id] >= start})
+                advanced = {job_id: start for job_id in unfound if searched[job_id] >= start}
+                searched.update(advanced)
 
         # 4. An active job that no read listed ends only on positive evidence: every read that could hold it was
         # complete and listed something (an empty answer may be a gateway that cannot filter as we ask).
@@ -309,12 +311,12 @@ class VodStationAdapter(Adapter):
                 evident = recent_shows and searched[job_id] <= now - MAX_SEARCH_BACK
             elif bound >= recent_from:
                 evident = recent_shows
-            else:
-                evident = bool(reach and reach.failure is None and recent.failure is None)
-                evident = evident and recent.entries + (reach.entries if reach else 0) > 0
+            else:  # its window is the reach-back and the recent window together
+                both = [recent, reach] if reach else []
+                evident = all(read.failure is None for read in both) and sum(read.entries for read in both) > 0
             if evident:
                 stats["not_listed"] += 1
-            snapshot = self._not_listed(job_id, job, now, evident=evident, searched_back_to=searched.get(job_id))
+            snapshot = self._not_listed(job_id, job, now, evident=evident, searched_back_to=advanced.get(job_id))
             if snapshot is not None:
                 yield snapshot
 
