@@ -381,7 +381,7 @@ class VodStationAdapter(Adapter):
     def _read_window(self, start: datetime, end: datetime, stats: Counter[str]) -> _Listing:
         """Every item whose work started in [start, end]. The document's parameter table makes
         workStartTimeFrom the start, its example sends it as the end: a read that lists nothing is tried the
-        other way round, and the way that lists something is kept for the adapter's later reads."""
+        other way round, and the way that lists something is kept for this poll's later reads."""
         window = (to_epoch_ms(start), to_epoch_ms(end))
         if self._window_reversed:
             return self._read_listing(window[::-1], start, stats)
