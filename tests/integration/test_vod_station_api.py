@@ -12,6 +12,7 @@ import pytest
 from local.simulators.base import SimRequest, SimResponse
 from local.simulators.vod_station import VodStationSimulator
 from transcode_core.config import Settings
+from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
 from transcode_core.model import Status, decide
@@ -44,12 +45,15 @@ def sim():
         yield simulator
 
 
-def make_adapter(api_url: str, *, secret_key: str = SECRET_KEY, access_key: str = ACCESS_KEY, **settings):
+def make_adapter(
+    api_url: str, *, secret_key: str = SECRET_KEY, access_key: str = ACCESS_KEY, deadline=None, **settings
+):
     return VodStationAdapter(
         api_url=api_url,
         credentials={"access_key": access_key, "secret_key": secret_key},
         session=build_session(retries=0, read_timeout=5),
         settings=Settings(table_name="t", topic_arn="arn", provider_api_url=None, provider_secret_id=None, **settings),
+        deadline=deadline,
     )
 
 
@@ -644,3 +648,36 @@ def test_an_active_job_is_not_ended_by_reads_that_list_nothing(sim):
         poll(adapter, store)
 
     assert store.items[job]["status"] == "QUEUED" and store.events == []
+
+
+class FarReadsSlow(PagedFaults):
+    """A gateway that takes seconds over reads reaching back more than three days."""
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        times = [int(request.query[key]) for key in ("workStartTimeFrom", "workStartTimeTo") if key in request.query]
+        if times and min(times) < time.time() * 1000 - 3 * DAY_MS:
+            time.sleep(3)
+        return super().handle(request)
+
+
+def test_a_reach_back_that_does_not_fit_the_time_left_still_lets_new_jobs_be_found():
+    with FarReadsSlow(access_key=ACCESS_KEY, secret_key=SECRET_KEY) as sim:
+        # Given a job active for three weeks, and a new one
+        now_ms = int(time.time() * 1000)
+        old = sim.add_job(1, "three-weeks.mp4", work_start_ms=now_ms - 21 * DAY_MS)
+        new = sim.add_job(1, "new.mp4")
+        store = Store()
+        store.items[old] = {
+            "job_id": old,
+            "status": "PROCESSING",
+            "details": {"work_started_after": _iso(now_ms - 22 * DAY_MS)},
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+
+        # When a poll has one second left, less than the reach-back takes
+        snapshots, [failure], _ = poll(make_adapter(sim.url, deadline=Deadline(1.0)), store)
+
+        # Then the new job is found, and the reach-back is a deferral naming the old job only
+        assert [s.job_id for s in snapshots] == [new]
+        assert isinstance(failure.error, ProviderUnavailable) and failure.job_ids == (old,)
+        assert store.items[old]["status"] == "PROCESSING"
