@@ -241,11 +241,11 @@ def test_an_error_body_with_status_200_is_an_error(sim):
 def test_active_jobs_found_before_the_look_back_are_read_from_their_kept_bound(sim):
     # Given active jobs each found in an earlier window: their work started at or after that window's start
     now_ms = int(time.time() * 1000)
-    oldest = sim.add_job(1, "oldest.mp4", work_start_ms=now_ms - 3 * DAY_MS)
-    sim.add_job(1, "before-window.mp4", work_start_ms=now_ms - 5 * DAY_MS)
+    oldest = sim.add_job(1, "oldest.mp4", work_start_ms=now_ms - 5 * DAY_MS)
+    sim.add_job(1, "before-window.mp4", work_start_ms=now_ms - 7 * DAY_MS)
     other = sim.add_job(1, "other.mp4", work_start_ms=now_ms - HOUR_MS)
     active = [
-        {"job_id": oldest, "status": "PROCESSING", "details": {"work_started_after": _iso(now_ms - 4 * DAY_MS)}},
+        {"job_id": oldest, "status": "PROCESSING", "details": {"work_started_after": _iso(now_ms - 6 * DAY_MS)}},
         {"job_id": other, "status": "QUEUED", "details": {"work_started_after": _iso(now_ms - 2 * HOUR_MS)}},
     ]
 
@@ -255,7 +255,7 @@ def test_active_jobs_found_before_the_look_back_are_read_from_their_kept_bound(s
     [(recent_start, recent_end), (reach_start, reach_end)] = sim.windows
     assert abs(recent_start - (now_ms - 2 * DAY_MS)) < 5_000
     assert abs(recent_end - (now_ms + 5 * 60 * 1000)) < 5_000
-    assert abs(reach_start - (now_ms - 4 * DAY_MS)) < 5_000 and reach_end == recent_start
+    assert abs(reach_start - (now_ms - 6 * DAY_MS)) < 5_000 and reach_end == recent_start
     assert sorted(s.job_id for s in snapshots) == sorted([other, oldest])  # the job from before the window is not read
 
 

@@ -235,22 +235,23 @@ class VodStationAdapter(Adapter):
         }
 
     # --- poll -----------------------------------------------------------------------------------------
-    def discovery_start(self, now: datetime) -> datetime:
-        """The start of the recent window: jobs whose work started since then are discovered."""
-        return now - timedelta(days=self.settings.discovery_days)
-
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
         now, stats = context.now, context.stats
-        recent_from = self.discovery_start(now)
         active = {
             job_id: job
             for job_id, job in context.active_by_id.items()
             if not is_terminal(_stored_status(job) or Status.SUBMITTED)
         }
-        older = {
-            job_id: bound for job_id, job in active.items() if (bound := _work_start_bound(job)) and bound < recent_from
-        }
-        never_listed = [job_id for job_id, job in active.items() if _work_start_bound(job) is None]
+        bounds = {job_id: _work_start_bound(job) for job_id, job in active.items()}
+        # The recent window reaches back to the bounds of jobs found up to one look-back before it (most active
+        # jobs were found by an earlier poll's window, which started a little earlier): one read, at most twice
+        # as long as the look-back, instead of a second read each poll.
+        look_back = timedelta(days=self.settings.discovery_days)
+        recent_from = min(
+            [now - look_back] + [bound for bound in bounds.values() if bound and bound >= now - 2 * look_back]
+        )
+        older = {job_id: bound for job_id, bound in bounds.items() if bound is not None and bound < recent_from}
+        never_listed = [job_id for job_id, bound in bounds.items() if bound is None]
 
         # 1. The recent window, read first and judged on its own: what an older job costs never holds up discovery.
         recent = self._read_window(recent_from, now + FUTURE_MARGIN, stats)
