@@ -10,8 +10,9 @@ Decisions (docs/providers.md, "NAVER Cloud VOD Station"):
   built here, in a fixed order, and sent as it is.
 - The listing filters on work *start*, which no item shows (`lastWorkTime` is the last work). A job found
   in a window [from, to] started at or after `from`: that bound is kept (`details.work_started_after`).
-  A poll reads the recent window (the discovery look-back) first and judges the jobs that started in it
-  from it alone; then the reach-back to the earliest bound of older active jobs, which may fail without
+  A poll reads the recent window (the discovery look-back, widened to take in jobs found by the last
+  polls) first and judges the jobs that started in it from it alone; then the reach-back to the earliest
+  bound of older active jobs, which may fail without
   holding up discovery; then one older slice for jobs never listed (registered through the jobs API),
   doubling how far back they were searched (`details.searched_back_to`) up to MAX_SEARCH_BACK. Outputs of
   one job may be spread over pages, so a new job is judged only once every page was read; when a page
