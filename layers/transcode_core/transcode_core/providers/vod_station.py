@@ -12,11 +12,11 @@ Decisions (docs/providers.md, "NAVER Cloud VOD Station"):
   in a window [from, to] started at or after `from`: that bound is kept (`details.work_started_after`).
   A poll reads the recent window (the discovery look-back, widened to take in jobs found by the last
   polls) first and judges the jobs that started in it from it alone; then the reach-back to the earliest
-  bound of older active jobs, which may fail without
-  holding up discovery; then one older slice for jobs never listed (registered through the jobs API),
-  doubling how far back they were searched (`details.searched_back_to`) up to MAX_SEARCH_BACK. Outputs of
-  one job may be spread over pages, so a new job is judged only once every page was read; when a page
-  fails, jobs already stored are still updated (their other outputs come from the store).
+  bound of older active jobs, which may fail without holding up discovery; then one older slice for jobs
+  never listed (registered through the jobs API), doubling how far back they were searched
+  (`details.searched_back_to`) up to MAX_SEARCH_BACK. Outputs of one job may be spread over pages, so a
+  new job is judged only once every page was read; when a page fails, jobs already stored are still
+  updated (their other outputs come from the store).
 - The document's table and example pass workStartTimeFrom/To opposite ways: a read that lists nothing is
   sent again reversed, and the way that lists is kept.
 - An active job that the reads do not list is marked (`details.not_listed_since`) only on evidence that
@@ -175,7 +175,6 @@ class _Listing:
     """One read of a window: its items, whether it failed, and how many entries it listed (readable or not:
     the evidence that this read could list anything at all)."""
 
-    start: datetime
     items: list[_Item] = field(default_factory=list)
     failure: PollFailure | None = None
     entries: int = 0
@@ -402,7 +401,7 @@ class VodStationAdapter(Adapter):
     def _read_listing(self, sent: tuple[int, int], start: datetime, stats: Counter[str]) -> _Listing:
         """Every item of one window, page by page; a failed page ends the read (the rest comes next poll).
         A refused signature raises: no page can be read with these credentials or this clock."""
-        listing = _Listing(start)
+        listing = _Listing()
         page_size = self.settings.page_size
         for page_no in range(1, MAX_PAGES + 1):
             try:
