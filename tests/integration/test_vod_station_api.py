@@ -12,6 +12,7 @@ import pytest
 from local.simulators.base import SimRequest, SimResponse
 from local.simulators.vod_station import VodStationSimulator
 from transcode_core.config import Settings
+from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
 from transcode_core.model import Status, decide
@@ -44,12 +45,15 @@ def sim():
         yield simulator
 
 
-def make_adapter(api_url: str, *, secret_key: str = SECRET_KEY, access_key: str = ACCESS_KEY, **settings):
+def make_adapter(
+    api_url: str, *, secret_key: str = SECRET_KEY, access_key: str = ACCESS_KEY, deadline=None, **settings
+):
     return VodStationAdapter(
         api_url=api_url,
         credentials={"access_key": access_key, "secret_key": secret_key},
         session=build_session(retries=0, read_timeout=5),
         settings=Settings(table_name="t", topic_arn="arn", provider_api_url=None, provider_secret_id=None, **settings),
+        deadline=deadline,
     )
 
 
@@ -237,11 +241,11 @@ def test_an_error_body_with_status_200_is_an_error(sim):
 def test_active_jobs_found_before_the_look_back_are_read_from_their_kept_bound(sim):
     # Given active jobs each found in an earlier window: their work started at or after that window's start
     now_ms = int(time.time() * 1000)
-    oldest = sim.add_job(1, "oldest.mp4", work_start_ms=now_ms - 3 * DAY_MS)
-    sim.add_job(1, "before-window.mp4", work_start_ms=now_ms - 5 * DAY_MS)
+    oldest = sim.add_job(1, "oldest.mp4", work_start_ms=now_ms - 5 * DAY_MS)
+    sim.add_job(1, "before-window.mp4", work_start_ms=now_ms - 7 * DAY_MS)
     other = sim.add_job(1, "other.mp4", work_start_ms=now_ms - HOUR_MS)
     active = [
-        {"job_id": oldest, "status": "PROCESSING", "details": {"work_started_after": _iso(now_ms - 4 * DAY_MS)}},
+        {"job_id": oldest, "status": "PROCESSING", "details": {"work_started_after": _iso(now_ms - 6 * DAY_MS)}},
         {"job_id": other, "status": "QUEUED", "details": {"work_started_after": _iso(now_ms - 2 * HOUR_MS)}},
     ]
 
@@ -251,7 +255,7 @@ def test_active_jobs_found_before_the_look_back_are_read_from_their_kept_bound(s
     [(recent_start, recent_end), (reach_start, reach_end)] = sim.windows
     assert abs(recent_start - (now_ms - 2 * DAY_MS)) < 5_000
     assert abs(recent_end - (now_ms + 5 * 60 * 1000)) < 5_000
-    assert abs(reach_start - (now_ms - 4 * DAY_MS)) < 5_000 and reach_end == recent_start
+    assert abs(reach_start - (now_ms - 6 * DAY_MS)) < 5_000 and reach_end == recent_start
     assert sorted(s.job_id for s in snapshots) == sorted([other, oldest])  # the job from before the window is not read
 
 
@@ -585,3 +589,95 @@ def test_a_refusal_with_a_body_that_is_not_json_is_a_refused_signature(sim, stat
 
     with pytest.raises(AuthenticationRejected, match=f"HTTP {status}"):
         poll(make_adapter(sim.url))
+
+
+# --- jobs never listed, empty reads ---------------------------------------------------------------------
+
+
+def test_a_job_registered_weeks_after_it_started_is_searched_for_further_back_each_poll(sim):
+    # Given a job PUT through the jobs API that started 20 days ago (the look-back is 2 days)
+    store = Store()
+    now_ms = int(time.time() * 1000)
+    job = sim.add_job(5, "weeks-old.mp4", work_start_ms=now_ms - 20 * DAY_MS)
+    sim.advance(job, 3)
+    store.items[job] = {"job_id": job, "status": "SUBMITTED", "updated_at": datetime.now(UTC).isoformat()}
+    adapter = make_adapter(sim.url)
+
+    # When polls go on, each searching one slice further back (to 4 days, 8, 16, then 32)
+    for _ in range(3):
+        poll(adapter, store)
+        assert store.items[job]["status"] == "SUBMITTED"
+    poll(adapter, store)
+
+    # Then it is found and completes, with the bound of the slice it was found in
+    slices = [(start, end) for start, end in sim.windows if start < end < now_ms - DAY_MS]  # not the retries reversed
+    assert [round((now_ms - start) / DAY_MS) for start, _ in slices] == [4, 8, 16, 32]
+    assert store.items[job]["status"] == "COMPLETE" and store.events == [(job, "COMPLETE")]
+    assert "searched_back_to" not in store.items[job]["details"]
+
+
+def test_a_registered_job_no_read_lists_ends_not_listed_once_searched_a_year_back(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    sim.add_job(5, "other.mp4")  # the reads list something: they could have listed the missing job
+    job = "5:never-there.mp4"
+    store.items[job] = {"job_id": job, "status": "SUBMITTED", "updated_at": datetime.now(UTC).isoformat()}
+
+    polls = 0
+    while "not_listed_since" not in store.items[job].get("details", {}):
+        poll(adapter, store)
+        polls += 1
+        assert polls < 12
+    searched_to = datetime.fromisoformat(store.items[job]["details"]["searched_back_to"])
+    assert (datetime.now(UTC) - searched_to).days == 366
+
+    store.items[job]["details"]["not_listed_since"] = "2020-01-01T00:00:00Z"
+    poll(adapter, store)
+    assert (store.items[job]["status"], store.items[job]["error"]["code"]) == ("ERROR", "NOT_LISTED")
+
+
+def test_an_active_job_is_not_ended_by_reads_that_list_nothing(sim):
+    store = Store()
+    adapter = make_adapter(sim.url)
+    job = sim.add_job(5, "vanishes.mp4")
+    poll(adapter, store)
+    del sim.jobs[job]  # every read now comes back empty, both ways round
+
+    store.items[job]["details"]["not_listed_since"] = "2020-01-01T00:00:00Z"  # even if marked long ago
+    for _ in range(3):
+        poll(adapter, store)
+
+    assert store.items[job]["status"] == "QUEUED" and store.events == []
+
+
+class FarReadsSlow(PagedFaults):
+    """A gateway that takes seconds over reads reaching back more than three days."""
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        times = [int(request.query[key]) for key in ("workStartTimeFrom", "workStartTimeTo") if key in request.query]
+        if times and min(times) < time.time() * 1000 - 3 * DAY_MS:
+            time.sleep(3)
+        return super().handle(request)
+
+
+def test_a_reach_back_that_does_not_fit_the_time_left_still_lets_new_jobs_be_found():
+    with FarReadsSlow(access_key=ACCESS_KEY, secret_key=SECRET_KEY) as sim:
+        # Given a job active for three weeks, and a new one
+        now_ms = int(time.time() * 1000)
+        old = sim.add_job(1, "three-weeks.mp4", work_start_ms=now_ms - 21 * DAY_MS)
+        new = sim.add_job(1, "new.mp4")
+        store = Store()
+        store.items[old] = {
+            "job_id": old,
+            "status": "PROCESSING",
+            "details": {"work_started_after": _iso(now_ms - 22 * DAY_MS)},
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+
+        # When a poll has one second left, less than the reach-back takes
+        snapshots, [failure], _ = poll(make_adapter(sim.url, deadline=Deadline(1.0)), store)
+
+        # Then the new job is found, and the reach-back is a deferral naming the old job only
+        assert [s.job_id for s in snapshots] == [new]
+        assert isinstance(failure.error, ProviderUnavailable) and failure.job_ids == (old,)
+        assert store.items[old]["status"] == "PROCESSING"

@@ -16,10 +16,11 @@ from transcode_core.errors import BadRequest, ConfigurationError
 from transcode_core.model import Output, Status, decide, snapshot_fields
 from transcode_core.observability import logger
 from transcode_core.providers import get_spec
-from transcode_core.providers.base import PollFailure
+from transcode_core.providers.base import PollContext, PollFailure
 from transcode_core.providers.vod_station import (
     SPEC,
     VodStationAdapter,
+    _listed_item,
     derive_status,
     sign,
     summarize_words,
@@ -211,15 +212,63 @@ def test_provider_status_is_the_outputs_words_deduplicated_and_sorted():
 # --- the poll window ----------------------------------------------------------------------------------
 
 
-def test_the_recent_window_follows_the_discovery_setting(adapter):
-    assert adapter.discovery_start(NOW) == NOW - timedelta(days=2)
+def windows_read(adapter: VodStationAdapter, active_jobs: list[dict]) -> list[tuple[datetime, datetime]]:
+    """The (start, end) of each window one poll reads, every read listing one other job."""
+    sent: list[tuple[int, int]] = []
+    other = {"categoryId": 9, "filePath": "other.mp4", "outputType": "sd", "status": "RUNNING"}
+
+    def list_page(page_no: int, window: tuple[int, int]) -> dict:
+        sent.append(window)
+        return {"content": [other], "total": 1}
+
+    adapter.list_page = list_page
+    context = PollContext(active_jobs=active_jobs, lookup=lambda job_ids: {}, now=NOW, settings=adapter.settings)
+    list(adapter.poll(context))
+    return [(datetime.fromtimestamp(a / 1000, UTC), datetime.fromtimestamp(b / 1000, UTC)) for a, b in sent]
+
+
+def active(job_id: str, bound: datetime | None) -> dict:
+    details = {"work_started_after": bound.isoformat()} if bound else {}
+    return {"job_id": job_id, "status": "PROCESSING" if bound else "SUBMITTED", "details": details}
+
+
+END = NOW + timedelta(minutes=5)
+
+
+def test_without_active_jobs_one_window_reads_the_discovery_look_back(adapter):
+    assert windows_read(adapter, []) == [(NOW - timedelta(days=2), END)]
+
+
+def test_jobs_found_within_two_look_backs_widen_the_recent_window(adapter):
+    # Found by earlier polls' windows, which started a little earlier: no second read for them
+    jobs = [active("1:a", NOW - timedelta(days=2, minutes=5)), active("1:b", NOW - timedelta(days=3))]
+    assert windows_read(adapter, jobs) == [(NOW - timedelta(days=3), END)]
+
+
+def test_a_job_found_long_ago_is_read_in_a_reach_back_after_the_recent_window(adapter):
+    jobs = [active("1:old", NOW - timedelta(days=20)), active("1:new", NOW - timedelta(days=2, minutes=5))]
+    assert windows_read(adapter, jobs) == [
+        (NOW - timedelta(days=2, minutes=5), END),
+        (NOW - timedelta(days=20), NOW - timedelta(days=2, minutes=5)),
+    ]
+
+
+def test_a_job_never_listed_is_searched_for_in_an_older_slice(adapter):
+    jobs = [active("1:registered", None)]
+    assert windows_read(adapter, jobs) == [
+        (NOW - timedelta(days=2), END),
+        (NOW - timedelta(days=4), NOW - timedelta(days=2)),
+    ]
+
+
+def test_the_recent_window_follows_the_discovery_setting():
     narrow = VodStationAdapter(
         api_url=SPEC.default_api_url,
         credentials={"access_key": "AK", "secret_key": "SK"},
         session=requests.Session(),
         settings=settings(discovery_days=0.5),
     )
-    assert narrow.discovery_start(NOW) == NOW - timedelta(hours=12)
+    assert windows_read(narrow, []) == [(NOW - timedelta(hours=12), END)]
 
 
 # --- callbacks ----------------------------------------------------------------------------------------
@@ -358,3 +407,31 @@ def test_read_jobs_explains_that_one_job_cannot_be_read(adapter):
     assert isinstance(failure, PollFailure)
     assert failure.job_ids == (JOB_ID,)
     assert "cannot read one job" in failure.error.message
+
+
+# --- lastWorkTime, typed Object ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2021-09-14T15:49:12+0900",
+        "2021-09-14T15:49:12",  # no offset: the service's Korean time
+        1631602152000,
+        "1631602152000",
+        {"epochMilli": 1631602152000},
+        {"time": 1631602152000},
+        {"epochSecond": 1631602152, "nano": 0},
+        {"year": 2021, "monthValue": 9, "month": "SEPTEMBER", "dayOfMonth": 14, "hour": 15, "minute": 49, "second": 12},
+        [2021, 9, 14, 15, 49, 12],
+    ],
+)
+def test_last_work_time_is_read_as_text_number_or_object(value):
+    item = _listed_item({"categoryId": 1, "filePath": "a.mp4", "outputType": "sd", "lastWorkTime": value})
+    assert item.last_work == datetime(2021, 9, 14, 6, 49, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", [None, True, "yesterday", {"year": 2021}, [2021, 13, 40], {}])
+def test_an_unreadable_last_work_time_is_no_time(value):
+    item = _listed_item({"categoryId": 1, "filePath": "a.mp4", "outputType": "sd", "lastWorkTime": value})
+    assert item.last_work is None

@@ -4,27 +4,34 @@ The API names no job and cannot read one. A job here is one input file in one ca
 "<categoryId>:<filePath>"); the listing and the callbacks speak of its outputs, one per encoding option
 (`outputType`), and the job's status is derived from them (`derive_status`).
 
-Decisions (README "VOD Station"):
+Decisions (docs/providers.md, "NAVER Cloud VOD Station"):
 - Every request is signed over exactly the path and query that are sent: the path of the configured URL
   joined with `api/v2/status` (a path prefix in PROVIDER_API_URL is sent and signed) and a query string
   built here, in a fixed order, and sent as it is.
 - The listing filters on work *start*, which no item shows (`lastWorkTime` is the last work). A job found
-  in a window [from, to] started at or after `from`: that bound is kept (`details.work_started_after`) and
-  a poll reads from the earliest bound of its active jobs (the discovery look-back for a job never listed
-  yet, e.g. one registered through the jobs API) to now plus FUTURE_MARGIN, so a job is never lost because
-  it started long before it was first seen. Outputs of one job may be spread over pages, so a job is judged
-  only once every page was read; when a page fails, jobs already stored are still updated (their other
-  outputs come from the store) and new jobs wait for a complete read.
-- An active job that a complete read does not list is marked (`details.not_listed_since`); still missing
-  after NOT_LISTED_GRACE (or STALL_MINUTES, if longer) it ends in ERROR, code NOT_LISTED, and its event says so.
+  in a window [from, to] started at or after `from`: that bound is kept (`details.work_started_after`).
+  A poll reads the recent window (the discovery look-back, widened to take in jobs found by the last
+  polls) first and judges the jobs that started in it from it alone; then the reach-back to the earliest
+  bound of older active jobs, which may fail without holding up discovery; then one older slice for jobs
+  never listed (registered through the jobs API), doubling how far back they were searched
+  (`details.searched_back_to`) up to MAX_SEARCH_BACK. Outputs of one job may be spread over pages, so a
+  new job is judged only once every page was read; when a page fails, jobs already stored are still
+  updated (their other outputs come from the store).
+- The document's table and example pass workStartTimeFrom/To opposite ways: a read that lists nothing is
+  sent again reversed, and the way that lists is kept.
+- An active job that the reads do not list is marked (`details.not_listed_since`) only on evidence that
+  they could have listed it: every read that covers it complete and listing something. Still missing after
+  NOT_LISTED_GRACE (or STALL_MINUTES, if longer) it ends in ERROR, code NOT_LISTED, and its event says so.
+- A failed output fails the job only once no output waits or runs (`derive_status`), so the others'
+  later `lastWorkTime` is never taken for a new attempt and the job fails once, with its final outputs.
 - `created_at` is the oldest `lastWorkTime` ever seen for the job (the API has no start time per item);
   `started_at` is left unset because no value would be stable; `finished_at` is the latest `lastWorkTime`
   once the job is terminal. A terminal job that the listing shows with work later than its `finished_at`
   (running again, or already finished again, even the other way) is a new attempt (`requeued`).
 - A callback carries one output. It is merged into the stored job's outputs (an output never moves back)
-  and the job's status is derived with the same rule, except that a callback alone never completes a job
+  and the job's status is derived with the same rule, except that a callback alone never finishes a job
   whose full set of outputs has not been seen in a listing (`details.output_types`): until then it stays
-  PROCESSING and the next poll completes it.
+  PROCESSING and the next poll finishes it.
 """
 
 from __future__ import annotations
@@ -168,7 +175,6 @@ class _Listing:
     """One read of a window: its items, whether it failed, and how many entries it listed (readable or not:
     the evidence that this read could list anything at all)."""
 
-    start: datetime
     items: list[_Item] = field(default_factory=list)
     failure: PollFailure | None = None
     entries: int = 0
@@ -229,22 +235,23 @@ class VodStationAdapter(Adapter):
         }
 
     # --- poll -----------------------------------------------------------------------------------------
-    def discovery_start(self, now: datetime) -> datetime:
-        """The start of the recent window: jobs whose work started since then are discovered."""
-        return now - timedelta(days=self.settings.discovery_days)
-
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
         now, stats = context.now, context.stats
-        recent_from = self.discovery_start(now)
         active = {
             job_id: job
             for job_id, job in context.active_by_id.items()
             if not is_terminal(_stored_status(job) or Status.SUBMITTED)
         }
-        older = {
-            job_id: bound for job_id, job in active.items() if (bound := _work_start_bound(job)) and bound < recent_from
-        }
-        never_listed = [job_id for job_id, job in active.items() if _work_start_bound(job) is None]
+        bounds = {job_id: _work_start_bound(job) for job_id, job in active.items()}
+        # The recent window reaches back to the bounds of jobs found up to one look-back before it (most active
+        # jobs were found by an earlier poll's window, which started a little earlier): one read, at most twice
+        # as long as the look-back, instead of a second read each poll.
+        look_back = timedelta(days=self.settings.discovery_days)
+        recent_from = min(
+            [now - look_back] + [bound for bound in bounds.values() if bound and bound >= now - 2 * look_back]
+        )
+        older = {job_id: bound for job_id, bound in bounds.items() if bound is not None and bound < recent_from}
+        never_listed = [job_id for job_id, bound in bounds.items() if bound is None]
 
         # 1. The recent window, read first and judged on its own: what an older job costs never holds up discovery.
         recent = self._read_window(recent_from, now + FUTURE_MARGIN, stats)
@@ -266,7 +273,9 @@ class VodStationAdapter(Adapter):
             if reach.failure:
                 yield replace(reach.failure, job_ids=tuple(older))
             reach_items = _by_job(reach.items)
-            wanted = [job_id for job_id in {*older, *never_listed} if job_id in recent_items or job_id in reach_items]
+            wanted = [job_id for job_id in older if job_id in recent_items or job_id in reach_items] + [
+                job_id for job_id in never_listed if job_id in reach_items and job_id not in recent_items
+            ]
             yield from self._judge(
                 {job_id: recent_items.get(job_id, []) + reach_items.get(job_id, []) for job_id in wanted},
                 context,
@@ -278,6 +287,7 @@ class VodStationAdapter(Adapter):
         # reads one older slice for it, each as long as all the time already searched, back to MAX_SEARCH_BACK.
         searched = {job_id: _searched_back_to(active[job_id]) or recent_from for job_id in never_listed}
         unfound = [job_id for job_id in never_listed if job_id not in seen]
+        advanced: dict[str, datetime] = {}  # jobs whose search went further back this poll
         if unfound and (depth := max(searched[job_id] for job_id in unfound)) > now - MAX_SEARCH_BACK:
             start = max(depth - (now - depth), now - MAX_SEARCH_BACK)
             search = self._read_window(start, depth, stats)
@@ -288,7 +298,8 @@ class VodStationAdapter(Adapter):
             yield from self._judge({job_id: search_items[job_id] for job_id in found}, context, complete=True)
             seen.update(found)
             if not search.failure:
-                searched.update({job_id: start for job_id in unfound if searched[job_id] >= start})
+                advanced = {job_id: start for job_id in unfound if searched[job_id] >= start}
+                searched.update(advanced)
 
         # 4. An active job that no read listed ends only on positive evidence: every read that could hold it was
         # complete and listed something (an empty answer may be a gateway that cannot filter as we ask).
@@ -301,12 +312,12 @@ class VodStationAdapter(Adapter):
                 evident = recent_shows and searched[job_id] <= now - MAX_SEARCH_BACK
             elif bound >= recent_from:
                 evident = recent_shows
-            else:
-                evident = bool(reach and reach.failure is None and recent.failure is None)
-                evident = evident and recent.entries + (reach.entries if reach else 0) > 0
+            else:  # its window is the reach-back and the recent window together
+                both = [recent, reach] if reach else []
+                evident = all(read.failure is None for read in both) and sum(read.entries for read in both) > 0
             if evident:
                 stats["not_listed"] += 1
-            snapshot = self._not_listed(job_id, job, now, evident=evident, searched_back_to=searched.get(job_id))
+            snapshot = self._not_listed(job_id, job, now, evident=evident, searched_back_to=advanced.get(job_id))
             if snapshot is not None:
                 yield snapshot
 
@@ -371,7 +382,7 @@ class VodStationAdapter(Adapter):
     def _read_window(self, start: datetime, end: datetime, stats: Counter[str]) -> _Listing:
         """Every item whose work started in [start, end]. The document's parameter table makes
         workStartTimeFrom the start, its example sends it as the end: a read that lists nothing is tried the
-        other way round, and the way that lists something is kept for the adapter's later reads."""
+        other way round, and the way that lists something is kept for this poll's later reads."""
         window = (to_epoch_ms(start), to_epoch_ms(end))
         if self._window_reversed:
             return self._read_listing(window[::-1], start, stats)
@@ -390,7 +401,7 @@ class VodStationAdapter(Adapter):
     def _read_listing(self, sent: tuple[int, int], start: datetime, stats: Counter[str]) -> _Listing:
         """Every item of one window, page by page; a failed page ends the read (the rest comes next poll).
         A refused signature raises: no page can be read with these credentials or this clock."""
-        listing = _Listing(start)
+        listing = _Listing()
         page_size = self.settings.page_size
         for page_no in range(1, MAX_PAGES + 1):
             try:
