@@ -133,6 +133,27 @@ def test_transparent_edge_detail_refresh_is_timed_from_the_last_read(stack):
     assert len(stack.history(TE, order)) == 1
 
 
+def test_transparent_edge_read_time_not_recorded_costs_nothing_but_an_early_read(stack, monkeypatch):
+    from transcode_core.errors import DependencyUnavailable
+    from transcode_core.store import JobStore
+
+    def table_down(self, item, read_at):
+        raise DependencyUnavailable("jobs table update_item failed: ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(JobStore, "note_read", table_down)
+    with TransparentEdgeSimulator(**TE_CREDENTIALS) as sim:
+        stack.configure(TE, sim.url, TE_CREDENTIALS, env={"DETAIL_REFRESH_MINUTES": "0"})
+        order = sim.add_order()
+        stack.poll(TE)
+
+        report = stack.poll(TE)  # read again, unchanged: the read time cannot be written
+        sim.finish(order)
+        stack.poll(TE)
+
+    assert report["job_failures"] == [] and report["provider_failures"] == []
+    assert stack.event_ids() == [f"{TE}#{order}#1#COMPLETE"]
+
+
 # --- encoding.com ----------------------------------------------------------------------------------------
 
 ECOM_CASES = [

@@ -547,8 +547,12 @@ class Pipeline:
         logger.info("changes fanned out", extra={"jobs": len(fanned_out), "messages": len(bodies)})
 
     def _note_read(self, snapshot: Snapshot, stored: Mapping[str, Any] | None) -> None:
-        if snapshot.note_read and stored and "version" in stored:
+        if not (snapshot.note_read and stored and "version" in stored):
+            return
+        try:
             self.store.note_read(stored, iso_z(self.clock()))
+        except DependencyUnavailable:  # costs one early read next time, never the job's change or the poll
+            logger.warning("read time not recorded", extra={"job_id": snapshot.job_id}, exc_info=True)
 
     def _note_unknown(self, snapshot: Snapshot, report: Report) -> None:
         if snapshot.status is Status.UNKNOWN:
