@@ -80,3 +80,23 @@ def test_a_finished_job_put_again_is_polled_again_and_its_restart_is_a_new_attem
             f"encoding_com#{media_id}#1#COMPLETE",
             f"encoding_com#{media_id}#2#COMPLETE",
         ]
+
+
+@pytest.mark.parametrize("method", ["PUT", "GET", "DELETE"])
+@pytest.mark.parametrize(
+    ("provider", "job_id"),
+    [
+        ("vod_station", "1:x\nStatus: COMPLETE"),
+        ("vod_station", "1:movie\x00.mp4"),
+        ("vod_station", "1:movie\r.mp4"),
+        ("vod_station", "1:movie\u2028.mp4"),
+        ("vod_station", "1:movie\x85.mp4"),
+        ("encoding_com", "42\n"),
+        ("transparent_edge", "7\x00"),
+        ("xvid", "abc\n"),
+    ],
+)
+def test_job_ids_with_control_characters_are_a_clear_400_for_every_method(stack, method, provider, job_id):
+    status, answer = stack.jobs_api(method, provider, job_id)
+    assert status == 400 and "control character" in answer["error"], answer
+    assert stack.jobs() == []

@@ -222,3 +222,11 @@ def test_a_file_encoded_again_is_a_new_attempt_with_its_own_event(stack, sim):
 
     assert (again["status"], again["attempt"]) == ("QUEUED", 2)
     assert stack.event_ids() == [f"{PROVIDER}#{job}#1#COMPLETE", f"{PROVIDER}#{job}#2#COMPLETE"]
+
+
+@pytest.mark.parametrize("file_path", ["/x\nStatus: COMPLETE", "/movie\x00.mp4", "/movie\u2029.mp4"])
+def test_a_callback_whose_file_path_holds_a_control_character_is_a_400(stack, file_path):
+    payload = {"categoryId": 10019, "filePath": file_path, "status": "COMPLETE", "outputType": "sd"}
+    status, answer = stack.webhook(PROVIDER, payload)
+    assert status == 400 and "control character" in answer["error"], answer
+    assert stack.jobs(PROVIDER) == [] and stack.events() == []
