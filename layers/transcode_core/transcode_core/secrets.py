@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transcode_core.errors import ConfigurationError, DependencyUnavailable
+from transcode_core.observability import mask_values
 
 
 def load_credentials(secret_id: str | None, required: Iterable[str], *, max_age: int = 300) -> dict[str, str]:
@@ -33,4 +34,8 @@ def load_credentials(secret_id: str | None, required: Iterable[str], *, max_age:
     missing = sorted(key for key in set(required) | {"webhook_token"} if not secret.get(key))
     if missing:
         raise ConfigurationError(f"secret {secret_id} lacks: {', '.join(missing)}")
-    return {key: str(value) for key, value in secret.items()}
+    credentials = {key: str(value) for key, value in secret.items()}
+    # Masked in every log line from now on, whatever logs them (an SDK's debug output, a traceback): all
+    # but the account and client ids, which name who calls and help an operator.
+    mask_values(value for key, value in credentials.items() if not key.endswith("_id"))
+    return credentials
