@@ -144,6 +144,34 @@ def test_library_records_are_held_at_warning_and_redacted(caplog):
     assert "/jobs/42?<redacted>" in caplog.text and "https://h.example/p?<redacted>" in caplog.text
 
 
+def test_known_secrets_are_masked_in_any_handler_added_later_and_in_tracebacks():
+    from transcode_core.observability import logger, mask_values
+
+    secret = "leak-known-secret-0010"
+    mask_values([secret])
+    # Given a handler added after the import (as logging.basicConfig or boto3.set_stream_logger adds one)
+    written = io.StringIO()
+    late = logging.StreamHandler(written)
+    logging.getLogger("late.library").addHandler(late)
+    own = logging.StreamHandler(written)
+    own.setFormatter(logger.registered_formatter)
+    logger.addHandler(own)
+    try:
+        logging.getLogger("late.library").error("answer: %s", {"Body": f'{{\\"user_key\\": \\"{secret}\\"}}'})
+        logging.getLogger("late.library").error("quoted %s", json.dumps(f'a"{secret}'))
+        try:
+            raise ValueError(f"refused with {secret}")
+        except ValueError:
+            logger.exception("call failed", extra={"detail": {"note": secret, "client_secret": "other-value"}})
+    finally:
+        logging.getLogger("late.library").removeHandler(late)
+        logger.removeHandler(own)
+    text = written.getvalue()
+    assert secret not in text and "other-value" not in text and text.count("<redacted>") >= 4, text
+    line = json.loads(text.splitlines()[-1])
+    assert line["exception_name"] == "ValueError" and "refused with <redacted>" in line["exception"]
+
+
 ROOT = Path(__file__).resolve().parents[2]
 HELD = r"(?:botocore|urllib3|aws_xray_sdk)"
 PROBES = [(switch, when) for switch in leak_probe.SWITCHES for when in ("before", "after")]

@@ -29,26 +29,41 @@ QUIET_LOGGERS = (
     "aws_lambda_powertools",
     "aws_xray_sdk",
 )
-_SENSITIVE_KEY = r"[\w-]*?(?:secret|token|password|passwd|user_?key|access_?key|api_?key|signature)[\w-]*"
+_SENSITIVE_KEY = r"(?<![\w-])[\w-]*?(?:secret|token|password|passwd|user_?key|access_?key|api_?key|signature)[\w-]*"
 _QUOTE = r"(?:\\*[\"'])?"  # a quote, or one escaped inside a string that holds JSON (once or more)
 _VALUE_QUOTE = r"(?:b?\\*[\"'])?"  # ... or the start of a bytes value's repr (botocore's headers)
+# Each rule: (words, lower case, one of which a line holds where the rule may apply; the pattern; its
+# replacement). Most lines hold none of the words, and a substring test costs far less than the pattern.
 _REDACTIONS = (
-    (re.compile(r"(https?://[^\s'\"?#]*)\?[^\s'\"#)\\]*"), r"\1?<redacted>"),  # absolute URLs' queries
-    (re.compile(r"(\s/[^\s'\"?#]*)\?[^\s'\"#)\\]*"), r"\1?<redacted>"),  # request paths' queries
+    (("?",), re.compile(r"(https?://[^\s'\"?#]*)\?[^\s'\"#)\\]*"), r"\1?<redacted>"),  # URLs' queries
+    (("?",), re.compile(r"(\s/[^\s'\"?#]*)\?[^\s'\"#)\\]*"), r"\1?<redacted>"),  # request paths' queries
     (  # headers: the whole value (e.g. "Bearer ...", "AWS4-HMAC-SHA256 Credential=..., Signature=...")
+        ("authoriz", "x-amz-", "credential"),
         re.compile(
             rf"(?i)((?:authorization|x-amz-security-token|x-amz-credential|credential){_QUOTE}\s*[:=]\s*{_VALUE_QUOTE})"
             r"[^'\"\\\r\n]+"
         ),
         r"\1<redacted>",
     ),
-    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "<redacted-key-id>"),
+    (("akia", "asia"), re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), "<redacted-key-id>"),
     (  # secret-named keys of JSON, forms and headers, also in JSON held in a string (escaped quotes)
+        (
+            "secret",
+            "token",
+            "passw",
+            "userkey",
+            "user_key",
+            "accesskey",
+            "access_key",
+            "apikey",
+            "api_key",
+            "signature",
+        ),
         re.compile(rf"(?i)({_SENSITIVE_KEY}{_QUOTE}\s*[:=]\s*{_VALUE_QUOTE})(?:[^\s,;}}&'\"\\]|\\(?![\"'\\]))+"),
         r"\1<redacted>",
     ),
 )
-MIN_SECRET_LENGTH = 6  # shorter values (an id, a flag) would mask ordinary words
+MIN_SECRET_LENGTH = 8  # shorter values (an id, a word such as "testing") would mask ordinary text
 _known_secrets: set[str] = set()
 _known_pattern: re.Pattern[str] | None = None
 _known_lock = threading.Lock()
@@ -76,8 +91,10 @@ def redact(text: str) -> str:
     pattern = _known_pattern
     if pattern is not None:
         text = pattern.sub("<redacted>", text)
-    for rule, replacement in _REDACTIONS:
-        text = rule.sub(replacement, text)
+    lowered = text.lower()
+    for words, rule, replacement in _REDACTIONS:
+        if any(word in lowered for word in words):
+            text = rule.sub(replacement, text)
     return text
 
 
@@ -95,7 +112,8 @@ def _redacted_value(value: Any, depth: int = 0) -> Any:
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return type(value)(_redacted_value(item, depth + 1) for item in value)
+        items = [_redacted_value(item, depth + 1) for item in value]
+        return items if isinstance(value, list) else tuple(items)
     if isinstance(value, (bytes, bytearray)):
         return redact(repr(value))
     return value
@@ -105,7 +123,8 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
 
 
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    """The record with its message, exception text, stack and `extra` values redacted (once)."""
+    """The record with its message, stack and `extra` values redacted (once); a traceback is redacted in the
+    formatted line (install_redaction), so that formatters still see the exception itself."""
     if getattr(record, "_redacted", False):
         return record
     try:
@@ -113,10 +132,7 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     except Exception:  # a malformed library log call: keep only its template
         message = str(record.msg)
     record.msg, record.args = redact(message), None
-    if record.exc_info and record.exc_info[1] is not None:
-        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        record.exc_info = None
-    elif record.exc_text:
+    if record.exc_text:  # the traceback of exc_info (kept for JSON formatters) is redacted where it is formatted
         record.exc_text = redact(record.exc_text)
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
