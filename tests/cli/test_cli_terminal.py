@@ -87,10 +87,11 @@ def test_other_commands_fit_the_terminal(stack, sims, terminal, columns):  # noq
         ("jobs", "untrack", "vod_station", LONG_VOD_ID),
         ("events", "replay", "xvid", done),
         ("events", "test", "--provider", "xvid"),
+        ("events", "tail", "--timeout", "1"),
     ):
         code, out, err = terminal(columns, *args)
         assert code == 0, (args, err)
-        if args[1] not in ("track", "untrack", "replay", "test"):  # one-line answers may be long, as the id is
+        if args[1] not in ("track", "untrack", "replay", "test", "tail"):  # one-line answers: as long as the id
             assert_fits(out, columns)
 
 
