@@ -20,7 +20,7 @@ from transcode_core.store import JobStore, public_item
 from transcode_core.times import iso_z, utc_now
 from transcode_status_cli import render
 from transcode_status_cli.errors import NOT_FOUND, CliError
-from transcode_status_cli.options import PROVIDER, target_options
+from transcode_status_cli.options import PROVIDER, examples, target_options
 from transcode_status_cli.target import Target
 
 EVENT_NAMES = ("job.completed", "job.failed", "job.canceled", "job.stalled", "job.test")
@@ -34,7 +34,10 @@ def events() -> None:
 
 
 # --- tail ------------------------------------------------------------------------------------------------
-@events.command("tail")
+@events.command(
+    "tail",
+    epilog=examples("events tail --stack transcode-status", "events tail --event job.failed --max-messages 1"),
+)
 @target_options
 @click.option("--provider", "providers", multiple=True, type=PROVIDER, help="Only this provider (repeatable).")
 @click.option("--event", "names", multiple=True, type=click.Choice(EVENT_NAMES), help="Only this event (repeatable).")
@@ -170,7 +173,7 @@ def last_event(store: JobStore, provider: str, job_id: str) -> dict[str, Any]:
     return build_event(public_item(item), previous, moment, stalled=stalled)
 
 
-@events.command("replay")
+@events.command("replay", epilog=examples("events replay encoding_com 31000001"))
 @target_options
 @click.argument("provider", type=PROVIDER, metavar="PROVIDER")
 @click.argument("job_id")
@@ -185,7 +188,7 @@ def replay_event(target: Target, as_json: bool, provider: str, job_id: str) -> N
 
 
 # --- test ------------------------------------------------------------------------------------------------
-@events.command("test")
+@events.command("test", epilog=examples("events test --provider xvid --status ERROR"))
 @target_options
 @click.option("--provider", default=PROVIDER_IDS[0], show_default=True, type=PROVIDER, help="The event's provider.")
 @click.option("--status", default="COMPLETE", show_default=True, type=TERMINAL_CHOICE, help="The event's status.")

@@ -16,8 +16,8 @@ from transcode_core.model import is_terminal
 from transcode_core.providers import PROVIDER_IDS, get_spec
 from transcode_core.store import public_item
 from transcode_status_cli import listing, render
-from transcode_status_cli.errors import FAILED, NOT_FOUND, USAGE, CliError
-from transcode_status_cli.options import PROVIDER, STATUS, target_options
+from transcode_status_cli.errors import CREDENTIALS, FAILED, NOT_FOUND, USAGE, CliError
+from transcode_status_cli.options import PROVIDER, STATUS, examples, target_options
 from transcode_status_cli.target import Target
 
 
@@ -30,9 +30,14 @@ def _filters(command: Any) -> Any:
     command = click.option("--since", help="Changed since: an age (30m, 2h, 7d) or a time (2026-11-28T09:00Z).")(
         command
     )
-    command = click.option("--status", "statuses", multiple=True, type=STATUS, help="Only this status (repeatable).")(
-        command
-    )
+    command = click.option(
+        "--status",
+        "statuses",
+        multiple=True,
+        type=STATUS,
+        metavar="STATUS",  # the nine choices in one bracket would not fit an 80-column terminal
+        help=f"Only this status (repeatable): {', '.join(STATUS.choices)}.",
+    )(command)
     return click.option(
         "--provider", "providers", multiple=True, type=PROVIDER, help="Only this provider (repeatable)."
     )(command)
@@ -59,7 +64,14 @@ def _job_id(provider: str, job_id: str) -> str:
     return job_id
 
 
-@jobs.command("list")
+@jobs.command(
+    "list",
+    epilog=examples(
+        "jobs list --stack transcode-status",
+        "jobs list --provider xvid --status ERROR --since 2h",
+        "jobs list --all --json | jq '.jobs[].job_id'",
+    ),
+)
 @target_options
 @_filters
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000), help="Jobs per page.")
@@ -88,12 +100,29 @@ def list_jobs(
         render.print_json({"jobs": found, "next_token": token})
         return
     console = render.console()
-    console.print(render.jobs_table(found))
+    if found:
+        console.print(render.jobs_table(found, width=console.width))
+    else:
+        console.print(_no_jobs(providers, statuses, since), soft_wrap=True)
     if token:
         console.print(f"more: --next-token {token}", highlight=False, soft_wrap=True)
 
 
-@jobs.command("show")
+def _no_jobs(providers: tuple[str, ...], statuses: tuple[str, ...], since: str | None) -> str:
+    """The line an empty listing prints (an empty table reads as a broken one)."""
+    filters = [
+        f"provider {', '.join(providers)}" if providers else "",
+        f"status {', '.join(statuses)}" if statuses else "",
+        f"changed since {since}" if since else "",
+    ]
+    said = "; ".join(part for part in filters if part)
+    return f"no jobs ({said})" if said else "no jobs in the table yet (`jobs track PROVIDER JOB_ID` adds one)"
+
+
+@jobs.command(
+    "show",
+    epilog=examples("jobs show encoding_com 31000001", "jobs show vod_station '10019:/media/keynote.mp4' --json"),
+)
 @target_options
 @click.argument("provider", type=PROVIDER, metavar="PROVIDER")
 @click.argument("job_id")
@@ -139,7 +168,7 @@ def show_job(target: Target, as_json: bool, provider: str, job_id: str) -> None:
     console.print(render.fields_table(rows))
     if job.get("outputs"):
         console.print(render.outputs_table(job["outputs"]))
-    console.print(render.history_table(history))
+    console.print(render.history_table(history, width=console.width))
 
 
 def _tracking(item: dict[str, Any]) -> str:
@@ -152,7 +181,9 @@ def _tracking(item: dict[str, Any]) -> str:
     return "finished" if is_terminal(item.get("status", "")) else "tracked"
 
 
-@jobs.command("track")
+@jobs.command(
+    "track", epilog=examples("jobs track encoding_com 31000001", "jobs track vod_station '10019:/media/keynote.mp4'")
+)
 @target_options
 @click.argument("provider", type=PROVIDER, metavar="PROVIDER")
 @click.argument("job_id")
@@ -168,7 +199,7 @@ def track_job(target: Target, as_json: bool, provider: str, job_id: str) -> None
     click.echo(f"{provider} job {job_id} {what} (HTTP {status}): {body.get('status')}, attempt {body.get('attempt')}")
 
 
-@jobs.command("untrack")
+@jobs.command("untrack", epilog=examples("jobs untrack xvid 559cbbec14ea67a7cad60001"))
 @target_options
 @click.argument("provider", type=PROVIDER, metavar="PROVIDER")
 @click.argument("job_id")
@@ -188,13 +219,29 @@ def _api_failure(status: int, body: Any, provider: str, job_id: str) -> None:
     if status == 404:
         raise CliError(f"{provider} job {job_id} is not tracked", NOT_FOUND)
     if status == 403:
-        raise CliError(f"jobs API refused the request (HTTP 403: {message}): needs execute-api:Invoke", 4)
+        raise CliError(f"jobs API refused the request (HTTP 403: {message}): {_refusal_reason(message)}", CREDENTIALS)
     if status == 400:
         raise CliError(f"jobs API: {message}", USAGE)
     raise CliError(f"jobs API answered HTTP {status}: {message}", FAILED)
 
 
-@jobs.command("watch")
+def _refusal_reason(message: str) -> str:
+    """What a 403 of API Gateway's IAM authorizer means, from its message."""
+    lowered = message.lower()
+    if "signature" in lowered:  # "...signature we calculated does not match...", "Signature expired: ..."
+        return "the request signature is wrong: check the secret access key and this machine's clock"
+    if "security token" in lowered:  # "The security token included in the request is invalid/expired"
+        return "the credentials are invalid or expired: renew them (e.g. aws sso login)"
+    if "missing authentication token" in lowered:
+        return "the request was not signed, or no such route (check --api-url)"
+    if "not authorized" in lowered or "explicit deny" in lowered:
+        return "these credentials need execute-api:Invoke on the jobs API"
+    return "check the credentials and that they may call execute-api:Invoke on the jobs API"
+
+
+@jobs.command(
+    "watch", epilog=examples("jobs watch --status PROCESSING", "jobs watch --provider vod_station --interval 10")
+)
 @target_options
 @_filters
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="Jobs shown.")
@@ -224,11 +271,15 @@ def watch_jobs(
             if as_json:
                 render.print_json({"time": stamp, "jobs": found})
             elif live:
-                live.update(
-                    render.jobs_table(found, title=f"{stamp}  every {interval:g}s, Ctrl-C to stop"), refresh=True
-                )
+                title = f"{stamp}  every {interval:g}s, Ctrl-C to stop"
+                shown = render.jobs_table(found, title=title, width=live.console.width) if found else None
+                live.update(shown or f"{title}\n{_no_jobs(providers, statuses, since)}", refresh=True)
             else:
-                render.console().print(render.jobs_table(found, title=stamp))
+                console = render.console()
+                if found:
+                    console.print(render.jobs_table(found, title=stamp, width=console.width))
+                else:
+                    console.print(f"{stamp}  {_no_jobs(providers, statuses, since)}", soft_wrap=True)
             if max_iterations and iteration >= max_iterations:
                 break
             time.sleep(interval)

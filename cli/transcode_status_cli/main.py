@@ -11,8 +11,20 @@ from transcode_status_cli.events import events
 from transcode_status_cli.jobs import jobs
 from transcode_status_cli.setup import setup
 
-EPILOG = """Exit codes: 0 ok, 1 AWS or the jobs API answered with an error, 2 usage (also: no --stack/--table),
-3 not found (stack, table, topic, job, event), 4 credentials, region or permission, 5 unreachable."""
+EPILOG = """\b
+Examples:
+  transcode-status jobs list --stack prod --status ERROR --since 2h
+  transcode-status jobs show vod_station '10019:/keynote.mp4' --stack prod
+  transcode-status jobs track encoding_com 31000001 --stack prod
+  transcode-status events tail --stack prod --event job.failed
+
+Exit codes: 0 ok, 1 AWS or the jobs API answered with an error, 2 usage (also: no --stack/--table),
+3 not found (stack, table, topic, job, event), 4 credentials, region or permission, 5 unreachable.
+
+\b
+Shell completion (bash; zsh and fish alike with zsh_source, fish_source):
+  eval "$(_TRANSCODE_STATUS_COMPLETE=bash_source transcode-status)"
+"""
 
 
 class _Cli(click.Group):
@@ -38,7 +50,7 @@ class _Cli(click.Group):
 @click.version_option(package_name="transcode-status", message="%(prog)s %(version)s")
 def cli() -> None:
     """Jobs and events of a transcode-status stack: deployed (--stack NAME) or the local run
-    (--table/--topic/--api-url, which `make demo --keep-running` prints)."""
+    (--table/--topic/--api-url, which `make demo ARGS=--keep-running` prints)."""
 
 
 cli.add_command(jobs)

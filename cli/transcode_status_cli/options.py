@@ -66,3 +66,8 @@ def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_TARGET_OPTIONS):
         wrapper = option(wrapper)
     return wrapper
+
+
+def examples(*command_lines: str) -> str:
+    """A command's --help epilog: example command lines, kept as written (click's \\b: no rewrapping)."""
+    return "\b\nExamples:\n" + "".join(f"  transcode-status {line}\n" for line in command_lines)

@@ -50,29 +50,58 @@ def _seconds(moment: str | None) -> str | None:
     return re.sub(r"\.\d+Z$", "Z", moment) if moment else moment
 
 
-def jobs_table(jobs: Iterable[Mapping[str, Any]], title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in ("updated", "provider", "job", "status", "provider says", "progress", "attempt"):
-        table.add_column(
-            column,
-            no_wrap=column != "job",
-            overflow="fold" if column == "job" else "ellipsis",  # a job id is never cut short
-            justify="right" if column in ("progress", "attempt") else "left",
-        )
+# A list's columns, the ones a narrow terminal may drop first last; job and status are always shown.
+JOB_COLUMNS = ("updated", "provider", "job", "status", "provider says", "progress", "attempt")
+_DROPPED_FIRST = ("provider says", "attempt", "progress", "updated")
+_MIN_JOB_WIDTH = 20  # below this, other columns go before the job id wraps further
+
+
+def jobs_table(jobs: Iterable[Mapping[str, Any]], title: str | None = None, width: int = 160) -> Table:
+    """Jobs as a table `width` characters wide at most. A job id is never cut: the least useful columns
+    are dropped while the row does not fit, then the id wraps (folds) rather than shrinking away."""
+    rows = []
     for job in jobs:
         progress = job.get("progress")
         status = status_text(job.get("status"))
         if job.get("untracked_at"):
             status += " (untracked)"
-        table.add_row(
-            _cell(_seconds(job.get("updated_at"))),
-            _cell(job.get("provider")),
-            _cell(job.get("job_id")),
-            status,
-            _cell(job.get("provider_status")),
-            "-" if progress is None else f"{progress:g}%",
-            _cell(job.get("attempt")),
+        rows.append(
+            {
+                "updated": _cell(_seconds(job.get("updated_at"))),
+                "provider": _cell(job.get("provider")),
+                "job": _cell(job.get("job_id")),
+                "status": status,
+                "provider says": _cell(job.get("provider_status")),
+                "progress": "-" if progress is None else f"{progress:g}%",
+                "attempt": _cell(job.get("attempt")),
+            }
         )
+    natural = {
+        column: max([len(column), *(Text.from_markup(row[column]).cell_len for row in rows)]) for column in JOB_COLUMNS
+    }
+    shown = list(JOB_COLUMNS)
+
+    def job_room() -> int:  # what is left for the job id: each column takes its padding and a border
+        return width - 1 - sum(natural[column] + 3 for column in shown if column != "job") - 3
+
+    for column in _DROPPED_FIRST:
+        if job_room() >= min(natural["job"], _MIN_JOB_WIDTH):
+            break
+        shown.remove(column)
+    # Still too narrow (provider and status alone fill it): they fold too, and the job id keeps its share.
+    squeezed = job_room() < min(natural["job"], _MIN_JOB_WIDTH)
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in shown:
+        justify = "right" if column in ("progress", "attempt") else "left"
+        if column == "job":
+            room = min(natural["job"], _MIN_JOB_WIDTH if squeezed else job_room())
+            table.add_column(column, overflow="fold", min_width=room)
+        elif squeezed:
+            table.add_column(column, overflow="fold", justify=justify)
+        else:
+            table.add_column(column, no_wrap=True, min_width=natural[column], justify=justify)
+    for row in rows:
+        table.add_row(*(row[column] for column in shown))
     return table
 
 
@@ -106,21 +135,45 @@ def outputs_table(outputs: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
-def history_table(history: Iterable[Mapping[str, Any]]) -> Table:
-    table = Table(title="history", title_justify="left", header_style="bold")
-    for column in ("time", "version", "attempt", "status", "provider says", "progress", "source"):
-        table.add_column(column, justify="right" if column in ("version", "attempt", "progress") else "left")
+HISTORY_COLUMNS = ("time", "version", "attempt", "status", "provider says", "progress", "source")
+_HISTORY_DROPPED_FIRST = ("version", "progress", "attempt")
+
+
+def history_table(history: Iterable[Mapping[str, Any]], width: int = 160) -> Table:
+    """A job's history, `width` characters wide at most: a time is never cut, the least useful columns are
+    dropped while a row does not fit."""
+    rows = []
     for entry in history:
         progress = entry.get("progress")
-        table.add_row(
-            _cell(entry.get("time")),
-            _cell(entry.get("version")),
-            _cell(entry.get("attempt")),
-            status_text(entry.get("status")),
-            _cell(entry.get("provider_status")),
-            "-" if progress is None else f"{progress:g}%",
-            _cell(entry.get("source")),
+        rows.append(
+            {
+                "time": _cell(_seconds(entry.get("time"))),
+                "version": _cell(entry.get("version")),
+                "attempt": _cell(entry.get("attempt")),
+                "status": status_text(entry.get("status")),
+                "provider says": _cell(entry.get("provider_status")),
+                "progress": "-" if progress is None else f"{progress:g}%",
+                "source": _cell(entry.get("source")),
+            }
         )
+    natural = {
+        column: max([len(column), *(Text.from_markup(row[column]).cell_len for row in rows)])
+        for column in HISTORY_COLUMNS
+    }
+    shown = list(HISTORY_COLUMNS)
+    for column in _HISTORY_DROPPED_FIRST:
+        if 1 + sum(natural[name] + 3 for name in shown) <= width:
+            break
+        shown.remove(column)
+    table = Table(title="history", title_justify="left", header_style="bold")
+    for column in shown:
+        right = column in ("version", "attempt", "progress")
+        if column == "time":  # never cut: the other columns fold first
+            table.add_column(column, no_wrap=True, min_width=natural[column])
+        else:
+            table.add_column(column, overflow="fold", justify="right" if right else "left")
+    for row in rows:
+        table.add_row(*(row[column] for column in shown))
     return table
 
 

@@ -99,8 +99,8 @@ class Target:
             raise CliError(f"cannot reach the jobs API at {self.api}: {type(exc).__name__}", UNREACHABLE) from None
         try:
             body = response.json() if response.content else None
-        except ValueError:
-            body = {"error": response.text[:200]}
+        except ValueError:  # e.g. a proxy's HTML error page: its text, on one line
+            body = {"error": one_line(response.text)}
         return response.status_code, body
 
     def _api_region(self, url: str) -> str:
@@ -110,3 +110,9 @@ class Target:
         if not region:
             raise NoRegionError()
         return region
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A non-JSON answer (an HTML error page) as one short line: its text without tags and line breaks."""
+    words = " ".join(re.sub(r"(?s)<(script|style)\b.*?</\1>|<[^>]*>", " ", text).split())
+    return words if len(words) <= limit else words[: limit - 1] + "…"

@@ -101,3 +101,23 @@ def test_a_provider_the_stack_does_not_deploy_is_refused_so_no_job_waits_forever
     # while the deployed providers' jobs are tracked, and reading a job stays possible for every provider
     assert stack.jobs_api("PUT", "xvid", "559cbbec14ea67a7cad6c7d8")[0] == 201
     assert stack.jobs_api("GET", "vod_station", "10019:keynote.mp4")[0] == 404
+
+
+@pytest.mark.parametrize("method", ["PUT", "GET", "DELETE"])
+@pytest.mark.parametrize(
+    ("provider", "job_id"),
+    [
+        ("vod_station", "1:x\nStatus: COMPLETE"),
+        ("vod_station", "1:movie\x00.mp4"),
+        ("vod_station", "1:movie\r.mp4"),
+        ("vod_station", "1:movie\u2028.mp4"),
+        ("vod_station", "1:movie\x85.mp4"),
+        ("encoding_com", "42\n"),
+        ("transparent_edge", "7\x00"),
+        ("xvid", "abc\n"),
+    ],
+)
+def test_job_ids_with_control_characters_are_a_clear_400_for_every_method(stack, method, provider, job_id):
+    status, answer = stack.jobs_api(method, provider, job_id)
+    assert status == 400 and "control character" in answer["error"], answer
+    assert stack.jobs() == []

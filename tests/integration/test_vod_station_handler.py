@@ -463,3 +463,11 @@ def test_a_last_work_time_that_is_not_text_gives_the_finish_time(stack, variant)
             iso(finish_ms),
             iso(finish_ms),
         )
+
+
+@pytest.mark.parametrize("file_path", ["/x\nStatus: COMPLETE", "/movie\x00.mp4", "/movie\u2029.mp4"])
+def test_a_callback_whose_file_path_holds_a_control_character_is_a_400(stack, file_path):
+    payload = {"categoryId": 10019, "filePath": file_path, "status": "COMPLETE", "outputType": "sd"}
+    status, answer = stack.webhook(PROVIDER, payload)
+    assert status == 400 and "control character" in answer["error"], answer
+    assert stack.jobs(PROVIDER) == [] and stack.events() == []

@@ -255,3 +255,17 @@ def test_concurrent_reads_keep_the_items_order_and_stop_starting_reads_when_the_
 def test_concurrent_reads_with_a_concurrency_of_one_run_in_the_callers_thread():
     threads = list(read_concurrently(lambda _: threading.current_thread(), [1, 2, 3], 1, "test"))
     assert threads == [threading.main_thread()] * 3
+
+
+def test_email_text_and_subject_keep_each_value_on_its_line():
+    # A job id (or a provider's word or message) with line breaks must not forge lines of the e-mail.
+    job_id = "1:x\nStatus: COMPLETE\r\nWhen: never\u2028\u202e\x00"
+    event = _event(job_id=job_id, provider_status="FAIL\nURE")
+    event["job"] = {**event["job"], "job_id": job_id, "error": {"message": "bad\nStatus: COMPLETE", "code": "E\r1"}}
+    text = email_text(event)
+    lines = text.split("\n")
+    assert [line.split(":")[0] for line in lines[:3]] == ["vod_station job 1", "Status", "When"]
+    assert sum(line.startswith("Status:") for line in lines) == 1 and not any(c in text for c in "\r\x00\u2028\u202e")
+    assert "1:x\\nStatus: COMPLETE\\r\\nWhen: never\\u2028\\u202e\\x00" in text
+    title = subject(event)
+    assert title.isascii() and title.isprintable() and "\n" not in title

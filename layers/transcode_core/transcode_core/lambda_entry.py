@@ -241,6 +241,8 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         deadline = Deadline.from_context(app.lambda_context, cap=HTTP_API_SECONDS)
         adapter = build_adapter(spec, svc, credentials, deadline)
         snapshots = adapter.webhook_snapshots(body, lambda job_ids: svc.store.get_many(provider, job_ids))
+        for snapshot in snapshots:  # whatever a body or a provider's answer holds, a job id is one printable line
+            spec.check_job_id(snapshot.job_id)
         if not snapshots:
             logger.info("webhook accepted; it names no job that can be applied yet")
             return {"accepted": 0}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ SUBJECT_LIMIT = 100
 # An SNS message holds 256 KiB (JSON and email text together), and the event also waits in the job's item
 # (400 KB): a job with outputs beyond this is published without them, with `outputs_omitted` saying so.
 MAX_JOB_JSON_BYTES = 100_000
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # Unicode categories e-mail text shows escaped
 # SNS PublishBatch: at most 10 entries, and 256 KiB of messages together.
 PUBLISH_BATCH_LIMIT = 10
 PUBLISH_BATCH_BYTES = 256 * 1024 - 4096
@@ -77,31 +79,41 @@ def email_text(event: Mapping[str, Any]) -> str:
         "job.completed": "finished",
         "job.failed": "failed",
         "job.canceled": "was canceled",
-        "job.stalled": f"has shown no change for a while (still {event['status']})",
-        "job.test": f"is a test event ({event['status']}); no real job",
+        "job.stalled": f"has shown no change for a while (still {_shown(event['status'])})",
+        "job.test": f"is a test event ({_shown(event['status'])}); no real job",
     }[event["event"]]
     if event.get("replay"):
         what += " (sent again: a replay)"
     lines = [
-        f"{event['provider']} job {event['job_id']} {what}.",
-        f"Status: {event['status']} (provider says: {event.get('provider_status') or 'n/a'}), "
-        f"attempt {event['attempt']}",
-        f"When: {event['occurred_at']}",
+        f"{_shown(event['provider'])} job {_shown(event['job_id'])} {what}.",
+        f"Status: {_shown(event['status'])} (provider says: {_shown(event.get('provider_status') or 'n/a')}), "
+        f"attempt {_shown(event['attempt'])}",
+        f"When: {_shown(event['occurred_at'])}",
     ]
     if job.get("source_url"):
-        lines.append(f"Source: {job['source_url']}")
+        lines.append(f"Source: {_shown(job['source_url'])}")
     error = job.get("error")
     if error and event["status"] == Status.ERROR.value:
-        code = f" (code {error['code']})" if error.get("code") else ""
-        lines.append(f"Error: {error.get('message', 'unknown')}{code}")
+        code = f" (code {_shown(error['code'])})" if error.get("code") else ""
+        lines.append(f"Error: {_shown(error.get('message', 'unknown'))}{code}")
     for output in job.get("outputs") or []:
         status = output.get("provider_status") or output.get("status") or ""
-        lines.append(f"Output {output.get('id')}: {status}")
+        lines.append(f"Output {_shown(output.get('id'))}: {_shown(status)}")
         for destination in output.get("destinations") or []:
-            failure = f" - {destination['error']}" if destination.get("error") else ""
-            lines.append(f"  -> {destination.get('url')} {destination.get('status') or ''}{failure}".rstrip())
-    lines.append(f"Event id: {event['event_id']}")
+            failure = f" - {_shown(destination['error'])}" if destination.get("error") else ""
+            where = f"{_shown(destination.get('url'))} {_shown(destination.get('status') or '')}"
+            lines.append(f"  -> {where}{failure}".rstrip())
+    lines.append(f"Event id: {_shown(event['event_id'])}")
     return "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    """`value` as e-mail text on one line: control, format (e.g. bidi override) and separator characters
+    escaped, so a value a provider or a caller chose cannot forge lines (a "Status:" line) or hide text."""
+    return "".join(
+        character.encode("unicode_escape").decode("ascii") if unicodedata.category(character) in _HIDDEN else character
+        for character in str(value)
+    )
 
 
 def sns_message(event: Mapping[str, Any]) -> dict[str, Any]:

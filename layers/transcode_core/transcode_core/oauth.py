@@ -23,7 +23,7 @@ import requests
 from transcode_core import http
 from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
-from transcode_core.observability import logger
+from transcode_core.observability import logger, mask_values
 
 RENEW_MARGIN_SECONDS = 60.0  # renew this long before expiry, so a token does not die in the middle of a poll
 RENEW_MARGIN_SHARE = 0.1  # ... but never more than this share of a short-lived token's life
@@ -152,6 +152,7 @@ class ClientCredentialsToken:
         value = document.get("access_token") if isinstance(document, dict) else None
         if not isinstance(value, str) or not value:
             raise ProviderError(self.provider, "the token endpoint answered without an access_token")
+        mask_values([value])  # a bearer token is a credential: never in a log line, whatever logs it
         lifetime = _lifetime(document.get("expires_in"))
         logger.info("access token obtained", extra={"provider": self.provider, "expires_in": lifetime})
         return _CachedToken(value, _clock() + lifetime - min(RENEW_MARGIN_SECONDS, lifetime * RENEW_MARGIN_SHARE))

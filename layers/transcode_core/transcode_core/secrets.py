@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transcode_core.errors import ConfigurationError, DependencyUnavailable
+from transcode_core.observability import mask_values
 
 
 def load_credentials(
@@ -42,4 +43,8 @@ def load_credentials(
     missing = sorted(key for key in set(required) | {"webhook_token"} if not secret.get(key))
     if missing:
         raise ConfigurationError(f"secret {secret_id} lacks: {', '.join(missing)}")
-    return {key: str(value) for key, value in secret.items()}
+    credentials = {key: str(value) for key, value in secret.items()}
+    # Masked in every log line from now on, whatever logs them (an SDK's debug output, a traceback): all
+    # but the account and client ids, which name who calls and help an operator.
+    mask_values(value for key, value in credentials.items() if not key.endswith("_id"))
+    return credentials

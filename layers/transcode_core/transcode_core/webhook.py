@@ -14,6 +14,8 @@ from transcode_core.config import WEBHOOK_MAX_BYTES
 from transcode_core.errors import BadRequest, PayloadTooLarge, Unauthorized
 from transcode_core.xmlsafe import XmlRejected, parse_xml, to_plain
 
+_NOT_UNICODE = "body is not valid Unicode text (it holds a lone surrogate)"
+
 
 def authenticate(given_token: str | None, accepted_tokens: Iterable[str | None]) -> None:
     """Compares the `token` query parameter with each accepted token (the secret's `webhook_token` and,
@@ -27,7 +29,12 @@ def authenticate(given_token: str | None, accepted_tokens: Iterable[str | None])
 
 
 def check_size(body: str | bytes | None, limit: int = WEBHOOK_MAX_BYTES) -> None:
-    size = len(body.encode() if isinstance(body, str) else body or b"")
+    """PayloadTooLarge over `limit` UTF-8 bytes; BadRequest for text that has no UTF-8 form (a lone
+    surrogate), which nothing downstream (the table, the logs, the topic) could store."""
+    try:
+        size = len(body.encode() if isinstance(body, str) else body or b"")
+    except UnicodeEncodeError:
+        raise BadRequest(_NOT_UNICODE) from None
     if size > limit:
         raise PayloadTooLarge(f"body of {size} bytes is over the {limit} byte limit")
 
@@ -45,9 +52,14 @@ class WebhookBody:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.text)
+            document = json.loads(self.text)
         except (ValueError, RecursionError):
             raise BadRequest("body is not valid JSON") from None
+        try:  # JSON may escape a lone surrogate ("\ud800"): valid JSON, but no text to store or log
+            json.dumps(document, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise BadRequest(_NOT_UNICODE) from None
+        return document
 
     def json_object(self) -> dict[str, Any]:
         document = self.json()

@@ -66,7 +66,14 @@ from transcode_core.model import (
 )
 from transcode_core.observability import logger
 from transcode_core.providers import values
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ProviderSpec, StoredJob
+from transcode_core.providers.base import (
+    Adapter,
+    PollContext,
+    PollFailure,
+    ProviderSpec,
+    StoredJob,
+    unprintable_character,
+)
 from transcode_core.times import from_epoch_ms, iso_z, to_datetime, to_epoch_ms
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody
@@ -146,8 +153,13 @@ def summarize_words(outputs: Sequence[Output]) -> str:
 
 
 def is_job_id(value: str) -> bool:
-    """`<categoryId>:<filePath>`, short enough (in UTF-8 bytes) to be a key of the table and its index."""
-    return bool(_JOB_ID.fullmatch(value)) and len(value.encode("utf-8")) <= MAX_JOB_ID_BYTES
+    """`<categoryId>:<filePath>`, one line of printable text short enough (in UTF-8 bytes) to be a key of the
+    table and its index."""
+    return (
+        bool(_JOB_ID.fullmatch(value))
+        and unprintable_character(value) is None
+        and len(value.encode("utf-8")) <= MAX_JOB_ID_BYTES
+    )
 
 
 def job_id_of(category_id: object, file_path: str) -> str:
@@ -616,7 +628,7 @@ def _callback_item(body: WebhookBody) -> _Item | None:
         raise BadRequest("callback names no output (outputType or encodingOptionId)")
     job_id = job_id_of(category_id, file_path)
     if not is_job_id(job_id):
-        raise BadRequest("callback filePath is too long to be a job id")
+        raise BadRequest("callback filePath cannot be a job id: too long, or it holds a control character")
     details = {
         key: value
         for key, value in (
