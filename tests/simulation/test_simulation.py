@@ -1,0 +1,128 @@
+"""The whole pipeline under faults (tests/simulation/harness.py, docs/development.md "The simulation").
+
+Every test run drives one seeded run per provider; `make soak` runs new seeds for SOAK_MINUTES; a seed it
+prints replays with `SIM_SEED=<seed> SIM_PROVIDER=<provider> make soak`. What a run found is kept below
+as its steps (shrunk), so that it stays checked whatever the generator becomes."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+
+import pytest
+
+from tests.simulation.drivers import DRIVERS
+from tests.simulation.harness import LEASE_PASSED_SECONDS, Outcome, execute, generate, shrink
+from transcode_core.providers import PROVIDER_IDS
+
+STEPS = 30
+# One seed per provider in every test run (~30 s together on an idle 2-core machine).
+SEEDS = {"encoding_com": 11, "transparent_edge": 12, "xvid": 13, "vod_station": 14}
+
+
+def assert_holds(outcome: Outcome) -> None:
+    assert outcome.violation is None, outcome.describe()
+
+
+def test_every_provider_is_simulated():
+    assert set(DRIVERS) == set(PROVIDER_IDS)
+
+
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+def test_the_promises_hold_under_faults(provider, aws, capfd):
+    seed = SEEDS[provider]
+    assert_holds(execute(provider, generate(seed, STEPS), capfd, seed))
+
+
+# --- the checker itself: each invariant fails on a pipeline that breaks it --------------------------
+
+
+def finished_job_polled_twice() -> list[tuple]:
+    return [("create", False, True), ("finish", 0), ("poll",), ("clock", LEASE_PASSED_SECONDS), ("poll",)]
+
+
+def test_the_checker_sees_an_event_published_twice(aws, capfd, monkeypatch):
+    from transcode_core.store import JobStore
+
+    monkeypatch.setattr(JobStore, "clear_outbox", lambda self, published: None)  # published events never cleared
+    outcome = execute("xvid", finished_job_polled_twice(), capfd)
+    assert outcome.violation is not None and outcome.violation.invariant == "one event per attempt"
+
+
+def test_the_checker_sees_an_event_lost(aws, capfd, monkeypatch):
+    from transcode_core.notify import Notifier
+
+    def drop(self, events):  # says published, publishes nothing
+        return [event["event_id"] for event in events], []
+
+    monkeypatch.setattr(Notifier, "publish", drop)
+    outcome = execute("transparent_edge", finished_job_polled_twice(), capfd)
+    assert outcome.violation is not None and outcome.violation.invariant == "no event lost"
+
+
+def test_the_checker_sees_a_table_behind_the_provider(aws, capfd, monkeypatch):
+    from transcode_core.pipeline import Pipeline, Report
+
+    # Neither polls nor webhooks apply what they read.
+    monkeypatch.setattr(Pipeline, "_poll_jobs", lambda self, *args: None)
+    monkeypatch.setattr(Pipeline, "ingest", lambda self, snapshots, source="webhook": Report(self.provider, source))
+    outcome = execute("encoding_com", finished_job_polled_twice(), capfd)
+    assert outcome.violation is not None and outcome.violation.invariant == "the table follows the provider"
+
+
+def test_the_checker_sees_a_secret_in_a_log_line(aws, capfd, monkeypatch):
+    from transcode_core import secrets
+    from transcode_core.observability import logger
+
+    load = secrets.load_credentials
+
+    def leaky(*args, **kwargs):
+        credentials = load(*args, **kwargs)
+        logger.debug("credentials read", extra={"note": f"key {credentials['user_key']}"})
+        return credentials
+
+    monkeypatch.setattr("transcode_core.lambda_entry.load_credentials", leaky)
+    outcome = execute("encoding_com", finished_job_polled_twice(), capfd)
+    assert outcome.violation is not None and outcome.violation.invariant == "no secret in any log line"
+
+
+# --- make soak ----------------------------------------------------------------------------------------
+
+
+def test_soak(aws, capfd):
+    """New seeds for SOAK_MINUTES (make soak), or the one run SIM_SEED names, shrunk when it fails."""
+    minutes = float(os.environ.get("SOAK_MINUTES") or 0)
+    replay = os.environ.get("SIM_SEED")
+    if not minutes and not replay:
+        pytest.skip("make soak runs it (SOAK_MINUTES, or SIM_SEED to replay one run)")
+    providers = [name for name in os.environ.get("SIM_PROVIDER", "").split(",") if name] or list(PROVIDER_IDS)
+    steps = int(os.environ.get("SIM_STEPS") or 40)
+    first = int(replay) if replay else random.SystemRandom().randrange(10**9)
+    ends = time.monotonic() + minutes * 60
+    runs, events, fired, allowed, failures = 0, 0, Counter(), Counter(), []
+    seed = first
+    report = print  # what a soak shows as it goes, past pytest's capture
+    with capfd.disabled():
+        report(f"\nsoak: {', '.join(providers)}, {steps} steps a run, seeds from {first}")
+    while True:
+        for provider in providers:
+            outcome = execute(provider, generate(seed, steps), capfd, seed)
+            runs, events = runs + 1, events + outcome.events
+            fired.update(outcome.fired)
+            allowed.update(outcome.allowed_by_kind)
+            if outcome.violation is not None:
+                outcome = shrink(outcome, capfd, float(os.environ.get("SIM_SHRINK_SECONDS") or 300))
+                failures.append(outcome)
+            with capfd.disabled():
+                report(outcome.describe())
+        seed += 1
+        if replay or time.monotonic() >= ends:
+            break
+    with capfd.disabled():
+        report(
+            f"soak: {runs} runs, {events} events received, faults that fired {dict(fired)}, repeats the listed "
+            f"faults allowed {dict(allowed)}, {len(failures)} violations"
+        )
+    assert not failures, "\n".join(failure.describe() for failure in failures)
