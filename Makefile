@@ -14,7 +14,7 @@ export SAM_CLI_TELEMETRY := 0
 SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
 LAYER := layers/transcode_core
 
-.PHONY: help install test demo lint format build invoke deploy bench bench-imports lock clean
+.PHONY: help install test soak demo lint format build invoke deploy bench bench-imports lock clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ test: install build ## sam build, all tests (the built functions too), cfn-lint,
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+# The fault simulation (tests/simulation/) on new seeds for SOAK_MINUTES; SIM_SEED=<seed> replays that run
+# (SIM_PROVIDER=<id>[,<id>] to one provider). A violation is shrunk and printed with its seed and steps.
+SOAK_MINUTES ?= 10
+soak: install ## The pipeline under faults, new seeds for SOAK_MINUTES (10); SIM_SEED=n SIM_PROVIDER=id replays one
+	SOAK_MINUTES=$(if $(SIM_SEED),0,$(SOAK_MINUTES)) $(PY) -m pytest tests/simulation/test_simulation.py::test_soak -q -s
 
 demo: install ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
 	$(PY) -m local.run $(ARGS)

@@ -52,16 +52,13 @@ FUNCTION_ENV = {
 DUPLICATING_FAULTS = {
     "killed after publishing": "the function is killed after SNS accepted an event and before it was cleared",
     "publish timed out": "a publish call fails from the caller's view after SNS accepted it (a timeout)",
+    "a run slower than the lease": "another run takes and sends the events a run holds once their lease passed",
 }
 
-DYNAMODB_CALLS = ("Query", "BatchGetItem", "GetItem", "TransactWriteItems", "UpdateItem")
 CONDITIONAL_WRITES = ("TransactWriteItems", "UpdateItem")
 WRITES = tuple(f"dynamodb.{name}" for name in CONDITIONAL_WRITES)
-KILL_AFTER = (
-    *(f"dynamodb.{name}" for name in DYNAMODB_CALLS),
-    "sns.PublishBatch",
-    "sqs.SendMessage",
-)
+# The calls a poll that changes a job makes: the active jobs' Query, the commit, the publish, the clear.
+COMMON_CALLS = ("dynamodb.Query", "dynamodb.TransactWriteItems", "dynamodb.UpdateItem", "sns.PublishBatch")
 
 
 _WORLDS = itertools.count(1)
@@ -155,36 +152,37 @@ class Faults:
         return None
 
     def _count(self, params: dict, model: Any, context: dict, **_: Any) -> None:
-        if not self.live:
-            return
         name = f"{model.service_model.service_name}.{model.name}"
-        self.counts[name] += 1
-        context["sim_call"] = (name, self.counts[name])
-        if name == "sns.PublishBatch":
+        if name == "sns.PublishBatch":  # only the functions publish: each publish is recorded, faults or not
             entries = params.get("PublishBatchRequestEntries", [])
             context["sim_events"] = {entry["Id"]: _event_id(entry) for entry in entries}
-            if len(entries) > 1 and self._fault(context, ("sns_refuse",)):
-                # SNS refuses the first entry (it is not published) and accepts the others.
-                refused = entries.pop(0)
-                context["sim_refused"] = refused["Id"]
+        if not self.live:
+            return
+        self.counts[name] += 1
+        context["sim_call"] = (name, self.counts[name])
+        if name == "sns.PublishBatch" and len(entries) > 1 and self._fault(context, ("sns_refuse",)):
+            # SNS refuses the first entry (it is not published) and accepts the others.
+            refused = entries.pop(0)
+            context["sim_refused"] = refused["Id"]
 
     def _before(self, model: Any, params: dict, context: dict, **_: Any) -> None:
         if not self.live or "sim_call" not in context:
             return
         if self.dead:
             raise Killed
-        fault = self._fault(context, ("throttle", "conflict", "sns_error"))
+        fault = self._fault(context, ("throttle", "conflict", "sns_error", "concurrent", "slow"))
         if fault is None:
             return
         if fault.kind == "conflict":
             self.world.concurrent_write(params)
             return
+        if fault.kind in ("concurrent", "slow"):
+            self.world.poll_meanwhile(lease_passes=fault.kind == "slow")
+            return
         code = "ThrottlingException" if fault.kind == "throttle" else "InternalError"
         raise ClientError({"Error": {"Code": code, "Message": "injected"}}, model.name)
 
     def _after(self, http_response: Any, parsed: dict, model: Any, context: dict, **_: Any) -> None:
-        if not self.live or "sim_call" not in context:
-            return
         events = context.get("sim_events")
         if events is not None and http_response.status_code < 300:
             refused = context.get("sim_refused")
@@ -193,6 +191,10 @@ class Faults:
                     {"Id": refused, "Code": "InternalFailure", "SenderFault": False, "Message": "injected"}
                 )
             accepted = [events[entry["Id"]] for entry in parsed.get("Successful", [])]
+            self.world.published.extend(accepted)
+        if not self.live or "sim_call" not in context:
+            return
+        if events is not None and http_response.status_code < 300:
             self.accepted.extend(accepted)
             if self._fault(context, ("sns_timeout",)):
                 self.world.allow_duplicates("publish timed out", accepted)
@@ -245,10 +247,12 @@ class World:
         self.faults = Faults(self)
         self.jobs: list[Job] = []
         self.delivered: list[tuple[str, tuple[str, str]]] = []  # webhooks sent, for sending again
+        self.published: list[str] = []  # event ids SNS accepted, in order
         self.allowed: Counter = Counter()  # event id -> repeats a listed fault permits
         self.allowed_by_kind: Counter = Counter()
         self.log_lines = 0
         self.written = io.StringIO()
+        self.failed_invocations = 0  # invocations that raised (a poll that failed whole, a fan-out batch)
         self.warm = False  # the next invocation finds the function warm (clients, cached secret)
         self.stack: Any = None
 
@@ -391,7 +395,7 @@ class World:
             except Killed:
                 pass
             except Exception:  # noqa: BLE001 - a failed invocation; EventBridge runs the next on schedule
-                pass
+                self.failed_invocations += 1
 
     def do_fanout(self) -> None:
         """Lambda's SQS event source: a batch of the fan-out queue to the function; what it reports failed
@@ -410,7 +414,7 @@ class World:
             except Killed:
                 pass
             except Exception:  # noqa: BLE001 - a failed invocation: the whole batch comes back
-                pass
+                self.failed_invocations += 1
         for message in batch:
             if failed is not None and message["MessageId"] not in failed:
                 self.stack.sqs.delete_message(QueueUrl=self.fanout_url, ReceiptHandle=message["ReceiptHandle"])
@@ -446,6 +450,26 @@ class World:
         finally:
             self.faults.live = live
 
+    def poll_meanwhile(self, *, lease_passes: bool) -> None:
+        """Another poll runs to its end between two calls of this invocation (it meets no fault); with
+        `lease_passes` this invocation is slower than the lease: the clock passes it first."""
+        from local.lambda_events import scheduled_event
+
+        faults = self.faults
+        saved = (faults.live, faults.dead, faults.counts.copy(), faults.accepted)
+        faults.live = False
+        if lease_passes:
+            self.do_clock(LEASE_PASSED_SECONDS)
+        published = len(self.published)
+        try:
+            self.stack.invoke(self.provider, scheduled_event(), warm=True)
+        except Exception:  # noqa: BLE001 - a failed poll; this invocation goes on
+            self.failed_invocations += 1
+        finally:
+            faults.live, faults.dead, faults.counts, faults.accepted = saved
+        if lease_passes:
+            self.allow_duplicates("a run slower than the lease", self.published[published:])
+
     def allow_duplicates(self, kind: str, event_ids: list[str]) -> None:
         assert kind in DUPLICATING_FAULTS
         for event_id in event_ids:
@@ -476,7 +500,8 @@ class World:
         return store.get_many(self.provider, [job.job_id for job in self.jobs])
 
     def deliveries(self) -> Counter:
-        return Counter(self.stack.event_ids())
+        """Event id -> how many times SNS accepted it on the topic (what every subscriber then receives)."""
+        return Counter(self.published)
 
     def check(self) -> None:
         """The invariants that hold after every step."""
@@ -572,10 +597,11 @@ class Outcome:
                 f"{dict(self.fired)}, repeats allowed {dict(self.allowed_by_kind)}: no violation"
             )
         where = "at rest" if self.failed_step == len(self.steps) else f"after step {self.failed_step}"
+        replay = f"SIM_PROVIDER={self.provider} SIM_SEED={self.seed} make soak" if self.seed is not None else "-"
         return (
             f"{self.provider} seed {self.seed}: {self.violation} ({where})\n"
-            f"  replay: SIM_PROVIDER={self.provider} SIM_SEED={self.seed} make soak\n"
-            f"  steps: {self.steps!r}"
+            f"  replay: {replay}\n"
+            f"  steps ({len(self.steps)}): {self.steps!r}"
         )
 
 
@@ -599,7 +625,7 @@ def execute(provider: str, steps: list[tuple], capfd: Any, seed: int | None = No
                 failed_step = None
             except Violation as found:
                 violation = found
-            events = len(world.stack.received)
+            events = len(world.published)
     return Outcome(
         provider,
         seed,
@@ -648,15 +674,18 @@ def generate(seed: int, count: int) -> list[tuple]:
 
 
 def _fault(rng: random.Random) -> tuple:
-    kind = rng.choice(("kill", "kill", "throttle", "throttle", "conflict", "sns_error", "sns_timeout", "sns_refuse"))
-    if kind == "kill":
-        call = rng.choice((*KILL_AFTER, *WRITES))
-    elif kind == "throttle":
-        call = rng.choice((*(f"dynamodb.{name}" for name in DYNAMODB_CALLS), *WRITES))
+    kind = rng.choice(
+        ("kill", "kill", "throttle", "throttle", "conflict", "sns_error", "sns_timeout", "sns_refuse")
+        + ("concurrent", "slow")
+    )
+    if kind.startswith("sns_"):
+        call = "sns.PublishBatch"
     elif kind == "conflict":
         call = rng.choice(WRITES)
-    else:
-        call = "sns.PublishBatch"
+    elif kind == "throttle":
+        call = rng.choice((*COMMON_CALLS[:-1], "dynamodb.BatchGetItem", "dynamodb.GetItem"))
+    else:  # kill, concurrent, slow: after or before any call, mostly those every busy invocation makes
+        call = rng.choice((*COMMON_CALLS, *COMMON_CALLS, "dynamodb.BatchGetItem", "sqs.SendMessage"))
     # Mostly the first such call: an invocation makes few of each.
     return ("fault", kind, call, rng.choice((1, 1, 1, 2, 2, 3)))
 
