@@ -140,6 +140,12 @@ THROTTLED_CLEAR = [
     ("fault", "throttle", "dynamodb.UpdateItem", 1),  # the write that clears the published event
     ("poll",),
 ]
+THROTTLED_CLEAR_IN_A_WEBHOOK = [
+    ("create", False, True),
+    ("finish", 0),  # encoding.com notifies: the webhook reads the job, which has just ended
+    ("fault", "throttle", "dynamodb.UpdateItem", 1),
+    ("webhook", 0),
+]
 PARTLY_REFUSED_BATCH_THEN_THROTTLED_RELEASE = [
     ("create", False, True),
     ("create", False, True),
@@ -158,6 +164,15 @@ PARTLY_REFUSED_BATCH_THEN_THROTTLED_RELEASE = [
 )
 def test_a_throttled_clear_publishes_nothing_twice(aws, capfd):
     assert_holds(execute("xvid", THROTTLED_CLEAR, capfd))
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="a throttled clear fails the webhook (503) after its event was published; after the lease the event "
+    "is published again (one event per attempt)",
+)
+def test_a_throttled_clear_in_a_webhook_publishes_nothing_twice(aws, capfd):
+    assert_holds(execute("encoding_com", THROTTLED_CLEAR_IN_A_WEBHOOK, capfd))
 
 
 @pytest.mark.xfail(
