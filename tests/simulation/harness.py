@@ -310,7 +310,10 @@ class World:
             sim.stop()
 
     def _remove_resources(self) -> None:
-        """A soak creates many worlds in one moto: each leaves nothing behind."""
+        """A soak creates many worlds in one moto: each leaves nothing behind (nor clients with its hooks)."""
+        from transcode_core.lambda_entry import reset_services
+
+        reset_services()
         self.stack.dynamodb.delete_table(TableName=self.stack.table_name)
         self.stack.sns.delete_topic(TopicArn=self.stack.topic_arn)
         for url in (self.stack.queue_url, self.fanout_url):
