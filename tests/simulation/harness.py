@@ -39,6 +39,8 @@ INVOKING = frozenset({"create", "rerun", "webhook", "resend", "poll", "fanout"})
 MAX_JOBS = 4  # few enough that a run's events fit one PublishBatch: which thread publishes stays fixed
 LEASE_PASSED_SECONDS = 301  # store.LEASE_SECONDS and a second
 REST_ROUNDS = 3  # polls at rest, each after the clock passed a lease (and, the second, the re-watch time)
+# Identifiers in the providers' secrets that are not secret (logs may name them).
+PUBLIC_CREDENTIALS = ("company_id", "user_id", "client_id")
 WEBHOOK_TOKEN = "sim-webhook-token-7f3e"  # noqa: S105 - the simulation's own
 FUNCTION_ENV = {
     "CONCURRENCY": "1",  # one worker: a fault named by its call's number hits the same call on every replay
@@ -595,8 +597,14 @@ class World:
         self.written.seek(0)
         self.written.truncate()
         self.log_lines += text.count("\n")
-        for secret in (*self.driver.credentials.values(), WEBHOOK_TOKEN):
-            if len(secret) >= 8 and secret in text:
+        oauth = getattr(self.driver.sim, "oauth", None)
+        secrets = [
+            *(value for key, value in self.driver.credentials.items() if key not in PUBLIC_CREDENTIALS),
+            WEBHOOK_TOKEN,
+            *(list(oauth.tokens) if oauth else []),  # the access tokens the provider issued
+        ]
+        for secret in secrets:
+            if secret in text:
                 line = next(line for line in text.splitlines() if secret in line)
                 raise Violation("no secret in any log line", f"{secret!r} in: {line[:300]}")
 
