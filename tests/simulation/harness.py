@@ -34,6 +34,8 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from tests.simulation.drivers import DRIVERS, Driver
 
 TERMINAL = ("COMPLETE", "ERROR", "CANCELED")
+# CONTRACT's lifecycle order; the terminal statuses share the last rank. UNKNOWN is never stored as a status.
+LIFECYCLE = ("SUBMITTED", "DOWNLOADING", "QUEUED", "PROCESSING", "UPLOADING", "COMPLETE")
 # Steps after which the table or the topic may have changed: the checker runs after them.
 INVOKING = frozenset({"create", "rerun", "webhook", "resend", "poll", "fanout"})
 MAX_JOBS = 4  # few enough that a run's events fit one PublishBatch: which thread publishes stays fixed
@@ -256,6 +258,7 @@ class Job:
     endings: int = 0  # times the provider showed it ended
     shown: set[str] = field(default_factory=set)  # canonical ends the provider showed
     showing: str | None = None  # the end it shows now (None: running)
+    stored: tuple | None = None  # (version, attempt, lifecycle rank, status) the table last held
 
 
 class World:
@@ -562,6 +565,38 @@ class World:
         for job_id, item in self.items().items():
             if item.get("status") in TERMINAL and item["status"] not in jobs[job_id].shown:
                 raise Violation("the table follows the provider", f"{job_id} is {item['status']}, never shown")
+            self._check_forward(jobs[job_id], item)
+
+    def _check_forward(self, job: Job, item: dict[str, Any]) -> None:
+        """The rules of change: versions only go up; within an attempt the status only moves forward in the
+        lifecycle (a terminal one stays); a new attempt only after the provider ran the job again."""
+        status = item.get("status") or "SUBMITTED"
+        if status not in LIFECYCLE and status not in TERMINAL:
+            return  # a word the mapping does not know: not a place in the lifecycle
+        now = (
+            int(item["version"]),
+            int(item.get("attempt", 1)),
+            LIFECYCLE.index(status if status not in TERMINAL else "COMPLETE"),
+            status,
+        )
+        before = job.stored
+        job.stored = now
+        if int(item.get("attempt", 1)) > job.attempts:
+            raise Violation(
+                "the job only moves forward", f"{job.job_id}: attempt {now[1]}, the provider ran {job.attempts}"
+            )
+        if before is None:
+            return
+        if now[0] < before[0]:
+            raise Violation("the job only moves forward", f"{job.job_id}: version {before[0]} -> {now[0]}")
+        same_attempt = now[1] == before[1]
+        if now[1] < before[1] or (
+            same_attempt and (now[2] < before[2] or (now[2] == before[2] and now[3] != before[3]))
+        ):
+            raise Violation(
+                "the job only moves forward",
+                f"{job.job_id}: attempt {before[1]} {before[3]} -> attempt {now[1]} {now[3]}",
+            )
 
     def check_at_rest(self) -> None:
         self.check()
