@@ -733,6 +733,9 @@ def generate(seed: int, count: int, skip: tuple[str, ...] = ()) -> list[tuple]:
         elif choice in ("finish",):
             steps.append(("finish", job))
         elif choice == "rerun":
+            # Time passes before an operator runs a job again (a rerun in the instant the run ended is a
+            # case of its own: tests/simulation/test_simulation.py keeps it).
+            steps.append(("clock", 60))
             steps.append(("rerun", job, rng.random() < 0.3, rng.random() < 0.5))
         elif choice == "webhook":
             steps.append(("webhook", 0 if rng.random() < 0.7 else rng.randrange(1, 4)))
