@@ -216,9 +216,9 @@ def test_the_documented_repeats_are_the_ones_the_checker_allows():
 
 @pytest.mark.xfail(
     strict=False,
-    reason="VOD Station: a file encoded again in the same instant its earlier run ended, the new run failing, "
-    "stays COMPLETE in the table once both runs are over (the table follows the provider); with a minute between "
-    "the runs it becomes ERROR",
+    reason="VOD Station: a file encoded again in the same instant its earlier run ended keeps the earlier run's "
+    "end in the table once the new run is over (COMPLETE though the new run failed, or ERROR though it completed: "
+    "the table follows the provider); with a minute between the runs the table follows",
 )
 def test_a_vod_station_rerun_in_the_instant_it_ended_is_followed(aws, capfd):
     assert_holds(execute("vod_station", RERUN_IN_THE_INSTANT_IT_ENDED, capfd))
