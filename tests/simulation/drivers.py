@@ -40,6 +40,7 @@ class Driver:
         self.advance(job_id, 10)
 
     def rerun(self, job_id: str, fail: bool) -> None:
+        """Runs an ended job again (a new attempt); `fail` where the simulator offers a failing rerun."""
         raise NotImplementedError
 
     def ended(self, job_id: str) -> str | None:
@@ -142,11 +143,7 @@ class Xvid(Driver):
 
     def rerun(self, job_id: str, fail: bool) -> None:
         self.sim.advance_clock(seconds=1)
-        self.sim.restart(job_id)
-        if fail:
-            from local.simulators.xvid import FAILURE_STEPS
-
-            self.sim.jobs[job_id].lifecycle.restart(list(FAILURE_STEPS))
+        self.sim.restart(job_id)  # the simulator runs a job again along its first lifecycle (`fail` not offered)
 
     def ended(self, job_id: str) -> str | None:
         return {"SUCCESS": COMPLETE, "FAILED": ERROR}.get(self.sim.jobs[job_id].status)
@@ -186,11 +183,7 @@ class VodStation(Driver):
         self.moved(job_id)
 
     def rerun(self, job_id: str, fail: bool) -> None:
-        self.sim.reencode(job_id)
-        if fail:
-            from local.simulators.vod_station import FAILING_LIFECYCLE
-
-            self.sim.jobs[job_id].outputs[self.OUTPUT].lifecycle.restart(list(FAILING_LIFECYCLE))
+        self.sim.reencode(job_id)  # a re-encode runs the normal lifecycle (`fail` not offered)
         self.moved(job_id)
 
     def ended(self, job_id: str) -> str | None:
