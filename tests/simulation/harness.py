@@ -168,25 +168,30 @@ class Faults:
             return
         self.counts[name] += 1
         context["sim_call"] = (name, self.counts[name])
-        if name == "sns.PublishBatch" and len(entries) > 1 and self._fault(context, ("sns_refuse",)):
-            # SNS refuses the first entry (it is not published) and accepts the others.
-            refused = entries.pop(0)
-            context["sim_refused"] = refused["Id"]
+        if name == "sns.PublishBatch" and self._fault(context, ("sns_refuse",)):
+            # SNS refuses the first entry (it is not published) and accepts the others, if any.
+            context["sim_refused"] = entries[0]["Id"]
+            if len(entries) > 1:
+                entries.pop(0)
+            else:
+                context["sim_refused_all"] = True
 
-    def _before(self, model: Any, params: dict, context: dict, **_: Any) -> None:
+    def _before(self, model: Any, params: dict, context: dict, **_: Any) -> tuple | None:
         if not self.live or "sim_call" not in context:
-            return
+            return None
         if self.dead:
             raise Killed
+        if context.get("sim_refused_all"):  # the batch held only the refused entry: nothing is published
+            return SimpleNamespace(status_code=200, headers={}), {"Successful": [], "Failed": []}
         fault = self._fault(context, ("throttle", "conflict", "sns_error", "concurrent", "slow"))
         if fault is None:
-            return
+            return None
         if fault.kind == "conflict":
             self.world.concurrent_write(params)
-            return
+            return None
         if fault.kind in ("concurrent", "slow"):
             self.world.poll_meanwhile(lease_passes=fault.kind == "slow")
-            return
+            return None
         code = "ThrottlingException" if fault.kind == "throttle" else "InternalError"
         raise ClientError({"Error": {"Code": code, "Message": "injected"}}, model.name)
 
