@@ -1,13 +1,14 @@
 """A deterministic simulation of the whole pipeline with faults at every step, in the spirit of
-FoundationDB's simulation and Jepsen's checkers (docs/development.md "The simulation").
+FoundationDB's simulation and Jepsen's checkers (docs/development.md "The fault simulation").
 
-A run is a list of steps, generated from a seed (`generate`) or written out (`replay`): a provider job
-moves, a webhook arrives (in order, late, twice), a poll runs, a fan-out consumer runs, the clock passes,
-or a fault is armed for the next invocation: the function killed after an AWS call, a DynamoDB call
-throttled or meeting a concurrent write, SNS failing, refusing an entry, or timing out after accepting.
-The real handlers run against moto (`mock_aws`) and the project's simulators; faults are botocore event
-hooks. After every step, and at rest (faults stopped, every job finished, polls run), the checker holds
-the pipeline to the promises of docs/events.md; a violation names the invariant, the seed and the steps.
+A run is a list of steps, generated from a seed (`generate`) or written out: a provider job starts, moves,
+ends or runs again; a webhook arrives (in order, late, twice); a poll runs; the fan-out consumer runs; the
+clock passes; or a fault is armed for the next invocations: the function killed after an AWS call, a
+DynamoDB call throttled or meeting a conflicting write, SNS failing, refusing an entry or timing out after
+accepting, another poll meanwhile, a run slower than its lease. The real handlers run against moto
+(`mock_aws`) and the project's simulators; faults are botocore event hooks. After every step, and at rest
+(faults stopped, every job ended, polls run), the checker holds the pipeline to the promises of
+docs/events.md; a violation names the invariant, the seed and the steps (`execute` replays them).
 """
 
 from __future__ import annotations
