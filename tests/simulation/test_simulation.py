@@ -1,4 +1,4 @@
-"""The whole pipeline under faults (tests/simulation/harness.py, docs/development.md "The simulation").
+"""The whole pipeline under faults (tests/simulation/harness.py, docs/development.md "The fault simulation").
 
 Every test run drives one seeded run per provider; `make soak` runs new seeds for SOAK_MINUTES; a seed it
 prints replays with `SIM_SEED=<seed> SIM_PROVIDER=<provider> make soak`. What a run found is kept below
