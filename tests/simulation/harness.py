@@ -778,6 +778,14 @@ def _fault(rng: random.Random) -> tuple:
     return ("fault", kind, call, rng.choice((1, 1, 1, 2, 2, 3)))
 
 
+def _generable(steps: list[tuple]) -> bool:
+    """Whether the generator could have made these steps (a rerun follows time passing), so that shrinking
+    stays among the runs it explores."""
+    return all(
+        step[0] != "rerun" or (number > 0 and steps[number - 1][0] == "clock") for number, step in enumerate(steps)
+    )
+
+
 def shrink(outcome: Outcome, capfd: Any, budget_seconds: float) -> Outcome:
     """A shorter list of steps that still breaks the same invariant: chunks, then single steps, removed
     while the violation stays (greedy; within the time budget)."""
@@ -789,6 +797,9 @@ def shrink(outcome: Outcome, capfd: Any, budget_seconds: float) -> Outcome:
         start = 0
         while start < len(best.steps) and time.monotonic() < deadline:
             candidate = best.steps[:start] + best.steps[start + size :]
+            if not _generable(candidate):
+                start += size
+                continue
             tried = execute(best.provider, candidate, capfd, best.seed)
             if tried.violation is not None and tried.violation.invariant == best.violation.invariant:
                 best = replace(tried, shrunk=True, generated_by=best.generated_by)
