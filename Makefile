@@ -29,7 +29,7 @@ LOCKED := $(LAYER)/requirements.txt $(LAYER)/requirements.lock pyproject.toml
 # pytest's workers: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the tests in this process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: help install install-demo test check-fast demo lint format build invoke deploy bench bench-imports lock clean
+.PHONY: help install install-demo test check-fast soak demo lint format build invoke deploy bench bench-imports lock clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -72,6 +72,12 @@ check-fast: $(STAMP) ## The inner loop (under a minute): ruff, then the tests bu
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not artifact and not slow"
+
+# The fault simulation (tests/simulation/) on new seeds for SOAK_MINUTES; SIM_SEED=<seed> replays that run
+# (SIM_PROVIDER=<id>[,<id>] to one provider). A violation is shrunk and printed with its seed and steps.
+SOAK_MINUTES ?= 10
+soak: $(STAMP) ## The pipeline under faults, new seeds for SOAK_MINUTES (10); SIM_SEED=n SIM_PROVIDER=id replays one
+	SOAK_MINUTES=$(if $(SIM_SEED),0,$(SOAK_MINUTES)) $(PY) -m pytest tests/simulation/test_simulation.py::test_soak -q -s
 
 demo: $(DEMO_STAMP) ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
 	$(PY) -m local.run $(ARGS)
