@@ -75,13 +75,13 @@ def test_the_checker_sees_a_table_behind_the_provider(aws, capfd, monkeypatch):
 
 def test_the_checker_sees_a_secret_in_a_log_line(aws, capfd, monkeypatch):
     from transcode_core import secrets
-    from transcode_core.observability import logger
 
     load = secrets.load_credentials
 
     def leaky(*args, **kwargs):
         credentials = load(*args, **kwargs)
-        logger.debug("credentials read", extra={"note": f"key {credentials['user_key']}"})
+        # A stray print, not a log call: the log handlers redact what they know to be secret, a print does not.
+        print(f"credentials read: key {credentials['user_key']}")
         return credentials
 
     monkeypatch.setattr("transcode_core.lambda_entry.load_credentials", leaky)
@@ -168,29 +168,14 @@ PARTLY_REFUSED_BATCH_THEN_THROTTLED_RELEASE = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a throttled clear of published events fails the poll; after the lease every event of that run is "
-    "published again (one event per attempt)",
-)
 def test_a_throttled_clear_publishes_nothing_twice(aws, capfd):
     assert_holds(execute("xvid", THROTTLED_CLEAR, capfd))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a throttled clear fails the webhook (503) after its event was published; after the lease the event "
-    "is published again (one event per attempt)",
-)
 def test_a_throttled_clear_in_a_webhook_publishes_nothing_twice(aws, capfd):
     assert_holds(execute("encoding_com", THROTTLED_CLEAR_IN_A_WEBHOOK, capfd))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a throttled lease release after a partly refused PublishBatch raises before the accepted events are "
-    "recorded as published: they are published again after the lease (one event per attempt)",
-)
 def test_a_throttled_release_after_a_partly_refused_batch_publishes_nothing_twice(aws, capfd):
     assert_holds(execute("encoding_com", PARTLY_REFUSED_BATCH_THEN_THROTTLED_RELEASE, capfd))
 
@@ -230,11 +215,5 @@ def test_a_vod_station_rerun_in_the_instant_it_ended_is_followed(aws, capfd):
     assert_holds(execute("vod_station", RERUN_IN_THE_INSTANT_IT_ENDED, capfd))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="VOD Station: a file that failed and was encoded again a minute later, whose callbacks arrive after "
-    "the new run completed, stays ERROR in the table while the provider shows COMPLETE, however many polls "
-    "follow (the table follows the provider)",
-)
 def test_a_vod_station_rerun_whose_callbacks_come_late_is_followed(aws, capfd):
     assert_holds(execute("vod_station", RERUN_WHILE_ITS_CALLBACKS_WAIT, capfd))
