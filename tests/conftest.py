@@ -25,6 +25,20 @@ for _variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(_variable, None)
 
 
+def share_botocore_loader() -> None:
+    """Every new boto3 Session (mock_aws makes a default one per test, each function's cold start makes its
+    own) would read botocore's JSON models and endpoint rules from disk again, most of a test's time. One
+    loader per data path serves them all: it caches what it read, and the models are only read."""
+    import functools
+
+    import botocore.session
+
+    botocore.session.create_loader = functools.cache(botocore.session.create_loader)
+
+
+share_botocore_loader()
+
+
 @pytest.fixture(autouse=True)
 def cold_token_cache():
     """Every test starts as a cold Lambda: no OAuth token cached from an earlier test."""
