@@ -394,9 +394,12 @@ class LocalDeployment:
     `with_samples`: each provider's simulator holds the finished job that its events/ files name
     (SAMPLE_JOBS), and the table tracks it, so every events/ file answers as it would for a known job."""
 
-    def __init__(self, build_dir: Path = BUILD_DIR, *, with_samples: bool = False) -> None:
+    def __init__(
+        self, build_dir: Path = BUILD_DIR, *, with_samples: bool = False, name: str = "transcode-status-artifact"
+    ) -> None:
         self.build_dir = build_dir
         self.with_samples = with_samples
+        self.name = name  # of the table, topic, secrets: moto's state is shared by the servers of one process
         self.stack: Any = None
         self.simulators: dict[str, Any] = {}  # provider id -> running simulator
         self.refs: dict[str, str] = {}
@@ -425,7 +428,7 @@ class LocalDeployment:
         from local.run import scenarios
         from local.stack import LocalStack
 
-        self.stack = LocalStack("transcode-status-artifact").create()
+        self.stack = LocalStack(self.name).create()
         self.refs = {"JobsTable": self.stack.table_name, "JobEventsTopic": self.stack.topic_arn}
         by_provider = {scenario.provider: scenario for scenario in scenarios()}
         for logical_id, resource in self.stack.template["Resources"].items():
