@@ -58,14 +58,14 @@ install: $(STAMP) $(CHECKOV_STAMP) ## Create .venv, install the dev requirements
 install-demo: $(DEMO_STAMP) ## Create .venv with only what `make demo` needs (the runtime, moto, the CLI)
 
 test: install build ## sam build, all tests (the built functions and cfn-lint too), sam validate --lint, checkov
-	$(PY) -m pytest -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 	$(VENV)/bin/sam validate --lint
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 check-fast: $(STAMP) ## The inner loop (under a minute): ruff, then the tests but the slow ones (no build needed)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not artifact and not slow"
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not artifact and not slow"
 
 demo: $(DEMO_STAMP) ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
 	$(PY) -m local.run $(ARGS)

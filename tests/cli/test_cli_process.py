@@ -41,6 +41,7 @@ def moto_server():
     server.stop()
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_tail_and_removes_its_queue_and_subscription(moto_server):
     env = cli_env(
         AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_REGION="us-east-1"

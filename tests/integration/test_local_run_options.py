@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,6 +40,7 @@ def test_aws_without_region_or_credentials_says_so_in_one_line():
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "needs AWS credentials" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_cli_works_against_the_stack_the_local_run_keeps_running():
     demo = subprocess.Popen(
         [sys.executable, "-m", "local.run", "--rounds", "12", "--providers", "encoding_com,xvid", "--keep-running"],
