@@ -20,7 +20,8 @@ export SAM_CLI_TELEMETRY := 0
 SAM_PYENV := $(if $(shell command -v pyenv 2>/dev/null),PYENV_VERSION=3.11.7:3.13.0,)
 LAYER := layers/transcode_core
 LOCKED := $(LAYER)/requirements.txt $(LAYER)/requirements.lock pyproject.toml
-# pytest's workers: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the tests in this process.
+# pytest's workers: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the tests in this process. A file's tests
+# stay on one worker (--dist loadfile): a module's fixtures (a local stack, a moto server) start once.
 PYTEST_WORKERS ?= auto
 
 .PHONY: help install install-demo test check-fast demo lint format build invoke deploy bench bench-imports lock clean
