@@ -31,7 +31,7 @@ help: ## Show the targets
 
 $(UV):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(PY) -m pip install --quiet --quiet --disable-pip-version-check uv
 
 # Each stage installs its requirements and the CLI (pip install -e .), then the layer's locked versions over
 # them (hash-checked), so everything imports what the layer ships, even where a dev tool pins a package more

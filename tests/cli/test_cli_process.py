@@ -41,6 +41,12 @@ def moto_server():
     server.stop()
 
 
+def ctrl_c_reaches_it() -> None:
+    """In the child before it starts: SIGINT as at a terminal. A process started from one that ignores SIGINT (a
+    background job, some CI runners, a pytest-xdist worker) inherits the ignoring, and Ctrl-C would not reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_ends_tail_and_removes_its_queue_and_subscription(moto_server):
     env = cli_env(
@@ -55,6 +61,7 @@ def test_ctrl_c_ends_tail_and_removes_its_queue_and_subscription(moto_server):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_reaches_it,
     )
     try:
         assert "listening to job-events" in tail.stderr.readline()

@@ -40,6 +40,12 @@ def test_aws_without_region_or_credentials_says_so_in_one_line():
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "needs AWS credentials" in result.stderr
 
 
+def ctrl_c_reaches_it() -> None:
+    """In the child before it starts: SIGINT as at a terminal. A process started from one that ignores SIGINT (a
+    background job, some CI runners, a pytest-xdist worker) inherits the ignoring, and Ctrl-C would not reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_the_cli_works_against_the_stack_the_local_run_keeps_running():
     demo = subprocess.Popen(
@@ -49,6 +55,7 @@ def test_the_cli_works_against_the_stack_the_local_run_keeps_running():
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=ctrl_c_reaches_it,
     )
     try:
         exports: dict[str, str] = {}
