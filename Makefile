@@ -66,7 +66,7 @@ test: install build ## sam build, all tests (the built functions and cfn-lint to
 check-fast: $(STAMP) ## The inner loop (under a minute): ruff, then the tests but the slow ones (no build needed)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not artifact and not slow"
+	FUZZ_EXAMPLES=10 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not artifact and not slow"
 
 demo: $(DEMO_STAMP) ## Run the local demo (simulated providers, moto AWS); ARGS=--keep-running keeps it up for the CLI
 	$(PY) -m local.run $(ARGS)

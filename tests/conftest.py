@@ -105,6 +105,7 @@ def back_up_only_what_a_transaction_touches() -> None:
         finally:
             touched.reset(token)
 
+    with_small_backups.__wrapped__ = transact_write_items  # type: ignore[attr-defined]  # moto's own, for a test
     models.copy = TransactionCopy()
     models.DynamoDBBackend.transact_write_items = with_small_backups
 

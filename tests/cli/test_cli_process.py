@@ -13,6 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts a Python process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -47,7 +49,6 @@ def ctrl_c_reaches_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.slow
 def test_ctrl_c_ends_tail_and_removes_its_queue_and_subscription(moto_server):
     env = cli_env(
         AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_REGION="us-east-1"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts a Python process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,7 +48,6 @@ def ctrl_c_reaches_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.slow
 def test_the_cli_works_against_the_stack_the_local_run_keeps_running():
     demo = subprocess.Popen(
         [sys.executable, "-m", "local.run", "--rounds", "12", "--providers", "encoding_com,xvid", "--keep-running"],
