@@ -63,7 +63,7 @@ test: install build ## sam build, all tests (the built functions and cfn-lint to
 	$(VENV)/bin/sam validate --lint
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
-check-fast: $(STAMP) ## The inner loop (under a minute): ruff, then the tests but the slow ones (no build needed)
+check-fast: $(STAMP) ## The inner loop: ruff, then the tests but the built functions and the slow ones (no build)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	FUZZ_EXAMPLES=10 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not artifact and not slow"
