@@ -26,7 +26,8 @@ WITH_PYTHON313 = $(if $(PYTHON313),PATH="$(dir $(PYTHON313)):$$PATH",$(error sam
 	(python.org, your package manager, or pyenv install 3.13) and put it on PATH))
 LAYER := layers/transcode_core
 LOCKED := $(LAYER)/requirements.txt $(LAYER)/requirements.lock pyproject.toml
-# pytest's workers: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the tests in this process.
+# pytest's workers: one per core (pytest-xdist); PYTEST_WORKERS=0 runs the tests in this process. A file's tests
+# stay on one worker (--dist loadfile): a module's fixtures (a local stack, a moto server) start once.
 PYTEST_WORKERS ?= auto
 
 .PHONY: help install install-demo test check-fast soak demo lint format build invoke deploy bench bench-imports lock clean
@@ -36,7 +37,7 @@ help: ## Show the targets
 
 $(UV):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(PY) -m pip install --quiet --quiet --disable-pip-version-check uv
 
 # Each stage installs its requirements and the CLI (pip install -e .), then the layer's locked versions over
 # them (hash-checked), so everything imports what the layer ships, even where a dev tool pins a package more
@@ -64,14 +65,14 @@ install: $(STAMP) $(CHECKOV_STAMP) ## Create .venv, install the dev requirements
 install-demo: $(DEMO_STAMP) ## Create .venv with only what `make demo` needs (the runtime, moto, the CLI)
 
 test: install build ## sam build, all tests (the built functions and cfn-lint too), sam validate --lint, checkov
-	$(PY) -m pytest -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 	$(VENV)/bin/sam validate --lint
 	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
-check-fast: $(STAMP) ## The inner loop (under a minute): ruff, then the tests but the slow ones (no build needed)
+check-fast: $(STAMP) ## The inner loop: ruff, then the tests but the built functions and the slow ones (no build)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not artifact and not slow"
+	FUZZ_EXAMPLES=10 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not artifact and not slow"
 
 # The fault simulation (tests/simulation/) on new seeds for SOAK_MINUTES; SIM_SEED=<seed> replays that run
 # (SIM_PROVIDER=<id>[,<id>] to one provider). A violation is shrunk and printed with its seed and steps.

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ class BuiltFunction:
     memory: int
     environment: dict[str, Any]  # as the template writes it, Refs unresolved
     layer_dirs: list[Path]
+    triggers: list[str]  # what invokes it (its template Events): "Schedule", "SQS", "HttpApi <METHOD> <path>"
 
 
 @dataclass
@@ -97,6 +99,10 @@ class Invocation:
 
 
 # --- the build ---------------------------------------------------------------------------------------------
+# A template event's Type as BuiltFunction.triggers names it (an EventBridge Scheduler target is a schedule).
+TRIGGER_KINDS = {"ScheduleV2": "Schedule"}
+
+
 def built_functions(build_dir: Path = BUILD_DIR) -> dict[str, BuiltFunction]:
     """Every AWS::Serverless::Function of the built template, with Globals applied as SAM applies them."""
     template_path = build_dir / "template.yaml"
@@ -118,6 +124,13 @@ def built_functions(build_dir: Path = BUILD_DIR) -> dict[str, BuiltFunction]:
             if not (isinstance(layer, dict) and "Ref" in layer):
                 raise ArtifactError(f"{logical_id}: only this template's layers are in the build, not {layer}")
             layers.append(build_dir / template["Resources"][layer["Ref"]]["Properties"]["ContentUri"] / "python")
+        triggers = []
+        for trigger in resource.get("Properties", {}).get("Events", {}).values():
+            kind = TRIGGER_KINDS.get(trigger["Type"], trigger["Type"])
+            if kind == "HttpApi":
+                route = trigger.get("Properties", {})
+                kind = f"HttpApi {route.get('Method', '').upper()} {route.get('Path')}"
+            triggers.append(kind)
         functions[logical_id] = BuiltFunction(
             logical_id=logical_id,
             code_dir=build_dir / properties["CodeUri"],
@@ -127,8 +140,54 @@ def built_functions(build_dir: Path = BUILD_DIR) -> dict[str, BuiltFunction]:
             memory=int(properties.get("MemorySize", 128)),
             environment=environment,
             layer_dirs=layers,
+            triggers=triggers,
         )
     return functions
+
+
+def find_function(functions: dict[str, BuiltFunction], logical_id: str) -> BuiltFunction:
+    try:
+        return functions[logical_id]
+    except KeyError:
+        known = ", ".join(sorted(functions))
+        raise ArtifactError(f"no function {logical_id} in the build (known: {known})") from None
+
+
+def event_trigger(event: Any) -> str | None:
+    """What sends an event shaped like this one (as BuiltFunction.triggers names it), or None if unknown."""
+    if not isinstance(event, dict):
+        return None
+    if "routeKey" in event:  # HTTP API payload 2.0
+        return f"HttpApi {event['routeKey']}"
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        return "SQS" if records[0].get("eventSource") == "aws:sqs" else None
+    if not event or event.get("source") == "aws.events":  # EventBridge Scheduler sends {}, a rule its event
+        return "Schedule"
+    return None
+
+
+def check_trigger(function: BuiltFunction, event: Any, name: str) -> None:
+    """Refuses an event that nothing in the template would send to this function (e.g. a schedule to the
+    jobs API, which Lambda would fail with a KeyError deep in the router)."""
+    trigger = event_trigger(event)
+    if trigger is not None and trigger not in function.triggers:
+        raise ArtifactError(
+            f"{function.logical_id} is not invoked by {name} ({trigger}); "
+            f"template.yaml invokes it by: {', '.join(function.triggers)}"
+        )
+
+
+def read_event(path: Path) -> str:
+    """The event file's text, checked to be JSON (one line for the user otherwise)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)
+    except OSError as exc:
+        raise ArtifactError(f"cannot read the event file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ArtifactError(f"the event file {path} is not JSON: {exc}") from None
+    return text
 
 
 def resolve(value: Any, template: dict[str, Any], refs: dict[str, str]) -> Any:
@@ -252,11 +311,7 @@ class Runner:
         self.aws_env = dict(aws_env)
 
     def function(self, logical_id: str) -> BuiltFunction:
-        try:
-            return self.functions[logical_id]
-        except KeyError:
-            known = ", ".join(sorted(self.functions))
-            raise ArtifactError(f"no function {logical_id} in the build (known: {known})") from None
+        return find_function(self.functions, logical_id)
 
     def environment(self, logical_id: str, refs: dict[str, str], overrides: dict[str, str] | None = None) -> dict:
         function = self.function(logical_id)
@@ -343,15 +398,28 @@ def webhook_token(secrets_client: Any, environment: dict[str, str]) -> str | Non
 # --- the local stack: moto server + simulators -------------------------------------------------------------
 LOCAL_AWS_ENV = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": "us-east-1"}
 LOCAL_TOKEN = "local-webhook-token"  # noqa: S105 - the local stack's own
+# The job each provider's events/ files name (webhook-*.json; jobs-*.json name encoding.com's).
+SAMPLE_JOBS = {
+    "encoding_com": "123456789",
+    "transparent_edge": "1631092552-1237",
+    "xvid": "54761380e4b0fc918f8b8b13",
+    "vod_station": "1234:/input/sample.mp4",
+}
 
 
 class LocalDeployment:
     """The stack as the built functions see it locally: moto in server mode (table, topic, secrets created
     from template.yaml by local.stack) and one simulator per provider (local.run's scenarios, with their
-    credentials in each function's secret). Use as a context manager; `invoke_file()` runs a built function."""
+    credentials in each function's secret). Use as a context manager; `invoke_file()` runs a built function.
+    `with_samples`: each provider's simulator holds the finished job that its events/ files name
+    (SAMPLE_JOBS), and the table tracks it, so every events/ file answers as it would for a known job."""
 
-    def __init__(self, build_dir: Path = BUILD_DIR) -> None:
+    def __init__(
+        self, build_dir: Path = BUILD_DIR, *, with_samples: bool = False, name: str = "transcode-status-artifact"
+    ) -> None:
         self.build_dir = build_dir
+        self.with_samples = with_samples
+        self.name = name  # of the table, topic, secrets: moto's state is shared by the servers of one process
         self.stack: Any = None
         self.simulators: dict[str, Any] = {}  # provider id -> running simulator
         self.refs: dict[str, str] = {}
@@ -360,17 +428,17 @@ class LocalDeployment:
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalDeployment:
-        from moto.server import ThreadedMotoServer
+        from local.moto_server import MotoServer
 
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        aws_env = {**LOCAL_AWS_ENV, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+        self._moto = MotoServer().start()
+        aws_env = {**LOCAL_AWS_ENV, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": self._moto.url}
         self._saved_env = {name: os.environ.get(name) for name in aws_env}
         os.environ.update(aws_env)  # this process's clients (the stack's) talk to moto too
         try:
             self.runner = Runner(aws_env, self.build_dir)
             self._create()
+            if self.with_samples:
+                self._seed_samples()
         except BaseException:
             self.__exit__()
             raise
@@ -380,7 +448,7 @@ class LocalDeployment:
         from local.run import scenarios
         from local.stack import LocalStack
 
-        self.stack = LocalStack("transcode-status-artifact").create()
+        self.stack = LocalStack(self.name).create()
         self.refs = {
             "AWS::StackName": self.stack.name,
             "JobsTable": self.stack.table_name,
@@ -403,6 +471,24 @@ class LocalDeployment:
             # Ref of a queue is its URL: the function's fan-out queue, as the template gives it one.
             fanout = self.stack.sqs.create_queue(QueueName=f"{self.stack.name}-{provider}-fanout")
             self.refs[f"{prefix}FanoutQueue"] = fanout["QueueUrl"]
+
+    def _seed_samples(self) -> None:
+        from transcode_core.store import JobStore
+
+        encoding_com = self.simulators["encoding_com"]
+        encoding_com.advance(encoding_com.add_job(SAMPLE_JOBS["encoding_com"]), 20)
+        transparent_edge = self.simulators["transparent_edge"]
+        created = datetime.fromtimestamp(int(SAMPLE_JOBS["transparent_edge"].split("-")[0]), UTC)
+        order = transparent_edge.add_order(created_on=created)  # a fresh simulator's first order: "<created>-1237"
+        transparent_edge.finish(order)
+        xvid = self.simulators["xvid"]
+        xvid.finish(xvid.add_job(job_id=SAMPLE_JOBS["xvid"]))
+        vod_station = self.simulators["vod_station"]
+        category, file_path = SAMPLE_JOBS["vod_station"].split(":", 1)
+        vod_station.advance(vod_station.add_job(int(category), file_path, ("HLS",)), 20)
+        store = JobStore(self.stack.table_name, client=self.stack.dynamodb)
+        for provider, job_id in SAMPLE_JOBS.items():
+            store.register(provider, job_id, rewatch_minutes=0)
 
     def __exit__(self, *exc: Any) -> None:
         for simulator in self.simulators.values():
@@ -492,8 +578,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-vars", type=Path, default=ENV_OVERRIDES, help="overrides (default events/env.json)")
     args = parser.parse_args(argv)
     try:
+        # Everything the user can get wrong is checked before a stack starts or AWS is asked.
+        event_text = read_event(args.event)
+        check_trigger(find_function(built_functions(), args.function), json.loads(event_text), str(args.event))
         overrides = env_overrides(args.function, args.env_vars)
-        event_text = args.event.read_text(encoding="utf-8")
         if args.aws:
             stack_name = args.stack_name or samconfig_stack_name()
             if not stack_name:
@@ -505,15 +593,22 @@ def main(argv: list[str] | None = None) -> int:
             invocation = runner.invoke(args.function, event, environment)
         else:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
-            with LocalDeployment() as deployment:
+            with LocalDeployment(with_samples=True) as deployment:
                 simulators = ", ".join(sorted(deployment.simulators))
                 print(f"local stack: moto server {os.environ['AWS_ENDPOINT_URL']}, simulators for {simulators}")
+                print(f"  with the sample jobs the events/ files name: {', '.join(SAMPLE_JOBS.values())}")
                 invocation = deployment.invoke_file(args.function, args.event, overrides)
     except (ArtifactError, BotoCoreError, ClientError) as exc:
         print(f"invoke: {exc}", file=sys.stderr)
         return 2
     _print(invocation)
-    return 1 if invocation.error else 0
+    if invocation.error:
+        return 1
+    status = invocation.response.get("statusCode") if isinstance(invocation.response, dict) else None
+    if isinstance(status, int) and status >= 500:  # what API Gateway would pass on as a server error
+        print(f"invoke: {args.function} answered HTTP {status}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

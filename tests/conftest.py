@@ -25,6 +25,94 @@ for _variable in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(_variable, None)
 
 
+def share_botocore_loader() -> None:
+    """Every new boto3 Session (mock_aws makes a default one per test, each function's cold start makes its
+    own) would read botocore's JSON models and endpoint rules from disk again, most of a test's time. One
+    loader per data path serves them all: it caches what it read, and the models are only read."""
+    import functools
+
+    import botocore.session
+
+    botocore.session.create_loader = functools.cache(botocore.session.create_loader)
+
+
+share_botocore_loader()
+
+
+def back_up_only_what_a_transaction_touches() -> None:
+    """moto backs a TransactWriteItems up (to roll a failed one back) by deep-copying the whole table, once
+    per item of the transaction: O(table) a write, minutes for a test of a few hundred jobs. Here the backup
+    shares the items the transaction cannot change and copies the ones it names, so a failed transaction
+    still leaves the table exactly as it was, at the cost of what it touches."""
+    import contextvars
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    real_copy = models.copy
+    touched: contextvars.ContextVar[tuple[list, dict] | None] = contextvars.ContextVar("touched", default=None)
+
+    def keys_of(table: Table, transact_items: list) -> list[tuple[DynamoType, DynamoType | None]]:
+        keys = []
+        for entry in transact_items:
+            _, operation = next(iter(entry.items()))
+            if operation.get("TableName") != table.name:
+                continue
+            key = operation.get("Key") or operation.get("Item") or {}
+            if table.hash_key_attr not in key:
+                continue
+            range_value = key.get(table.range_key_attr) if table.range_key_attr else None
+            keys.append((DynamoType(key[table.hash_key_attr]), DynamoType(range_value) if range_value else None))
+        return keys
+
+    def backup(table: Table, transact_items: list) -> Table:
+        copied = real_copy.copy(table)  # definitions and indexes shared: a transaction writes only items
+        items = type(table.items)(dict) if table.has_range_key else type(table.items)()
+        for hash_value, entry in table.items.items():
+            items[hash_value] = dict(entry) if table.has_range_key else entry
+        for hash_value, range_value in keys_of(table, transact_items):
+            if table.has_range_key and range_value in table.items.get(hash_value, {}):
+                items[hash_value][range_value] = real_copy.deepcopy(table.items[hash_value][range_value])
+            elif not table.has_range_key and hash_value in table.items:
+                items[hash_value] = real_copy.deepcopy(table.items[hash_value])
+        copied.items = items
+        if table.stream_shard is not None:
+            copied.stream_shard = real_copy.copy(table.stream_shard)
+            copied.stream_shard.items = list(table.stream_shard.items)
+        return copied
+
+    class TransactionCopy:
+        def __getattr__(self, name: str):
+            return getattr(real_copy, name)
+
+        @staticmethod
+        def deepcopy(value, memo=None):
+            state = touched.get()
+            if state is None or not isinstance(value, Table):
+                return real_copy.deepcopy(value, memo)
+            transact_items, backups = state
+            if value.name not in backups:  # moto asks once per item of the transaction
+                backups[value.name] = backup(value, transact_items)
+            return backups[value.name]
+
+    transact_write_items = models.DynamoDBBackend.transact_write_items
+
+    def with_small_backups(self, transact_items):
+        token = touched.set((transact_items, {}))
+        try:
+            return transact_write_items(self, transact_items)
+        finally:
+            touched.reset(token)
+
+    with_small_backups.__wrapped__ = transact_write_items  # type: ignore[attr-defined]  # moto's own, for a test
+    models.copy = TransactionCopy()
+    models.DynamoDBBackend.transact_write_items = with_small_backups
+
+
+back_up_only_what_a_transaction_touches()
+
+
 @pytest.fixture(autouse=True)
 def cold_token_cache():
     """Every test starts as a cold Lambda: no OAuth token cached from an earlier test."""

@@ -298,6 +298,7 @@ def test_jobs_are_listed_from_an_index_that_holds_no_history(template):
     assert keys == ["listed_provider", "updated_at"]
 
 
+@pytest.mark.slow
 def test_cfn_lint_passes():
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     command = str(cfn_lint) if cfn_lint.exists() else shutil.which("cfn-lint")

@@ -120,12 +120,13 @@ class XvidSimulator(Simulator):
         input_name: str = "uploads/vnaqaHDKsCfX6X1UNN1iU97aSpkspyPP/movie.mp4",
         error_msg: str = "Encoding failed: unsupported codec",
         error_code: str = "E_CODEC",
+        job_id: str | None = None,
     ) -> str:
-        """A new job (24-hex id) at the first step of its lifecycle; `fail` ends it in FAILED."""
+        """A new job (24-hex id, or `job_id`) at the first step of its lifecycle; `fail` ends it in FAILED."""
         with self.lock:
             lifecycle = Lifecycle(list(steps or (FAILURE_STEPS if fail else SUCCESS_STEPS)))
             job = SimJob(
-                id=self._new_id(),
+                id=job_id or self._new_id(),
                 lifecycle=lifecycle,
                 status=lifecycle.status,
                 input_name=input_name,

@@ -147,9 +147,7 @@ def test_xvid(deployment):
     assert deployment.stack.job("xvid", listed)["status"] == "COMPLETE"
     assert new_events(deployment, seen) == [f"xvid#{listed}#1#COMPLETE"]
 
-    sim._next_id = int("54761380e4b0fc918f8b8b13", 16) - 1  # the next job gets the id the webhook event names
-    hinted = sim.add_job()
-    assert hinted == "54761380e4b0fc918f8b8b13"
+    hinted = sim.add_job(job_id="54761380e4b0fc918f8b8b13")  # the job the webhook event names
     sim.finish(hinted)
     status, body = http(deployment.invoke_file("XvidFunction", EVENTS / "webhook-xvid.json"))
     assert (status, body) == (200, {"accepted": 1})
@@ -259,7 +257,8 @@ def test_without_python313_the_runner_says_so_in_one_line(monkeypatch, tmp_path)
 
 
 def test_make_invoke_runs_an_event_against_the_local_stack():
-    """What `make invoke FUNCTION=JobsApiFunction EVENT=events/jobs-get.json` runs (its own moto and simulators)."""
+    """What `make invoke FUNCTION=JobsApiFunction EVENT=events/jobs-get.json` runs (its own moto and simulators,
+    holding the job the events/ files name)."""
     result = subprocess.run(
         [sys.executable, "-m", "local.artifact", "JobsApiFunction", "events/jobs-get.json"],
         cwd=ROOT,
@@ -269,4 +268,77 @@ def test_make_invoke_runs_an_event_against_the_local_stack():
     )
     assert result.returncode == 0, result.stderr
     assert "--- JobsApiFunction: response" in result.stdout
-    assert '"statusCode": 404' in result.stdout  # a fresh local stack tracks no job
+    assert '"statusCode": 200' in result.stdout and "123456789" in result.stdout
+
+
+# --- make invoke: every events/ file answers on its local stack; mistakes are one line, before any stack ------
+@pytest.fixture(scope="module")
+def samples():
+    """The local stack of `make invoke`: it holds the jobs the events/ files name."""
+    with LocalDeployment(with_samples=True, name="transcode-status-samples") as running:
+        yield running
+
+
+# (function, file, HTTP status; None for a poll), in this order on one stack: what docs/development.md lists.
+SAMPLE_ANSWERS = [
+    ("JobsApiFunction", "jobs-get.json", 200),
+    ("JobsApiFunction", "jobs-put.json", 200),  # already tracked: the local stack tracks the sample jobs
+    ("EncodingComFunction", "schedule.json", None),
+    ("EncodingComFunction", "webhook-encoding-com.json", 200),
+    ("TransparentEdgeFunction", "webhook-transparent-edge.json", 200),
+    ("XvidFunction", "webhook-xvid.json", 200),
+    ("VodStationFunction", "webhook-vod-station.json", 200),
+    ("VodStationFunction", "scheduler.json", None),
+    ("JobsApiFunction", "jobs-delete.json", 204),
+]
+
+
+def test_every_event_file_answers_as_documented_on_the_local_stack(samples):
+    assert {name for _, name, _ in SAMPLE_ANSWERS} == COVERED
+    for function, name, status in SAMPLE_ANSWERS:
+        event = json.loads((EVENTS / name).read_text())
+        artifact.check_trigger(samples.runner.function(function), event, name)  # what `make invoke` checks first
+        invocation = samples.invoke_file(function, EVENTS / name)
+        if status is None:
+            report = succeeded(invocation)
+            assert report["provider"] and not report.get("provider_failures"), (name, report)
+            continue
+        answered, body = http(invocation)
+        assert answered == status, (function, name, body)
+        if name.startswith("webhook-"):
+            assert body == {"accepted": 1}, (function, name, body)
+    assert samples.stack.job("encoding_com", "123456789")["status"] == "COMPLETE"
+    assert samples.stack.job("xvid", "54761380e4b0fc918f8b8b13")["status"] == "COMPLETE"
+    assert samples.stack.job("transparent_edge", "1631092552-1237")["status"] == "COMPLETE"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["JobsApiFunction", "events/missing.json"], "cannot read the event file events/missing.json"),
+        (["JobsApiFuncton", "events/jobs-get.json"], "no function JobsApiFuncton in the build (known: Encoding"),
+        (["JobsApiFunction", "events/schedule.json"], "JobsApiFunction is not invoked by events/schedule.json"),
+        (["XvidFunction", "events/webhook-encoding-com.json"], "(HttpApi POST /webhooks/encoding-com)"),
+    ],
+)
+def test_make_invoke_reports_a_mistake_in_one_line_before_starting_a_stack(arguments, message, capsys):
+    assert artifact.main(arguments) == 2
+    out, err = capsys.readouterr()
+    assert message in err and err.count("\n") == 1, err
+    assert "local stack" not in out
+
+
+def test_make_invoke_fails_when_the_function_answers_a_server_error(tmp_path):
+    event = json.loads((EVENTS / "webhook-xvid.json").read_text())
+    event["body"] = json.dumps({"job": {"id": "0123456789abcdef01234567"}})  # a job the provider does not know
+    unknown = tmp_path / "webhook-unknown-job.json"
+    unknown.write_text(json.dumps(event))
+    result = subprocess.run(  # its own process: moto's state is per process, and the module's stacks hold theirs
+        [sys.executable, "-m", "local.artifact", "XvidFunction", str(unknown)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert '"statusCode": 502' in result.stdout and "invoke: XvidFunction answered HTTP 502" in result.stderr

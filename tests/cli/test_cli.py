@@ -45,7 +45,7 @@ def run(stack, api):
         "TRANSCODE_STATUS_TABLE": stack.table_name,
         "TRANSCODE_STATUS_TOPIC": stack.topic_arn,
         "TRANSCODE_STATUS_API_URL": api.url,
-        "COLUMNS": None,  # a pipe, as scripts read it (pytest-xdist's workers export the terminal's 80)
+        "COLUMNS": None,  # output to a pipe, whatever width the runner's terminal (or pytest-xdist) sets
     }
 
     def run(*args: str) -> tuple[int, str, str]:

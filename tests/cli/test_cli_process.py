@@ -13,6 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts a Python process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -41,6 +43,12 @@ def moto_server():
     server.stop()
 
 
+def ctrl_c_reaches_it() -> None:
+    """In the child before it starts: SIGINT as at a terminal. A process started from one that ignores SIGINT (a
+    background job, some CI runners, a pytest-xdist worker) inherits the ignoring, and Ctrl-C would not reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_tail_and_removes_its_queue_and_subscription(moto_server):
     env = cli_env(
         AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_REGION="us-east-1"
@@ -54,6 +62,7 @@ def test_ctrl_c_ends_tail_and_removes_its_queue_and_subscription(moto_server):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_reaches_it,
     )
     try:
         assert "listening to job-events" in tail.stderr.readline()

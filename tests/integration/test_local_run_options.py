@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # every test here starts a Python process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,6 +42,12 @@ def test_aws_without_region_or_credentials_says_so_in_one_line():
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "needs AWS credentials" in result.stderr
 
 
+def ctrl_c_reaches_it() -> None:
+    """In the child before it starts: SIGINT as at a terminal. A process started from one that ignores SIGINT (a
+    background job, some CI runners, a pytest-xdist worker) inherits the ignoring, and Ctrl-C would not reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_cli_works_against_the_stack_the_local_run_keeps_running():
     demo = subprocess.Popen(
         [sys.executable, "-m", "local.run", "--rounds", "12", "--providers", "encoding_com,xvid", "--keep-running"],
@@ -46,6 +56,7 @@ def test_the_cli_works_against_the_stack_the_local_run_keeps_running():
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=ctrl_c_reaches_it,
     )
     try:
         exports: dict[str, str] = {}

@@ -86,6 +86,7 @@ def finished(count):
     return [snap(n, Status.COMPLETE, "Finished", progress=100) for n in range(1, count + 1)]
 
 
+@pytest.mark.slow
 def test_a_poll_where_every_job_finishes_makes_one_write_per_job_plus_batched_clears(stack, build):
     pipeline, counter = build(concurrency=8)
     pipeline.poll(ScriptedAdapter(processing(250)))

@@ -22,6 +22,7 @@ def sim():
         yield simulator
 
 
+@pytest.mark.slow
 def test_a_shuffled_burst_with_duplicates_ends_each_job_at_its_latest_state_with_one_event(stack, sim):
     stack.configure(PROVIDER, sim.url, CREDENTIALS)
     jobs = [sim.add_job(10019, f"clip-{number:03}.mp4", ["sd"], fail=number % 10 == 0) for number in range(JOBS)]
