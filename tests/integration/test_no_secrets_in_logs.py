@@ -23,8 +23,8 @@ from local.simulators.xvid import XvidSimulator
 from local.stack import FUNCTION_ENV
 from tests.integration import leak_probe
 
-WEBHOOK_TOKEN = "leak-webhook-token-0006"
-PREVIOUS_TOKEN = "leak-previous-token-0007"
+WEBHOOK_TOKEN = leak_probe.WEBHOOK_TOKEN  # the tokens the exercise sends
+PREVIOUS_TOKEN = leak_probe.PREVIOUS_TOKEN
 AWS_KEYS = {
     "AWS_ACCESS_KEY_ID": "AKIALEAKCHECK0000001",
     "AWS_SECRET_ACCESS_KEY": "leak-aws-secret-access-key-0008",
@@ -48,35 +48,6 @@ PROVIDERS = {
     "xvid": (XvidSimulator, {"client_id": "leak-xvid-client", "client_secret": "leak-xvid-secret-0003"}),
     "vod_station": (VodStationSimulator, {"access_key": "leak-vod-access-0004", "secret_key": "leak-vod-secret-0005"}),
 }
-
-
-def exercise(provider, stack, sim) -> list[int]:
-    """A poll, webhooks with the current and the previous token, and a refused one; the answers' codes."""
-    if provider == "encoding_com":
-        job = sim.add_job()
-        assert stack.track(provider, job) == 201
-        bodies = [sim.notification(job, kind="xml")]
-    elif provider == "transparent_edge":
-        job = sim.add_order()
-        bodies = [(json.dumps({"order_id": job}), "application/json")]
-    elif provider == "xvid":
-        job = sim.add_job()
-        bodies = [(json.dumps({"job_id": job}), "application/json")]
-    else:
-        job = sim.add_job(10019, "movie.mp4", ["sd"])
-        sim.advance(job, 2)
-        bodies = [("", "application/json")]
-    report = stack.poll(provider)
-    assert report["provider_failures"] == []
-    if provider == "vod_station":
-        sim.advance(job, 1)
-        bodies = [(json.dumps(payload), "application/json") for payload in sim.take_callbacks()] or bodies
-    codes = []
-    for token in (WEBHOOK_TOKEN, PREVIOUS_TOKEN, "wrong-token"):
-        body, content_type = bodies[0]
-        codes.append(stack.webhook(provider, body, content_type=content_type, token=token)[0])
-    codes.append(stack.webhook(provider, "{not json", token=WEBHOOK_TOKEN)[0])
-    return codes
 
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
@@ -104,7 +75,7 @@ def test_no_switch_makes_a_secret_reach_the_logs(provider, stack, monkeypatch, c
         with simulator_class(**credentials) as sim:
             rotating = {**credentials, "previous_webhook_token": PREVIOUS_TOKEN}
             stack.configure(provider, sim.url, rotating, webhook_token=WEBHOOK_TOKEN)
-            codes = exercise(provider, stack, sim)
+            codes = leak_probe.exercise(provider, stack, sim)
             oauth = getattr(sim, "oauth", None)
             access_tokens = list(oauth.tokens) if oauth else []
     finally:
