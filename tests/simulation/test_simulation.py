@@ -206,10 +206,10 @@ def test_the_documented_repeats_are_the_ones_the_checker_allows():
 
 
 @pytest.mark.xfail(
-    strict=False,
-    reason="VOD Station: a file encoded again in the same instant its earlier run ended keeps the earlier run's "
-    "end in the table once the new run is over (ERROR though the new run completed; the table follows the "
-    "provider); with a minute between the runs the table follows",
+    strict=True,
+    reason="VOD Station tells a re-encode only by a later lastWorkTime (docs/providers.md, what it cannot show): "
+    "one in the same millisecond its earlier run ended keeps that run's end in the table; with a minute between "
+    "the runs the table follows",
 )
 def test_a_vod_station_rerun_in_the_instant_it_ended_is_followed(aws, capfd):
     assert_holds(execute("vod_station", RERUN_IN_THE_INSTANT_IT_ENDED, capfd))
