@@ -255,7 +255,10 @@ def parse_transcode_status(args: list[str]) -> click.Command:
     context = cli.make_context("transcode-status", list(args))
     command: click.Command = cli
     while isinstance(command, click.Group):
-        name, command, rest = command.resolve_command(context, [*context.protected_args, *context.args])
+        # Click 8.2 deprecates `protected_args` (kept as `_protected_args`); 8.1 has only the public name.
+        protected = getattr(context, "_protected_args", None)
+        protected = context.protected_args if protected is None else protected
+        name, command, rest = command.resolve_command(context, [*protected, *context.args])
         context = command.make_context(name, rest, parent=context)
     return command
 
