@@ -146,6 +146,32 @@ THROTTLED_CLEAR_IN_A_WEBHOOK = [
     ("fault", "throttle", "dynamodb.UpdateItem", 1),
     ("webhook", 0),
 ]
+# Found by make soak (SIM_PROVIDER=vod_station, seeds 812756752 and 812756765), shrunk: an earlier run's
+# callbacks delivered late, after a re-encode began or ended, must not end the later attempt or hold the table
+# at the earlier run's end.
+LATE_CALLBACK_ENDS_THE_RERUN = [
+    ("create", False, True),
+    ("webhook", 0),
+    ("create", False, True),
+    ("finish", 1),
+    ("poll",),
+    ("clock", 60),
+    ("rerun", 1, False, False),
+    ("poll",),
+    ("webhook", 0),
+    ("webhook", 0),
+    ("webhook", 0),
+]
+LATE_FAILURE_AFTER_THE_RERUN_COMPLETED = [
+    ("create", False, True),
+    ("create", False, True),
+    ("create", True, True),
+    ("poll",),
+    ("fanout",),
+    ("advance", 2, 2),
+    ("clock", 60),
+    ("rerun", 2, True, False),
+]
 RERUN_IN_THE_INSTANT_IT_ENDED = [
     ("create", True, True),
     ("finish", 0),  # fails
@@ -217,3 +243,8 @@ def test_a_vod_station_rerun_in_the_instant_it_ended_is_followed(aws, capfd):
 
 def test_a_vod_station_rerun_whose_callbacks_come_late_is_followed(aws, capfd):
     assert_holds(execute("vod_station", RERUN_WHILE_ITS_CALLBACKS_WAIT, capfd))
+
+
+@pytest.mark.parametrize("steps", [LATE_CALLBACK_ENDS_THE_RERUN, LATE_FAILURE_AFTER_THE_RERUN_COMPLETED])
+def test_a_vod_station_rerun_is_followed_whatever_the_earlier_run_s_late_callbacks_say(aws, capfd, steps):
+    assert_holds(execute("vod_station", steps, capfd))

@@ -31,7 +31,8 @@ Decisions (docs/providers.md, "NAVER Cloud VOD Station"):
 - A callback carries one output. It is merged into the stored job's outputs (an output never moves back)
   and the job's status is derived with the same rule, except that a callback alone never finishes a job
   whose full set of outputs has not been seen in a listing (`details.output_types`): until then it stays
-  PROCESSING and the next poll finishes it.
+  PROCESSING and the next poll finishes it. Nor does it finish a later attempt (a late callback of the earlier
+  run reads the same); a job a callback ended, listed ended the other way, was encoded again.
 """
 
 from __future__ import annotations
@@ -457,15 +458,23 @@ class VodStationAdapter(Adapter):
 
         stored_status = _stored_status(stored)
         stored_outputs = _stored_outputs(stored)
+        finished = to_datetime((stored or {}).get("finished_at"))
         requeued = bool(
             stored_status
             and is_terminal(stored_status)
-            and last_work is not None
-            and (finished := to_datetime((stored or {}).get("finished_at"))) is not None
-            and last_work > finished
-            # A job failed while other outputs still ran (stored so by an earlier version): their later work
-            # finishes this attempt, it does not start another.
-            and (_all_finished(stored_outputs) or (stored or {}).get("provider_status") == NOT_LISTED)
+            and (
+                (
+                    last_work is not None
+                    and finished is not None
+                    and last_work > finished
+                    # A job failed while other outputs still ran (stored so by an earlier version): their later
+                    # work finishes this attempt, it does not start another.
+                    and (_all_finished(stored_outputs) or (stored or {}).get("provider_status") == NOT_LISTED)
+                )
+                # Ended by a callback, which carries no time: an output ends once a run, so every stored output
+                # listed and ended another way can only be a later run's.
+                or (finished is None and _ended_otherwise(stored_status, stored_outputs, listed))
+            )
         )
         outputs = listed if requeued else _merge(stored_outputs, listed, forward_only=False)
         status = derive_status(outputs)
@@ -535,6 +544,10 @@ class VodStationAdapter(Adapter):
         known_types = set(((stored or {}).get("details") or {}).get("output_types") or ())
         if is_terminal(status) and not (known_types and known_types <= {o.id for o in outputs}):
             status = Status.PROCESSING  # other outputs may not have sent a word yet (WAITING has no file path)
+        if is_terminal(status) and int((stored or {}).get("attempt") or 1) > 1:
+            # A re-encode: a late callback of the earlier run reads the same as this run's (callbacks carry no
+            # time), so only the listing ends a later attempt.
+            status = Status.PROCESSING
         details = {**dict((stored or {}).get("details") or {}), "category_id": item.category_id}
         if item.category_name is not None:
             details["category_name"] = item.category_name
@@ -735,6 +748,14 @@ def _destinations(link: object) -> tuple[Destination, ...]:
 
 def _output_rank(output: Output) -> int:
     return rank(output.status or Status.UNKNOWN)
+
+
+def _ended_otherwise(stored_status: Status, stored_outputs: Sequence[Output], listed: Sequence[Output]) -> bool:
+    """Every stored output is listed, all ended, and the job they make ended otherwise than stored."""
+    if not stored_outputs or not {output.id for output in stored_outputs} <= {output.id for output in listed}:
+        return False
+    listed_status = derive_status(list(listed))
+    return is_terminal(listed_status) and listed_status is not stored_status
 
 
 def _stored_status(stored: StoredJob | None) -> Status | None:
