@@ -205,6 +205,9 @@ class Faults:
                     {"Id": refused, "Code": "InternalFailure", "SenderFault": False, "Message": "injected"}
                 )
             accepted = [events[entry["Id"]] for entry in parsed.get("Successful", [])]
+            if self.world.lease_outlived:  # by this invocation or the one it nests in: see poll_meanwhile
+                repeats = [event_id for event_id in accepted if event_id in self.world.published]
+                self.world.allow_duplicates("lease-outlived", repeats)
             self.world.published.extend(accepted)
         if not self.live or "sim_call" not in context:
             return
@@ -231,6 +234,7 @@ class Faults:
             yield
         finally:
             self.live = False
+            self.world.lease_outlived = False
             self.world.warm = not self.dead  # a killed function's next invocation is a cold start
 
 
@@ -284,6 +288,7 @@ class World:
         self.allowed_by_kind: Counter = Counter()
         self.log_lines = 0
         self.written = io.StringIO()
+        self.lease_outlived = False  # an invocation has run past its leases (a `slow` fault) and goes on
         self.failed_invocations = 0  # invocations that raised (a poll that failed whole, a fan-out batch)
         self.warm = False  # the next invocation finds the function warm (clients, cached secret)
         self.stack: Any = None
@@ -495,16 +500,16 @@ class World:
         saved = (faults.live, faults.dead, faults.counts.copy(), faults.accepted)
         faults.live = False
         if lease_passes:
+            # From here to its end this invocation holds leases that have run out: what any run publishes
+            # meanwhile (the poll below, a later concurrent one, this invocation itself) may come twice.
             self.do_clock(LEASE_PASSED_SECONDS)
-        published = len(self.published)
+            self.lease_outlived = True
         try:
             self.stack.invoke(self.provider, scheduled_event(), warm=True)
         except Exception:  # noqa: BLE001 - a failed poll; this invocation goes on
             self.failed_invocations += 1
         finally:
             faults.live, faults.dead, faults.counts, faults.accepted = saved
-        if lease_passes:
-            self.allow_duplicates("lease-outlived", self.published[published:])
 
     def allow_duplicates(self, kind: str, event_ids: list[str]) -> None:
         assert kind in DUPLICATING_FAULTS

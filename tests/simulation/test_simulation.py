@@ -172,6 +172,19 @@ LATE_FAILURE_AFTER_THE_RERUN_COMPLETED = [
     ("clock", 60),
     ("rerun", 2, True, False),
 ]
+# Found by make soak (seed 201202817, every provider), shrunk: a run slower than its lease, then a poll
+# at its publish; whatever is published until that run ends may come twice (lease-outlived), no more.
+RUN_OUTLIVES_ITS_LEASE_THEN_A_POLL_AT_ITS_PUBLISH = [
+    ("create", False, True),
+    ("create", True, False),
+    ("create", False, False),
+    ("poll",),
+    ("fault", "slow", "dynamodb.TransactWriteItems", 1),
+    ("finish", 2),
+    ("fault", "concurrent", "sns.PublishBatch", 1),
+    ("poll",),
+    ("fanout",),
+]
 RERUN_IN_THE_INSTANT_IT_ENDED = [
     ("create", True, True),
     ("finish", 0),  # fails
@@ -248,3 +261,10 @@ def test_a_vod_station_rerun_whose_callbacks_come_late_is_followed(aws, capfd):
 @pytest.mark.parametrize("steps", [LATE_CALLBACK_ENDS_THE_RERUN, LATE_FAILURE_AFTER_THE_RERUN_COMPLETED])
 def test_a_vod_station_rerun_is_followed_whatever_the_earlier_run_s_late_callbacks_say(aws, capfd, steps):
     assert_holds(execute("vod_station", steps, capfd))
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDER_IDS))
+def test_a_run_that_outlives_its_lease_repeats_only_as_the_docs_allow(aws, capfd, provider):
+    outcome = execute(provider, RUN_OUTLIVES_ITS_LEASE_THEN_A_POLL_AT_ITS_PUBLISH, capfd)
+    assert_holds(outcome)
+    assert set(outcome.allowed_by_kind) <= {"lease-outlived"}
