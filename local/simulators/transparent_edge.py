@@ -192,7 +192,9 @@ class TransparentEdgeSimulator(Simulator):
             order = self.orders[order_id]
             order.lifecycle.restart(ERROR_LIFECYCLE if fail else LIFECYCLE)
             order.progress = None
-            order.timestamp = max(datetime.now(UTC), order.timestamp + timedelta(milliseconds=1))
+            # Later as the times are written: a run started in the same second reads the same in seconds.
+            step = timedelta(seconds=1) if self.time_format == "seconds" else timedelta(milliseconds=1)
+            order.timestamp = max(datetime.now(UTC), order.timestamp + step)
 
     @property
     def token_ttl(self) -> int:
