@@ -263,7 +263,13 @@ def _same_status(
 
 def _is_new_attempt(stored: Mapping[str, Any], snapshot: Snapshot) -> bool:
     if snapshot.requeued:
-        return True
+        # The adapter judged against the item it read; a run that won the write since may already hold this
+        # very run (same end, same time): re-deciding against it must not start another attempt.
+        return not (
+            snapshot.finished_at is not None
+            and snapshot.finished_at == stored.get("finished_at")
+            and snapshot.status.value == stored.get("status")
+        )
     return is_later(snapshot.started_at, stored.get("started_at"))
 
 
