@@ -13,6 +13,10 @@ from local.simulators.encoding_com import EncodingComSimulator
 from local.simulators.transparent_edge import TransparentEdgeSimulator
 from local.simulators.xvid import XvidSimulator
 
+pytestmark = (
+    pytest.mark.slow
+)  # every provider's whole flow in every variant: `make test` runs them, `make check-fast` does not
+
 TE, ECOM, XVID = "transparent_edge", "encoding_com", "xvid"
 TE_CREDENTIALS = {"company_id": "4711", "client_id": "te-client", "client_secret": "te-secret"}
 ECOM_CREDENTIALS = {"user_id": "u", "user_key": "k"}

@@ -178,6 +178,7 @@ def completed(job_ids) -> Counter:
 
 
 # --- every try fits the time left --------------------------------------------------------------------------
+@pytest.mark.slow  # waits out real timeouts (seconds of wall time)
 def test_a_provider_that_never_answers_gets_a_503_well_within_the_http_api_s_30_s(stack, hanging_url):
     # Given the template's default timeouts and retries, and a provider that accepts and never answers
     defaults = load_template()["Parameters"]
@@ -198,6 +199,7 @@ def test_a_provider_that_never_answers_gets_a_503_well_within_the_http_api_s_30_
     assert took < 27
 
 
+@pytest.mark.slow  # waits out real timeouts (seconds of wall time)
 def test_each_retry_of_a_read_that_timed_out_gets_only_the_time_left(hanging_url):
     # Given 3 s left, a 2 s read timeout and three retries, against a provider that never answers
     session = build_session(retries=3, backoff=0, connect_timeout=1, read_timeout=2)
@@ -208,6 +210,7 @@ def test_each_retry_of_a_read_that_timed_out_gets_only_the_time_left(hanging_url
     assert took < 3.5
 
 
+@pytest.mark.slow  # waits out real timeouts (seconds of wall time)
 def test_a_table_that_never_answers_ends_the_webhook_inside_its_budget(stack, sim, hanging_url, monkeypatch):
     # Given an invocation with 10 s left, and DynamoDB (only it) accepting connections and never answering
     job_id = sim.add_job()

@@ -177,6 +177,7 @@ def probe_outputs(tmp_path_factory):
         return dict(zip(PROBES, pool.map(run, PROBES), strict=True))
 
 
+@pytest.mark.slow  # ten fresh processes, each polling four providers
 @pytest.mark.parametrize(("switch", "when"), PROBES)
 def test_no_switch_turned_on_before_or_after_the_import_lets_a_secret_out(probe_outputs, switch, when):
     # Given a switch that makes an SDK talk (boto3.set_stream_logger, logging.basicConfig(level=DEBUG),

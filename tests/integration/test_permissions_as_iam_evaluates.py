@@ -28,6 +28,10 @@ from local.simulators.vod_station import VodStationSimulator
 from local.simulators.xvid import XvidSimulator
 from local.template import load_template, resource
 
+pytestmark = (
+    pytest.mark.slow
+)  # every function's paths driven end to end: `make test` runs them, `make check-fast` does not
+
 ROOT = Path(__file__).resolve().parents[2]
 REGION, ACCOUNT = "us-east-1", "123456789012"  # moto's
 FUNCTIONS = {

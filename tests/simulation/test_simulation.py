@@ -18,6 +18,8 @@ from tests.simulation.drivers import DRIVERS
 from tests.simulation.harness import LEASE_PASSED_SECONDS, Outcome, execute, generate, shrink
 from transcode_core.providers import PROVIDER_IDS
 
+pytestmark = pytest.mark.slow  # whole-pipeline runs under faults: `make test` runs them, `make check-fast` does not
+
 STEPS = 30
 # One seed per provider in every test run (~30 s together on an idle 2-core machine).
 SEEDS = {"encoding_com": 730442056, "transparent_edge": 730442057, "xvid": 730442056, "vod_station": 730442056}
