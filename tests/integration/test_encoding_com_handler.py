@@ -255,7 +255,7 @@ def test_a_restarted_media_is_a_new_attempt_with_its_own_event(stack, sim):
     assert stack.event_ids() == [f"{PROVIDER}#{media_id}#1#ERROR", f"{PROVIDER}#{media_id}#2#COMPLETE"]
 
 
-# --- issue 12: what the documents say, not what the simulator used to add ---------------------------------
+# --- what the documents say, not what the simulator used to add ------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["xml", "json", "raw-xml"])

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from local.lambda_events import LambdaContext, sqs_event
 from local.simulators.xvid import XvidSimulator
 from local.template import load_template
+from tests.integration.test_provider_time_budget import timed
 from transcode_core import store as store_module
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
@@ -119,25 +120,6 @@ def one_by_one_clear(params) -> bool:
 
 def releases(params) -> bool:
     return params["UpdateExpression"].startswith("REMOVE outbox.#e.lease")
-
-
-def timed(call, limit: float):
-    """(result or exception, seconds) of `call`, run in a thread so that a hang fails the test instead."""
-    outcome: list = []
-
-    def run() -> None:
-        started = time.monotonic()
-        try:
-            outcome.append(call())
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            outcome.append(exc)
-        outcome.append(time.monotonic() - started)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(limit)
-    assert not thread.is_alive(), f"still waiting after {limit} s"
-    return outcome[0], outcome[1]
 
 
 def after_the_lease(monkeypatch) -> None:

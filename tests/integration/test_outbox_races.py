@@ -1,4 +1,4 @@
-"""No fault-free interleaving publishes an event_id twice (issue 12, item 2).
+"""No fault-free interleaving publishes an event_id twice.
 
 moto does not serialize conditional writes, so each interleaving is driven step by step: a botocore hook
 on the SNS client pauses the publishing run right after it published (before it clears the outbox), and

@@ -1,4 +1,4 @@
-"""Every provider call stays within the invocation's time (issue 12, item 5): timeouts are at most the time
+"""Every provider call stays within the invocation's time: timeouts are at most the time
 left, a Retry-After longer than the time left (or than HTTP_MAX_RETRY_WAIT) ends the call as a deferral, and
 a webhook answers 503 in time with the job left as it was."""
 

@@ -1,4 +1,4 @@
-"""Scale (issue 9): per-job work on a bounded pool with exact counts, calls per job, the time budget, and the
+"""Scale: per-job work on a bounded pool with exact counts, calls per job, the time budget, and the
 fan-out queue drained the way Lambda's SQS event source drains it."""
 
 from __future__ import annotations

@@ -452,7 +452,7 @@ def test_order_ids_from_webhooks_stay_inside_the_order_path(sim):
     assert sim.token_calls() == 1
 
 
-# --- issue 12 and 9: details only when the list shows a move, re-runs, the progress scale -------------------
+# --- details only when the list shows a move, re-runs, the progress scale -------------------------------
 
 
 class TimedStore(MemoryStore):

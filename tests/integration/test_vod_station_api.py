@@ -466,7 +466,7 @@ def _iso(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-# --- issue 12: long jobs, fast re-runs, paging, refusals ----------------------------------------------------
+# --- long jobs, fast re-runs, paging, refusals ---------------------------------------------------------------
 
 
 def test_a_job_that_started_long_before_it_was_first_seen_is_followed_to_its_end(sim):

@@ -77,7 +77,7 @@ def token_calls(sim):
 @pytest.mark.parametrize(("jobs", "page_size", "pages"), [(12, 5, 3), (10, 5, 2), (5, 5, 1), (3, 5, 1)])
 def test_listing_pages_until_a_page_without_a_next_one(sim, jobs, page_size, pages):
     # Each request asks for one job more than a page: a count that is a multiple of the page size costs no
-    # empty last page (issue 9)
+    # empty last page
     job_ids = [sim.add_job() for _ in range(jobs)]
 
     results, stats = poll(make_adapter(sim, page_size=page_size))

@@ -1,5 +1,6 @@
 """The simulators are written from the providers' documents alone: a bug in the code they check (signing,
-parsing, status maps) must be able to fail a test, so they never import it (issue 12)."""
+parsing, status maps) must be able to fail a test, so they never import it:
+a simulator that echoed the code would pass whatever the code does."""
 
 from __future__ import annotations
 
