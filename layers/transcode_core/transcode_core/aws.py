@@ -1,7 +1,7 @@
-"""The one AWS client factory (DynamoDB, SNS, SQS, Secrets Manager): short per-try timeouts, the SDK's standard
-retries, and a gate that starts a try only while it fits the invocation's time, so that a hanging or throttled
-endpoint ends the call inside the budget (a webhook still answers within the HTTP API's 30 s) instead of
-botocore's default 60 s connect and read timeouts, tried again and again."""
+"""The one AWS client factory (DynamoDB, SNS, EventBridge, SQS, Secrets Manager): short per-try timeouts, the
+SDK's standard retries, and a gate that starts a try only while it fits the invocation's time, so that a
+hanging or throttled endpoint ends the call inside the budget (a webhook still answers within the HTTP API's
+30 s) instead of botocore's default 60 s connect and read timeouts, tried again and again."""
 
 from __future__ import annotations
 

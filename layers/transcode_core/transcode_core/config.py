@@ -11,6 +11,7 @@ from transcode_core.times import zone
 
 WEBHOOK_MAX_BYTES = 256 * 1024
 ENCODING_COM_FORMATS = ("xml", "json")
+DEFAULT_EVENT_SOURCE = "transcode-status"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Settings:
     fanout_threshold: int = 2000  # a poll of more active jobs than this hands its changes to the fan-out queue
     fanout_batch_size: int = 200  # jobs per fan-out message (one SQS message, applied by one invocation)
     enabled_providers: tuple[str, ...] | None = None  # the providers the stack deploys (jobs API); None: all
+    event_bus_name: str | None = None  # the EventBridge bus (name or ARN) that also gets every event; None: none
+    event_source: str = DEFAULT_EVENT_SOURCE  # the bus entries' `source`
 
     def __post_init__(self) -> None:
         try:
@@ -47,6 +50,11 @@ class Settings:
         if self.encoding_com_format not in ENCODING_COM_FORMATS:
             raise ConfigurationError(
                 f"ENCODING_COM_FORMAT={self.encoding_com_format!r} is not one of {', '.join(ENCODING_COM_FORMATS)}"
+            )
+        # EventBridge refuses (per entry) a source that is empty, longer than 256 or in AWS's own `aws.` space.
+        if not 0 < len(self.event_source) <= 256 or self.event_source.startswith("aws."):
+            raise ConfigurationError(
+                f"EVENT_SOURCE={self.event_source!r}: 1-256 characters, not starting with 'aws.' (EventBridge's)"
             )
 
     @classmethod
@@ -81,6 +89,8 @@ class Settings:
             fanout_threshold=_number(env, "FANOUT_THRESHOLD", "fanout_threshold", low=1, high=10_000_000),
             fanout_batch_size=_number(env, "FANOUT_BATCH_SIZE", "fanout_batch_size", low=1, high=1000),
             enabled_providers=_providers(env, "ENABLED_PROVIDERS"),
+            event_bus_name=(env.get("EVENT_BUS_NAME") or "").strip() or None,
+            event_source=(env.get("EVENT_SOURCE") or "").strip() or DEFAULT_EVENT_SOURCE,
         )
 
 

@@ -27,7 +27,7 @@ from transcode_core.errors import (
 )
 from transcode_core.fanout import FanOutQueue
 from transcode_core.http import build_session
-from transcode_core.notify import Notifier
+from transcode_core.notify import EventBus, Notifier
 from transcode_core.observability import MetricUnit, logger, metrics, tracer, use_metric_dimensions
 from transcode_core.pipeline import Pipeline, Report
 from transcode_core.providers import get_spec
@@ -50,6 +50,12 @@ class Services:
     notifier: Notifier
     session: requests.Session
     fanout: FanOutQueue | None = None
+    bus: EventBus | None = None  # EVENT_BUS_NAME unset: no bus, no client
+
+    def pipeline(self, provider: str, *, fanout: bool = False) -> Pipeline:
+        return Pipeline(
+            provider, self.store, self.notifier, self.settings, fanout=self.fanout if fanout else None, bus=self.bus
+        )
 
 
 # The time this invocation's AWS calls may use: every client services() builds stops trying when it is used up.
@@ -76,6 +82,11 @@ def services() -> Services:
         store=JobStore(settings.table_name, history_days=settings.history_days, client=client("dynamodb")),
         notifier=Notifier(settings.topic_arn, client=client("sns")),
         fanout=FanOutQueue(settings.fanout_queue_url, client("sqs")) if settings.fanout_queue_url else None,
+        bus=(
+            EventBus(settings.event_bus_name, settings.event_source, client("events"))
+            if settings.event_bus_name
+            else None
+        ),
         session=build_session(
             retries=settings.http_retries,
             connect_timeout=settings.connect_timeout,
@@ -125,7 +136,7 @@ def run_poll(spec: ProviderSpec, deadline: Deadline | None = None) -> Report:
     report, its metrics emitted): a poll that could change nothing fails like one that could not run."""
     svc = services()
     credentials = credentials_of(spec, svc)
-    pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings, fanout=svc.fanout)
+    pipeline = svc.pipeline(spec.id, fanout=True)
     report = pipeline.poll(build_adapter(spec, svc, credentials, deadline), deadline)
     if report.every_write_failed():
         logger.error("poll failed: every job write failed", extra={"report": report.to_dict()})
@@ -141,7 +152,7 @@ def run_fanout(spec: ProviderSpec, event: dict, context: Any) -> dict:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     svc = services()
-    pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings)
+    pipeline = svc.pipeline(spec.id)
 
     def apply(record: SQSRecord) -> None:
         report = pipeline.apply_fanned_out(record.body)
@@ -246,7 +257,7 @@ def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
         if not snapshots:
             logger.info("webhook accepted; it names no job that can be applied yet")
             return {"accepted": 0}
-        report = Pipeline(provider, svc.store, svc.notifier, svc.settings).ingest(snapshots)
+        report = svc.pipeline(provider).ingest(snapshots)
         logger.info("webhook applied", extra={"report": report.to_dict()})
         # Jobs touched: neither a snapshot that failed nor one of a job the jobs API stopped tracking.
         return {"accepted": report.snapshots - len(report.job_failures) - report.changes["untracked"]}

@@ -1,6 +1,7 @@
-"""The job event (CONTRACT "Events on the topic"): its JSON, its email text, its SNS attributes, and the
-publisher. Events are built when the state change is written (they travel in the job item's outbox), so
-a retried publish sends exactly the same message with the same event_id."""
+"""The job event (CONTRACT "Events on the topic"): its JSON, its email text, its SNS attributes, and its two
+targets: the topic (`Notifier`) and, where the deployment names one, an EventBridge bus (`EventBus`). Events
+are built when the state change is written (they travel in the job item's outbox), so a retried publish
+sends exactly the same message with the same event_id, to either target."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transcode_core.model import EVENT_NAMES, STALLED, STALLED_EVENT, Status
 from transcode_core.observability import logger
+from transcode_core.times import to_datetime
 
 SCHEMA = "transcode-status.job-event/1"
 SUBJECT_LIMIT = 100
@@ -25,6 +27,16 @@ _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # Unicode categories e-mail
 # SNS PublishBatch: at most 10 entries, and 256 KiB of messages together.
 PUBLISH_BATCH_LIMIT = 10
 PUBLISH_BATCH_BYTES = 256 * 1024 - 4096
+# EventBridge PutEvents: at most 10 entries, and 256 KB of entries together (measured as AWS measures them).
+PUT_EVENTS_LIMIT = 10
+PUT_EVENTS_BYTES = 256 * 1024
+PUT_EVENTS_TIME_BYTES = 14  # what an entry's Time counts towards the limit
+# The bus entry's detail-type, in the manner of MediaConvert's "MediaConvert Job State Change".
+DETAIL_TYPE_STATE_CHANGE = "Transcode Job State Change"
+DETAIL_TYPE_STALLED = "Transcode Job Stalled"
+# Which delivery an outbox entry records (and metrics count) per target.
+TOPIC = "topic"
+BUS = "bus"
 
 
 def event_id(provider: str, job_id: str, attempt: int, status_or_stalled: str) -> str:
@@ -116,9 +128,14 @@ def _shown(value: object) -> str:
     )
 
 
+def event_json(event: Mapping[str, Any]) -> str:
+    """The event as every machine reads it: the topic's `default` message and the bus entry's `detail`."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"))
+
+
 def sns_message(event: Mapping[str, Any]) -> dict[str, Any]:
     """One message's fields: JSON for every machine protocol, readable text for email."""
-    body = json.dumps(event, sort_keys=True, separators=(",", ":"))
+    body = event_json(event)
     return {
         "MessageStructure": "json",
         "Message": json.dumps({"default": body, "email": email_text(event)}),
@@ -153,6 +170,10 @@ def publish_batches(events: Sequence[Mapping[str, Any]]) -> list[list[tuple[Mapp
 
 
 class Notifier:
+    """The topic target."""
+
+    target = TOPIC
+
     def __init__(self, topic_arn: str, client: Any = None) -> None:
         self.topic_arn = topic_arn
         self.client = client or boto3.client("sns")
@@ -189,4 +210,89 @@ class Notifier:
                     },
                 )
                 failed.append(ids[int(entry["Id"])])
+        return published, failed
+
+
+def bus_entry(event: Mapping[str, Any], bus_name: str, source: str) -> dict[str, Any]:
+    """One PutEvents entry: `detail` is exactly the topic's JSON (same event_id), `time` when it occurred.
+    No resources: rules filter on the detail (`detail.provider`, `detail.status`, ...)."""
+    entry: dict[str, Any] = {
+        "EventBusName": bus_name,
+        "Source": source,
+        "DetailType": DETAIL_TYPE_STALLED if event["event"] == STALLED_EVENT else DETAIL_TYPE_STATE_CHANGE,
+        "Detail": event_json(event),
+        "Resources": [],
+    }
+    occurred = to_datetime(event.get("occurred_at"))
+    if occurred is not None:
+        entry["Time"] = occurred
+    return entry
+
+
+def _entry_size(entry: Mapping[str, Any]) -> int:
+    size = PUT_EVENTS_TIME_BYTES if "Time" in entry else 0
+    size += sum(len(entry[name].encode()) for name in ("Source", "DetailType", "Detail"))
+    return size + sum(len(resource.encode()) for resource in entry["Resources"])
+
+
+def put_events_batches(
+    events: Sequence[Mapping[str, Any]], bus_name: str, source: str
+) -> list[list[tuple[Mapping[str, Any], dict[str, Any]]]]:
+    """Events grouped for PutEvents: at most 10 a call and 256 KB of entries together."""
+    batches: list[list[tuple[Mapping[str, Any], dict[str, Any]]]] = []
+    batch_bytes = 0
+    for event in events:
+        entry = bus_entry(event, bus_name, source)
+        size = _entry_size(entry)
+        if not batches or len(batches[-1]) == PUT_EVENTS_LIMIT or batch_bytes + size > PUT_EVENTS_BYTES:
+            batches.append([])
+            batch_bytes = 0
+        batches[-1].append((event, entry))
+        batch_bytes += size
+    return batches
+
+
+class EventBus:
+    """The EventBridge target (EVENT_BUS_NAME): the same events as the topic, 10 per PutEvents call."""
+
+    target = BUS
+
+    def __init__(self, bus_name: str, source: str, client: Any) -> None:
+        self.bus_name = bus_name
+        self.source = source
+        self.client = client
+
+    def publish(self, events: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+        """Puts events on the bus. Returns (published, failed) event ids: a bus that cannot be reached fails
+        the call's events; EventBridge may also refuse single entries (`FailedEntryCount`, the entry's
+        `ErrorCode`): those are not delivered, the others are."""
+        published: list[str] = []
+        failed: list[str] = []
+        for batch in put_events_batches(events, self.bus_name, self.source):
+            ids = [event["event_id"] for event, _ in batch]
+            try:
+                answer = self.client.put_events(Entries=[entry for _, entry in batch])
+            except (ClientError, BotoCoreError) as exc:
+                code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+                logger.error(
+                    "putting events on the bus failed; they stay in the outbox",
+                    extra={"error": code, "event_ids": ids},
+                )
+                failed.extend(ids)
+                continue
+            # Entries answer in the order of the request; one with an ErrorCode was not put on the bus.
+            for event_id, entry in zip(ids, answer.get("Entries", []), strict=False):
+                if entry.get("ErrorCode"):
+                    logger.error(
+                        "the bus refused an event; it stays in the outbox",
+                        extra={"event_id": event_id, "error": entry["ErrorCode"], "reason": entry.get("ErrorMessage")},
+                    )
+                    failed.append(event_id)
+                elif entry.get("EventId"):
+                    published.append(event_id)
+                else:
+                    failed.append(event_id)
+            answered = len(answer.get("Entries", []))
+            if answered < len(ids):  # an answer without an entry for each event: those are not known to be put
+                failed.extend(ids[answered:])
         return published, failed

@@ -1,12 +1,16 @@
 """The events one run holds: taken in its own commits (or claimed from the outbox by a sweep), published 10
-per PublishBatch call, and cleared from their jobs' items 100 per transaction once published.
+a call to each target (the topic's PublishBatch, the bus's PutEvents), and cleared from their jobs' items
+once every target has them.
 
 An event is published only by the run that holds its lease, and cleared (with a version bump) well within
 the lease, so no fault-free interleaving publishes it twice; a publish that fails gives the lease back and
-the event waits in the item for the next run, so none is lost. A table fault in this bookkeeping never fails
-the run: a lease that cannot be given back ends on its own (the event is sent later), and a clear that fails
-is tried again job by job, and once more at the end; only an event whose clear failed every time is
-published again when its lease ends (docs/events.md lists the faults that can repeat an event).
+the event waits in the item for the next run, so none is lost. Delivery is tracked per target: the entry
+notes the targets that already have it (`delivered`, written with the lease's release), so a failure on one
+target sends the event again to that target only. A table fault in this bookkeeping never fails the run: a
+lease that cannot be given back ends on its own (the event is sent later), and a write that records a
+delivery (a clear, or the release of a partly delivered event) that fails is tried again (a clear job by
+job) and once more at the end; only an event whose record failed every time is published again when its
+lease ends (docs/events.md lists the faults that can repeat an event).
 Thread-safe: the run's workers add events, and whichever worker fills a batch sends it.
 """
 
@@ -16,10 +20,10 @@ import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from transcode_core.errors import DependencyUnavailable
-from transcode_core.notify import PUBLISH_BATCH_LIMIT, Notifier
+from transcode_core.notify import BUS, PUBLISH_BATCH_LIMIT
 from transcode_core.observability import logger
 from transcode_core.store import LEASE_SECONDS, JobStore
 
@@ -31,21 +35,39 @@ CLEAR_BATCH = 100
 CLEAR_WITHIN_SECONDS = LEASE_SECONDS / 5
 
 
+CLEAR_FAILED_LOG = "published events could not be cleared; they are published again when their lease ends"
+
+
+class Target(Protocol):
+    """Where events go: notify.Notifier (the topic) and notify.EventBus."""
+
+    target: str  # what the outbox entry's `delivered` and the metrics call it
+
+    def publish(self, events: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]: ...
+
+
 def message_of(entry: Any) -> dict[str, Any]:
     """The event an outbox entry holds."""
     return json.loads(entry["message"])
 
 
+def delivered_to(entry: Mapping[str, Any]) -> list[str]:
+    """The targets an outbox entry already reached (a run that reached only some of them noted those)."""
+    return list(entry.get("delivered") or ())
+
+
 class EventDispatch:
-    def __init__(self, store: JobStore, notifier: Notifier, report: Report) -> None:
+    def __init__(self, store: JobStore, targets: Sequence[Target], report: Report) -> None:
         self.store = store
-        self.notifier = notifier
+        self.targets = tuple(targets)
         self.report = report
         self._lock = threading.Lock()
         self._pending: list[tuple[Mapping[str, Any], str]] = []  # (item as taken, event id)
         self._published: dict[str, tuple[Mapping[str, Any], list[str]]] = {}  # pk -> (latest item, ids)
         self._oldest_published: float | None = None
         self._uncleared: list[tuple[Mapping[str, Any], Sequence[str]]] = []  # published, their clear failed
+        # Events some targets took and others did not, whose note of that failed: (item, event id, targets).
+        self._unrecorded: list[tuple[Mapping[str, Any], str, list[str]]] = []
 
     def add(self, item: Mapping[str, Any], event_ids: Sequence[str]) -> None:
         """Events this run now holds in `item` (the item as its write left it: the version is exact)."""
@@ -68,16 +90,15 @@ class EventDispatch:
         self._clear(force=True)
         with self._lock:
             retry, self._uncleared = self._uncleared, []
-        if not retry:
-            return
-        uncleared = self.store.clear_outbox(retry)
-        if uncleared:
-            event_ids = [event_id for _, ids in uncleared for event_id in ids]
+            unrecorded, self._unrecorded = self._unrecorded, []
+        uncleared = self.store.clear_outbox(retry) if retry else []
+        event_ids = [event_id for _, ids in uncleared for event_id in ids]
+        for item, event_id, delivered in unrecorded:
+            if not self._give_back(item, event_id, delivered):
+                event_ids.append(event_id)
+        if event_ids:
             self.report.record(events_uncleared=len(event_ids))
-            logger.error(
-                "published events could not be cleared; they are published again when their lease ends",
-                extra={"event_ids": event_ids[:50], "lease_seconds": LEASE_SECONDS},
-            )
+            logger.error(CLEAR_FAILED_LOG, extra={"event_ids": event_ids[:50], "lease_seconds": LEASE_SECONDS})
 
     def _take(self, count: int) -> list[tuple[Mapping[str, Any], str]]:
         batch, self._pending = self._pending[:count], self._pending[count:]
@@ -85,10 +106,20 @@ class EventDispatch:
 
     def _send(self, batch: list[tuple[Mapping[str, Any], str]]) -> None:
         items = {event_id: item for item, event_id in batch}
-        published, failed = self.notifier.publish([message_of(item["outbox"][event_id]) for item, event_id in batch])
-        self.report.record(events_published=len(published), publish_failures=len(failed))
-        for event_id in published:
-            logger.info("event published", extra={"event_id": event_id})
+        before = {event_id: delivered_to(item["outbox"][event_id]) for item, event_id in batch}
+        delivered = {event_id: list(targets) for event_id, targets in before.items()}
+        failed: set[str] = set()
+        for target in self.targets:
+            due = [event_id for _, event_id in batch if target.target not in delivered[event_id]]
+            if not due:
+                continue
+            sent, refused = target.publish([message_of(items[event_id]["outbox"][event_id]) for event_id in due])
+            self._count(target.target, sent, refused)
+            for event_id in sent:
+                delivered[event_id].append(target.target)
+                logger.info("event published", extra={"event_id": event_id, "target": target.target})
+            failed.update(refused)
+        published = [event_id for _, event_id in batch if event_id not in failed]
         # What was published is recorded first: whatever happens to the releases, it is cleared, not sent again.
         with self._lock:
             for event_id in published:
@@ -98,15 +129,32 @@ class EventDispatch:
                 self._published[item["pk"]] = (latest, [*ids, event_id])
             if published and self._oldest_published is None:
                 self._oldest_published = time.monotonic()
-        for event_id in failed:
-            try:
-                self.store.release_outbox(items[event_id], [event_id])
-            except DependencyUnavailable:
-                # Not lost: the lease ends on its own and a later run sends the event then.
-                logger.warning(
-                    "a lease could not be given back; the event is sent when it ends", extra={"event_id": event_id}
-                )
+        for event_id in sorted(failed):
+            reached = delivered[event_id]
+            if self._give_back(items[event_id], event_id, reached) or reached == before[event_id]:
+                continue
+            # A target has it now: sent again to every target when the lease ends, unless a later try notes it.
+            with self._lock:
+                self._unrecorded.append((items[event_id], event_id, reached))
         self._clear(force=False)
+
+    def _count(self, target: str, sent: Sequence[str], refused: Sequence[str]) -> None:
+        self.report.record(events_published=len(sent), publish_failures=len(refused))
+        if target == BUS:
+            self.report.record(bus_events_published=len(sent), bus_publish_failures=len(refused))
+
+    def _give_back(self, item: Mapping[str, Any], event_id: str, delivered: Sequence[str]) -> bool:
+        """Gives an event's lease back after a failed publish, with the targets that have it; False when the
+        table could not be written."""
+        try:
+            self.store.release_outbox(item, [event_id], delivered=delivered)
+            return True
+        except DependencyUnavailable:
+            # Not lost: the lease ends on its own and a later run sends the event then.
+            logger.warning(
+                "a lease could not be given back; the event is sent when it ends", extra={"event_id": event_id}
+            )
+            return False
 
     def _clear(self, *, force: bool) -> None:
         with self._lock:

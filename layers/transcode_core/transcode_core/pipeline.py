@@ -2,8 +2,9 @@
 
 For each snapshot the rules of change (model.decide) say what to write; the store writes it conditionally
 (a lost race re-decides against the winner's state); an event enters the item's outbox in the same write,
-already taken by this run (a lease), and is published in batches right after, then cleared. A publish that
-fails gives the lease back and the next run sends it. The per-job work runs on a bounded pool
+already taken by this run (a lease), and is published in batches right after to each target (the topic, and
+the EventBridge bus where one is configured), then cleared. A publish that fails gives the lease back (noting
+the targets that have the event) and the next run sends it to the others. The per-job work runs on a bounded pool
 (CONCURRENCY), a job's own steps in order; a poll stops starting new work when its Deadline runs out, and
 a poll of more than FANOUT_THRESHOLD active jobs hands its changes to the fan-out queue (fanout.py).
 """
@@ -25,7 +26,7 @@ from transcode_core.deadline import Deadline
 from transcode_core.errors import DependencyUnavailable, ProviderError, ProviderUnavailable
 from transcode_core.fanout import FanOutQueue, messages, read_message, still_current
 from transcode_core.model import Change, Kind, Snapshot, Status, decide, is_terminal, snapshot_part
-from transcode_core.notify import Notifier, build_event
+from transcode_core.notify import EventBus, Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
 from transcode_core.outbox import EventDispatch
 from transcode_core.providers.base import Adapter, PollContext, PollFailure
@@ -47,8 +48,11 @@ class Report:
     jobs_tracked: int = 0
     snapshots: int = 0
     changes: Counter = field(default_factory=Counter)
-    events_published: int = 0
-    publish_failures: int = 0
+    events_published: int = 0  # deliveries, every target together (an event the topic and the bus took: 2)
+    publish_failures: int = 0  # refused or failed deliveries, every target together
+    bus: bool = False  # whether an EventBridge bus is a target (EVENT_BUS_NAME)
+    bus_events_published: int = 0  # the bus's part of events_published
+    bus_publish_failures: int = 0  # the bus's part of publish_failures
     events_uncleared: int = 0  # published, but their clear failed: published again when their lease ends
     provider_failures: list[str] = field(default_factory=list)
     job_failures: list[str] = field(default_factory=list)
@@ -87,6 +91,11 @@ class Report:
         return bool(self.job_failures) and self.jobs_changed() == 0 and self.events_published == 0
 
     def to_dict(self) -> dict[str, Any]:
+        bus = (
+            {"bus_events_published": self.bus_events_published, "bus_publish_failures": self.bus_publish_failures}
+            if self.bus
+            else {}
+        )
         return {
             "provider": self.provider,
             "source": self.source,
@@ -102,6 +111,7 @@ class Report:
             "race_retries": self.race_retries,
             "jobs_deferred": self.jobs_deferred,
             "jobs_fanned_out": self.jobs_fanned_out,
+            **bus,
         }
 
 
@@ -153,6 +163,7 @@ class Pipeline:
         settings: Settings,
         clock: Callable[[], datetime] = utc_now,
         fanout: FanOutQueue | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -160,13 +171,21 @@ class Pipeline:
         self.settings = settings
         self.clock = clock
         self.fanout = fanout
+        self.bus = bus
+
+    def _report(self, source: str) -> Report:
+        return Report(self.provider, source, bus=self.bus is not None)
+
+    def _dispatch(self, report: Report) -> EventDispatch:
+        targets = (self.notifier,) if self.bus is None else (self.notifier, self.bus)
+        return EventDispatch(self.store, targets, report)
 
     # --- the triggers -------------------------------------------------------------------------------
     def poll(self, adapter: Adapter, deadline: Deadline | None = None) -> Report:
         started = time.monotonic()
         deadline = deadline or Deadline.none()
-        report = Report(self.provider, "poll")
-        dispatch = EventDispatch(self.store, self.notifier, report)
+        report = self._report("poll")
+        dispatch = self._dispatch(report)
         now = self.clock()
         tracked = self.store.active_jobs(self.provider)
         report.jobs_tracked = len(tracked)
@@ -295,7 +314,7 @@ class Pipeline:
     def ingest(self, snapshots: Sequence[Snapshot], source: str = "webhook") -> Report:
         """Applies webhook-borne snapshots. Raises DependencyUnavailable when the table or the topic
         could not be reached, so that the provider sends the webhook again (nothing is lost either way)."""
-        report = Report(self.provider, source)
+        report = self._report(source)
         stored = self.store.get_many(self.provider, [snapshot.job_id for snapshot in snapshots])
         for snapshot in snapshots:
             self._note_unknown(snapshot, report)
@@ -303,14 +322,14 @@ class Pipeline:
         if report.table_unreachable:
             raise DependencyUnavailable("the jobs table could not be reached")
         if report.publish_failures:
-            raise DependencyUnavailable("the job events topic could not be reached; events wait in the outbox")
+            raise DependencyUnavailable("a job events target could not be reached; events wait in the outbox")
         return report
 
     def apply_fanned_out(self, body: str) -> Report:
         """Applies one fan-out message: each job whose state is still the one the poll decided against (else
         the next poll reads it again). Raises DependencyUnavailable when a job could not be applied, so that
         the queue delivers the message again (jobs already applied are then skipped)."""
-        report = Report(self.provider, "fanout")
+        report = self._report("fanout")
         entries = read_message(body, self.provider)
         stored = self.store.get_many(self.provider, [snapshot.job_id for snapshot, _ in entries])
         current = []
@@ -328,7 +347,7 @@ class Pipeline:
     def _apply_all(
         self, work: Sequence[tuple[Snapshot, Mapping[str, Any] | None]], source: str, report: Report
     ) -> None:
-        dispatch = EventDispatch(self.store, self.notifier, report)
+        dispatch = self._dispatch(report)
         stored_by_id = {snapshot.job_id: stored for snapshot, stored in work}
         with JobWorkers(self.settings.concurrency) as workers:
             for snapshot, _ in work:
@@ -393,7 +412,7 @@ class Pipeline:
 
     def apply(self, snapshot: Snapshot, source: str, stored: Mapping[str, Any] | None, report: Report) -> str:
         """Decides, writes and publishes one snapshot against `stored`; returns the kind of change."""
-        dispatch = EventDispatch(self.store, self.notifier, report)
+        dispatch = self._dispatch(report)
         kind, _ = self._apply(snapshot, source, stored, report, dispatch)
         dispatch.finish()
         return kind
@@ -575,6 +594,11 @@ class Pipeline:
             "SnapshotsRead": report.snapshots,
             "EventsPublished": report.events_published,
             "PublishFailures": report.publish_failures,
+            **(
+                {"BusEventsPublished": report.bus_events_published, "BusPublishFailures": report.bus_publish_failures}
+                if report.bus
+                else {}
+            ),
             "ProviderFailures": len(report.provider_failures),
             "JobFailures": len(report.job_failures),
             "UnknownStatusWords": report.unknown_words,

@@ -240,16 +240,19 @@ class JobStore:
             {":until": {"N": str(now + LEASE_SECONDS)}, ":now": {"N": str(now)}, ":one": {"N": "1"}},
         )
 
-    def release_outbox(self, item: Mapping[str, Any], event_ids: Iterable[str]) -> None:
-        """Gives leases back after a failed publish, so that the next run retries at once."""
+    def release_outbox(
+        self, item: Mapping[str, Any], event_ids: Iterable[str], *, delivered: Sequence[str] = ()
+    ) -> None:
+        """Gives leases back after a failed publish, so that the next run retries at once. `delivered`: the
+        targets that have these events (each target gets an event at least once, and only the ones that
+        lack it get it again); none given leaves the entries' note as it is."""
         for event_id in event_ids:
-            self._update_if(
-                item,
-                "REMOVE outbox.#e.lease SET version = version + :one",
-                "attribute_exists(outbox.#e)",
-                {"#e": event_id},
-                {":one": {"N": "1"}},
-            )
+            values: dict[str, Any] = {":one": {"N": "1"}}
+            update = "REMOVE outbox.#e.lease SET version = version + :one"
+            if delivered:
+                update += ", outbox.#e.delivered = :delivered"
+                values[":delivered"] = {"L": [{"S": target} for target in delivered]}
+            self._update_if(item, update, "attribute_exists(outbox.#e)", {"#e": event_id}, values)
 
     def clear_outbox(
         self, published: Sequence[tuple[Mapping[str, Any], Sequence[str]]]
@@ -474,7 +477,8 @@ def new_lease() -> int:
 
 
 def is_leased(entry: Mapping[str, Any], now: int | None = None) -> bool:
-    """Whether a run holds this outbox entry ({"message": event JSON, "lease": epoch seconds})."""
+    """Whether a run holds this outbox entry ({"message": event JSON, "lease": epoch seconds, and "delivered":
+    the targets that already have it, once a run reached only some of them})."""
     return int(entry.get("lease") or 0) >= (int(time.time()) if now is None else now)
 
 
