@@ -4,11 +4,12 @@
     .venv/bin/python -m local.run --keep-running   # then use .venv/bin/transcode-status against it
     .venv/bin/python -m local.run --aws --providers encoding_com --rounds 1   # real AWS, real provider
 
-Locally nothing leaves 127.0.0.1: moto stands in for DynamoDB, SNS, SQS and Secrets Manager, the
-simulators for the providers. The table, topic and secrets are created from template.yaml's definitions;
-moto fires no schedules, so this runner is the schedule: each round it lets the simulated jobs move on,
-sends the webhooks the providers would send, invokes each provider function with a scheduled event, and
-prints what changed in the table and what was published on the topic.
+Locally nothing leaves 127.0.0.1: moto stands in for DynamoDB, SNS, EventBridge, SQS and Secrets Manager,
+the simulators for the providers. The table, topic and secrets are created from template.yaml's definitions,
+and an event bus with a rule that sends every job event to a queue (`--no-bus`: the topic only); moto fires
+no schedules, so this runner is the schedule: each round it lets the simulated jobs move on, sends the
+webhooks the providers would send, invokes each provider function with a scheduled event, and prints what
+changed in the table and what was published on the topic and the bus.
 """
 
 from __future__ import annotations
@@ -176,34 +177,52 @@ def print_changes(before: dict[tuple, dict], after: dict[tuple, dict]) -> None:
             print(f"  change   {key[0]:<16} {key[1]:<34} {describe(old)} -> {describe(job)}")
 
 
-def print_events(events: list[dict[str, Any]]) -> None:
+def print_events(events: list[dict[str, Any]], bus_events: list[dict[str, Any]] | None = None) -> None:
+    on_bus = Counter(event["event_id"] for event in bus_events or [])
     for event in events:
         detail = ""
         if event["status"] == "ERROR" and event["job"].get("error"):
             detail = f"  error: {event['job']['error'].get('message')}"
         elif event["job"].get("outputs"):
             detail = f"  outputs: {len(event['job']['outputs'])}"
-        print(f"  EVENT    {event['event']:<14} {event['event_id']}{detail}")
+        where = "" if bus_events is None else (" [topic+bus]" if on_bus[event["event_id"]] else " [topic]")
+        print(f"  EVENT    {event['event']:<14} {event['event_id']}{where}{detail}")
 
 
-def check(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]:
-    """What the CONTRACT promises: one event per job and terminal attempt, none twice, none missing."""
+def check(
+    jobs: list[dict[str, Any]], events: list[dict[str, Any]], bus_events: list[dict[str, Any]] | None = None
+) -> list[str]:
+    """What the CONTRACT promises: one event per job and terminal attempt, none twice, none missing; with a
+    bus, the same on the bus: every event on the topic and on the bus, exactly once each."""
     layer_on_path()
     from transcode_core.model import is_terminal
     from transcode_core.notify import event_id
 
-    published = Counter(event["event_id"] for event in events)
-    problems = [f"event {name} published {count} times" for name, count in sorted(published.items()) if count > 1]
-    for job in jobs:
-        if is_terminal(job["status"]):
-            expected = event_id(job["provider"], job["job_id"], job["attempt"], job["status"])
-            if expected not in published:
-                problems.append(f"no event {expected}")
+    targets = {"topic": events} if bus_events is None else {"topic": events, "bus": bus_events}
+    problems = []
+    for target, received in targets.items():
+        published = Counter(event["event_id"] for event in received)
+        problems += [
+            f"event {name} published {count} times on the {target}"
+            for name, count in sorted(published.items())
+            if count > 1
+        ]
+        for job in jobs:
+            if is_terminal(job["status"]):
+                expected = event_id(job["provider"], job["job_id"], job["attempt"], job["status"])
+                if expected not in published:
+                    problems.append(f"no event {expected} on the {target}")
+    if bus_events is not None:
+        on_topic, on_bus = {event["event_id"] for event in events}, {event["event_id"] for event in bus_events}
+        problems += [f"event {name} on the topic only" for name in sorted(on_topic - on_bus)]
+        problems += [f"event {name} on the bus only" for name in sorted(on_bus - on_topic)]
     return problems
 
 
 # --- the runs --------------------------------------------------------------------------------------------
-def run_local(rounds: int, interval: float, providers: list[str] | None, keep_running: bool = False) -> int:
+def run_local(
+    rounds: int, interval: float, providers: list[str] | None, keep_running: bool = False, *, bus: bool = True
+) -> int:
     from local.moto_server import MotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
@@ -211,11 +230,13 @@ def run_local(rounds: int, interval: float, providers: list[str] | None, keep_ru
     _print_only_errors()
     moto = MotoServer().start()
     os.environ["AWS_ENDPOINT_URL"] = moto.url
-    print(f"moto server (DynamoDB, SNS, SQS, Secrets Manager) on {moto.url}")
+    print(f"moto server (DynamoDB, SNS, EventBridge, SQS, Secrets Manager) on {moto.url}")
     from local.stack import LocalStack
 
-    stack = LocalStack("transcode-status-demo").create()
+    stack = LocalStack("transcode-status-demo").create(bus=bus)
     print(f"table {stack.table_name} and topic {stack.topic_arn.rsplit(':', 1)[-1]} created from template.yaml")
+    if bus:
+        print(f"event bus {stack.bus_name}: a rule sends every job event to a queue the demo reads")
     chosen = [scenario for scenario in scenarios() if not providers or scenario.provider in providers]
     try:
         for scenario in chosen:
@@ -270,6 +291,7 @@ def _rounds(stack: Any, chosen: list[Scenario], rounds: int, interval: float) ->
     demo_stack = _DemoStack(stack)
     state = {(job["provider"], job["job_id"]): job for job in stack.jobs()}
     all_events: list[dict[str, Any]] = []
+    all_bus_events: list[dict[str, Any]] | None = [] if stack.bus_name else None
     for round_no in range(1, rounds + 1):
         print(f"\n--- poll round {round_no} ---")
         for scenario in chosen:
@@ -281,14 +303,19 @@ def _rounds(stack: Any, chosen: list[Scenario], rounds: int, interval: float) ->
         print_changes(state, now)
         state = now
         events = stack.events()[len(all_events) :]
-        print_events(events)
+        bus_events = None if all_bus_events is None else stack.bus_events()[len(all_bus_events) :]
+        print_events(events, bus_events)
         all_events.extend(events)
+        if all_bus_events is not None and bus_events is not None:
+            all_bus_events.extend(bus_events)
         if interval:
             time.sleep(interval)
-    return _summary(list(state.values()), all_events)
+    return _summary(list(state.values()), all_events, all_bus_events)
 
 
-def _summary(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> int:
+def _summary(
+    jobs: list[dict[str, Any]], events: list[dict[str, Any]], bus_events: list[dict[str, Any]] | None = None
+) -> int:
     print("\n=== summary ===")
     print(f"{'provider':<16} {'job':<34} {'status':<10} {'provider says':<22} attempt version")
     for job in sorted(jobs, key=lambda job: (job["provider"], job["job_id"])):
@@ -302,10 +329,14 @@ def _summary(jobs: list[dict[str, Any]], events: list[dict[str, Any]]) -> int:
     print(
         f"\n{len(events)} events published: " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_kind.items()))
     )
-    problems = check(jobs, events)
+    if bus_events is not None:
+        print(f"{len(bus_events)} events delivered by the bus")
+    problems = check(jobs, events, bus_events)
     for problem in problems:
         print(f"PROBLEM: {problem}")
     print("OK: every finished or failed job published exactly one event per attempt" if not problems else "FAILED")
+    if bus_events is not None and not problems:
+        print("OK: every event arrived on the topic and on the bus, exactly once each")
     return 1 if problems else 0
 
 
@@ -381,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between rounds (default 0)")
     parser.add_argument("--providers", default="", help="comma-separated provider ids (default: all)")
     parser.add_argument("--aws", action="store_true", help="real AWS and real providers (see README)")
+    parser.add_argument("--no-bus", action="store_true", help="no EventBridge bus: events go to the topic only")
     parser.add_argument(
         "--keep-running",
         action="store_true",
@@ -396,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--providers: unknown {', '.join(unknown)}; known: {', '.join(known)}")
     if args.aws:
         return run_aws(args.rounds, args.interval, providers or ["encoding_com"])
-    return run_local(args.rounds, args.interval, providers, args.keep_running)
+    return run_local(args.rounds, args.interval, providers, args.keep_running, bus=not args.no_bus)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The project's AWS side without AWS: the table, topic and secrets created from template.yaml's
-definitions in whatever endpoint boto3 talks to (moto's `mock_aws` in tests, a moto server in the local
-run, or real AWS), and the functions invoked the way Lambda would, with real-shaped events."""
+"""The project's AWS side without AWS: the table, topic, secrets and (when asked) the event bus created from
+template.yaml's definitions in whatever endpoint boto3 talks to (moto's `mock_aws` in tests, a moto server in
+the local run, or real AWS), and the functions invoked the way Lambda would, with real-shaped events."""
 
 from __future__ import annotations
 
@@ -55,26 +55,67 @@ class LocalStack:
         self.sns = boto3.client("sns")
         self.sqs = boto3.client("sqs")
         self.secrets = boto3.client("secretsmanager")
+        self.events_client = boto3.client("events")
         self.table_name = f"{name}-jobs"
         self.topic_arn = ""
         self.queue_url = ""
+        self.bus_name = ""  # set by create(bus=True): every function then puts its events there too
+        self.bus_queue_url = ""
+        self.bus_received: list[dict[str, Any]] = []
         self.function_env: dict[str, dict[str, str]] = {}
         self.received: list[dict[str, Any]] = []
         self._modules: dict[str, ModuleType] = {}
         self._warm: str | None = None
 
     # --- resources ----------------------------------------------------------------------------------
-    def create(self) -> LocalStack:
+    def create(self, *, bus: bool = False) -> LocalStack:
+        """The table, the topic with an SQS subscriber, and with `bus` an event bus whose rule sends every
+        event of the functions' source to an SQS queue (the functions' environment then names the bus)."""
         self.dynamodb.create_table(TableName=self.table_name, **table_definition(self.template))
         self.dynamodb.get_waiter("table_exists").wait(TableName=self.table_name)
         self.topic_arn = self.sns.create_topic(Name=f"{self.name}-job-events")["TopicArn"]
         # An SQS subscriber stands in for email/chat/automation, so we can read what was published.
         self.queue_url = self.sqs.create_queue(QueueName=f"{self.name}-subscriber")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=self._queue_arn(self.queue_url))
+        if bus:
+            self._create_bus()
         return self
+
+    def _create_bus(self) -> None:
+        from transcode_core.config import DEFAULT_EVENT_SOURCE
+
+        self.bus_name = f"{self.name}-events"
+        self.events_client.create_event_bus(Name=self.bus_name)
+        self.bus_queue_url = self.sqs.create_queue(QueueName=f"{self.name}-bus-subscriber")["QueueUrl"]
+        rule = f"{self.name}-all-job-events"
+        self.events_client.put_rule(
+            Name=rule, EventBusName=self.bus_name, EventPattern=json.dumps({"source": [DEFAULT_EVENT_SOURCE]})
+        )
+        self.events_client.put_targets(
+            Rule=rule,
+            EventBusName=self.bus_name,
+            Targets=[{"Id": "subscriber", "Arn": self._queue_arn(self.bus_queue_url)}],
+        )
+
+    def delete_bus(self) -> None:
+        """Removes what create(bus=True) made (a simulation creates many stacks in one moto)."""
+        if not self.bus_name:
+            return
+        rule = f"{self.name}-all-job-events"
+        self.events_client.remove_targets(Rule=rule, EventBusName=self.bus_name, Ids=["subscriber"])
+        self.events_client.delete_rule(Name=rule, EventBusName=self.bus_name)
+        self.events_client.delete_event_bus(Name=self.bus_name)
+        self.sqs.delete_queue(QueueUrl=self.bus_queue_url)
+
+    def _queue_arn(self, queue_url: str) -> str:
+        return self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def base_env(self) -> dict[str, str]:
+        """What every function's environment names: the table, the topic, and the bus if there is one."""
+        env = {"TABLE_NAME": self.table_name, "TOPIC_ARN": self.topic_arn}
+        if self.bus_name:
+            env["EVENT_BUS_NAME"] = self.bus_name
+        return env
 
     def configure(
         self,
@@ -93,8 +134,7 @@ class LocalStack:
         except self.secrets.exceptions.ResourceExistsException:
             arn = self.secrets.put_secret_value(SecretId=secret_name, SecretString=value)["ARN"]
         self.function_env[provider] = {
-            "TABLE_NAME": self.table_name,
-            "TOPIC_ARN": self.topic_arn,
+            **self.base_env(),
             "PROVIDER_API_URL": api_url,
             "PROVIDER_SECRET_ID": arn,
             "HTTP_RETRIES": "1",
@@ -107,7 +147,7 @@ class LocalStack:
         """Runs functions/<function>/app.py's handler with its environment, as its own Lambda would."""
         env = {
             **FUNCTION_ENV,
-            **self.function_env.get(function, {"TABLE_NAME": self.table_name, "TOPIC_ARN": self.topic_arn}),
+            **self.function_env.get(function, self.base_env()),
         }
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
@@ -221,6 +261,24 @@ class LocalStack:
     def event_ids(self) -> list[str]:
         """The published events' ids (`provider#job_id#attempt#STATUS`), in order."""
         return [event["event_id"] for event in self.events()]
+
+    def bus_messages(self) -> list[dict[str, Any]]:
+        """Every EventBridge event the bus rule's queue received so far (as EventBridge delivers it)."""
+        while self.bus_queue_url:
+            answer = self.sqs.receive_message(QueueUrl=self.bus_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            batch = answer.get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                delivered = json.loads(message["Body"])
+                check_event(delivered["detail"])  # the bus carries the same schema-checked JSON as the topic
+                self.bus_received.append(delivered)
+                self.sqs.delete_message(QueueUrl=self.bus_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return list(self.bus_received)
+
+    def bus_events(self) -> list[dict[str, Any]]:
+        """The job events the bus delivered (each EventBridge event's `detail`), in order."""
+        return [delivered["detail"] for delivered in self.bus_messages()]
 
     def _module(self, function: str) -> ModuleType:
         if function not in self._modules:
