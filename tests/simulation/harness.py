@@ -4,11 +4,12 @@ FoundationDB's simulation and Jepsen's checkers (docs/development.md "The fault 
 A run is a list of steps, generated from a seed (`generate`) or written out: a provider job starts, moves,
 ends or runs again; a webhook arrives (in order, late, twice); a poll runs; the fan-out consumer runs; the
 clock passes; or a fault is armed for the next invocations: the function killed after an AWS call, a
-DynamoDB call throttled or meeting a conflicting write, SNS failing, refusing an entry or timing out after
-accepting, another poll meanwhile, a run slower than its lease. The real handlers run against moto
-(`mock_aws`) and the project's simulators; faults are botocore event hooks. After every step, and at rest
-(faults stopped, every job ended, polls run), the checker holds the pipeline to the promises of
-docs/events.md; a violation names the invariant, the seed and the steps (`execute` replays them).
+DynamoDB call throttled or meeting a conflicting write, SNS or (with the bus on) EventBridge failing, refusing
+an entry or timing out after accepting, another poll meanwhile, a run slower than its lease. The real
+handlers run against moto (`mock_aws`) and the project's simulators; faults are botocore event hooks. A run
+has the EventBridge bus on or off (`bus`): with it on, every promise holds for each target on its own. After
+every step, and at rest (faults stopped, every job ended, polls run), the checker holds the pipeline to the
+promises of docs/events.md; a violation names the invariant, the seed and the steps (`execute` replays them).
 """
 
 from __future__ import annotations
@@ -53,18 +54,23 @@ FUNCTION_ENV = {
 }
 
 # The fault kinds docs/events.md ("When an event can come twice") lists as the only ones after which an
-# event may be published twice. The checker allows a repeat only after one of them, counted per kind.
+# event may be published twice. The checker allows a repeat only after one of them, counted per kind, and
+# only on the target the fault concerns.
 DUPLICATING_FAULTS = {
-    "crash-after-publish": "the function is killed after SNS accepted an event and before it was cleared",
-    "publish-answer-lost": "a PublishBatch SNS carried out fails as the function sees it (a timeout)",
-    "clear-failed": "every write that would clear a published event failed in that run (the run logs them)",
+    "crash-after-publish": "the function is killed after a target accepted an event and before it was cleared",
+    "publish-answer-lost": "a PublishBatch or PutEvents the target carried out fails as the function sees it",
+    "clear-failed": "every write that would record a delivered event failed in that run (the run logs them)",
     "lease-outlived": "a run holds events past their lease; another run takes and publishes them meanwhile",
 }
+TOPIC, BUS = "topic", "bus"
+PUBLISHES = {"sns.PublishBatch": TOPIC, "events.PutEvents": BUS}
 CLEAR_FAILED_LOG = "published events could not be cleared"
 
 WRITES = ("dynamodb.TransactWriteItems", "dynamodb.UpdateItem")  # the conditional writes
 # The calls a poll that changes a job makes: the active jobs' Query, the commit, the publish, the clear.
 COMMON_CALLS = ("dynamodb.Query", "dynamodb.TransactWriteItems", "dynamodb.UpdateItem", "sns.PublishBatch")
+SNS_FAULTS = ("sns_error", "sns_timeout", "sns_refuse")
+BUS_FAULTS = ("bus_error", "bus_timeout", "bus_refuse")  # the same three on PutEvents (bus on only)
 
 
 _WORLDS = itertools.count(1)
@@ -121,7 +127,7 @@ class Clock:
 
 @dataclass
 class Fault:
-    kind: str  # kill | throttle | conflict | sns_error | sns_timeout | sns_refuse | concurrent | slow
+    kind: str  # kill | throttle | conflict | sns_/bus_ error, timeout, refuse | concurrent | slow
     call: str  # "<service>.<Operation>"
     number: int  # the how-many-th call of that operation in the invocation
     fired: bool = False
@@ -138,7 +144,7 @@ class Faults:
     live: bool = False  # inside an invocation
     dead: bool = False  # the invocation was killed
     counts: Counter = field(default_factory=Counter)
-    accepted: list[str] = field(default_factory=list)  # event ids SNS accepted in this invocation
+    accepted: list[tuple[str, str]] = field(default_factory=list)  # (target, event id) taken in this invocation
     fired: Counter = field(default_factory=Counter)  # fault kinds that took effect, over the run
     table_faults: int = 0  # DynamoDB faults that took effect in this invocation
 
@@ -165,6 +171,9 @@ class Faults:
         if name == "sns.PublishBatch":  # only the functions publish: each publish is recorded, faults or not
             entries = params.get("PublishBatchRequestEntries", [])
             context["sim_events"] = {entry["Id"]: _event_id(entry) for entry in entries}
+        if name == "events.PutEvents":
+            bus_entries = params.get("Entries", [])
+            context["sim_bus_events"] = [json.loads(entry["Detail"])["event_id"] for entry in bus_entries]
         if not self.live:
             return
         self.counts[name] += 1
@@ -176,6 +185,9 @@ class Faults:
                 entries.pop(0)
             else:
                 context["sim_refused_all"] = True
+        if name == "events.PutEvents" and self._fault(context, ("bus_refuse",)):
+            # EventBridge refuses the first entry (FailedEntryCount 1, its ErrorCode) and puts the others.
+            bus_entries[0]["Detail"] = "not json"
 
     def _before(self, model: Any, params: dict, context: dict, **_: Any) -> tuple | None:
         if not self.live or "sim_call" not in context:
@@ -184,7 +196,7 @@ class Faults:
             raise Killed
         if context.get("sim_refused_all"):  # the batch held only the refused entry: nothing is published
             return SimpleNamespace(status_code=200, headers={}), {"Successful": [], "Failed": []}
-        fault = self._fault(context, ("throttle", "conflict", "sns_error", "concurrent", "slow"))
+        fault = self._fault(context, ("throttle", "conflict", "sns_error", "bus_error", "concurrent", "slow"))
         if fault is None:
             return None
         if fault.kind == "conflict":
@@ -204,22 +216,37 @@ class Faults:
                 parsed.setdefault("Failed", []).append(
                     {"Id": refused, "Code": "InternalFailure", "SenderFault": False, "Message": "injected"}
                 )
-            accepted = [events[entry["Id"]] for entry in parsed.get("Successful", [])]
-            if self.world.lease_outlived:  # by this invocation or the one it nests in: see poll_meanwhile
-                repeats = [event_id for event_id in accepted if event_id in self.world.published]
-                self.world.allow_duplicates("lease-outlived", repeats)
-            self.world.published.extend(accepted)
+            context["sim_accepted"] = (TOPIC, [events[entry["Id"]] for entry in parsed.get("Successful", [])])
+        bus_events = context.get("sim_bus_events")
+        if bus_events is not None and http_response.status_code < 300:
+            answered = zip(bus_events, parsed.get("Entries", []), strict=False)
+            context["sim_accepted"] = (BUS, [event_id for event_id, entry in answered if entry.get("EventId")])
+        if "sim_accepted" in context:
+            self._accepted(*context["sim_accepted"])
         if not self.live or "sim_call" not in context:
             return
-        if events is not None and http_response.status_code < 300:
-            self.accepted.extend(accepted)
-            if self._fault(context, ("sns_timeout",)):
-                self.world.allow_duplicates("publish-answer-lost", accepted)
-                raise ReadTimeoutError(endpoint_url="https://sns.us-east-1.amazonaws.com/")
+        if "sim_accepted" in context:
+            target, accepted = context["sim_accepted"]
+            if self._fault(context, ("sns_timeout" if target == TOPIC else "bus_timeout",)):
+                self.world.allow_duplicates("publish-answer-lost", accepted, target)
+                raise ReadTimeoutError(endpoint_url=f"https://{target}.us-east-1.amazonaws.com/")
         if self._fault(context, ("kill",)):
             self.dead = True
-            self.world.allow_duplicates("crash-after-publish", self.accepted)
+            for target in (TOPIC, BUS):
+                taken = [event_id for accepted_by, event_id in self.accepted if accepted_by == target]
+                self.world.allow_duplicates("crash-after-publish", taken, target)
             raise Killed
+
+    def _accepted(self, target: str, accepted: list[str]) -> None:
+        """Records what a target took (the functions' publishes, inside an invocation or a nested poll)."""
+        published = self.world.published[target]
+        if self.world.lease_outlived:  # by this invocation or the one it nests in: see poll_meanwhile
+            self.world.allow_duplicates(
+                "lease-outlived", [event_id for event_id in accepted if event_id in published], target
+            )
+        published.extend(accepted)
+        if self.live:
+            self.accepted.extend((target, event_id) for event_id in accepted)
 
     @contextmanager
     def invocation(self) -> Iterator[None]:
@@ -257,7 +284,8 @@ class _Recorder(logging.StreamHandler):
         super().emit(record)
         faults = self.world.faults
         if str(record.msg).startswith(CLEAR_FAILED_LOG) and faults.live and faults.table_faults:
-            self.world.allow_duplicates("clear-failed", list(getattr(record, "event_ids", [])))
+            for target in self.world.targets:  # no record of any delivery: every target gets it again
+                self.world.allow_duplicates("clear-failed", list(getattr(record, "event_ids", [])), target)
 
 
 @dataclass
@@ -274,8 +302,10 @@ class Job:
 class World:
     """One provider's function, its simulator, moto, the clock and the faults, for one run of steps."""
 
-    def __init__(self, provider: str, monkeypatch: pytest.MonkeyPatch, capfd: Any) -> None:
+    def __init__(self, provider: str, monkeypatch: pytest.MonkeyPatch, capfd: Any, *, bus: bool = False) -> None:
         self.provider = provider
+        self.bus = bus
+        self.targets = (TOPIC, BUS) if bus else (TOPIC,)
         self.monkeypatch = monkeypatch
         self.capfd = capfd
         self.driver: Driver = DRIVERS[provider]()
@@ -283,8 +313,8 @@ class World:
         self.faults = Faults(self)
         self.jobs: list[Job] = []
         self.delivered: list[tuple[str, tuple[str, str]]] = []  # webhooks sent, for sending again
-        self.published: list[str] = []  # event ids SNS accepted, in order
-        self.allowed: Counter = Counter()  # event id -> repeats a listed fault permits
+        self.published: dict[str, list[str]] = {target: [] for target in (TOPIC, BUS)}  # event ids each took
+        self.allowed: Counter = Counter()  # (target, event id) -> repeats a listed fault permits
         self.allowed_by_kind: Counter = Counter()
         self.log_lines = 0
         self.written = io.StringIO()
@@ -304,7 +334,7 @@ class World:
         sim = self.driver.start(self.clock)
         try:
             with self.clock.installed(self.monkeypatch), self._log_handlers():
-                self.stack = LocalStack(name=f"sim-{self.provider}-{next(_WORLDS)}").create()
+                self.stack = LocalStack(name=f"sim-{self.provider}-{next(_WORLDS)}").create(bus=self.bus)
                 self.fanout_url = self.stack.sqs.create_queue(QueueName=f"sim-{self.provider}-fanout")["QueueUrl"]
                 self.stack.configure(
                     self.provider,
@@ -332,6 +362,7 @@ class World:
         reset_services()
         self.stack.dynamodb.delete_table(TableName=self.stack.table_name)
         self.stack.sns.delete_topic(TopicArn=self.stack.topic_arn)
+        self.stack.delete_bus()
         for url in (self.stack.queue_url, self.fanout_url):
             self.stack.sqs.delete_queue(QueueUrl=url)
 
@@ -511,10 +542,10 @@ class World:
         finally:
             faults.live, faults.dead, faults.counts, faults.accepted = saved
 
-    def allow_duplicates(self, kind: str, event_ids: list[str]) -> None:
+    def allow_duplicates(self, kind: str, event_ids: list[str], target: str) -> None:
         assert kind in DUPLICATING_FAULTS
         for event_id in event_ids:
-            self.allowed[event_id] += 1
+            self.allowed[(target, event_id)] += 1
             self.allowed_by_kind[kind] += 1
 
     # --- at rest ------------------------------------------------------------------------------------
@@ -541,23 +572,26 @@ class World:
         store = JobStore(self.stack.table_name, client=self.stack.dynamodb)
         return store.get_many(self.provider, [job.job_id for job in self.jobs])
 
-    def deliveries(self) -> Counter:
-        """Event id -> how many times SNS accepted it on the topic (what every subscriber then receives)."""
-        return Counter(self.published)
+    def deliveries(self, target: str = TOPIC) -> Counter:
+        """Event id -> how many times the target (the topic, the bus) took it (what its subscribers receive)."""
+        return Counter(self.published[target])
 
     def check(self) -> None:
         """The invariants that hold after every step."""
         self._check_logs()
-        deliveries = self.deliveries()
-        for event_id, count in deliveries.items():
-            if count > 1 + self.allowed[event_id]:
-                raise Violation(
-                    "one event per attempt",
-                    f"{event_id} published {count} times; the listed faults allow {self.allowed[event_id]} repeats",
-                )
+        if not self.bus and self.published[BUS]:
+            raise Violation("no bus when none is configured", f"{len(self.published[BUS])} events put on a bus")
+        for target in self.targets:
+            for event_id, count in self.deliveries(target).items():
+                allowed = self.allowed[(target, event_id)]
+                if count > 1 + allowed:
+                    raise Violation(
+                        "one event per attempt",
+                        f"{event_id} published {count} times on the {target}; the listed faults allow {allowed}",
+                    )
         jobs = {job.job_id: job for job in self.jobs}
         ended_events: Counter = Counter()
-        for event_id in deliveries:
+        for event_id in set(self.published[TOPIC]) | set(self.published[BUS]):
             provider_and_job, _, status = event_id.rsplit("#", 2)
             job_id = provider_and_job.split("#", 1)[1]
             if job_id not in jobs:
@@ -611,7 +645,6 @@ class World:
 
     def check_at_rest(self) -> None:
         self.check()
-        deliveries = self.deliveries()
         items = self.items()
         for job in self.jobs:
             item = items.get(job.job_id)
@@ -634,8 +667,11 @@ class World:
             for entry in self.stack.history(self.provider, job.job_id):
                 if entry.get("status") in TERMINAL:
                     event_id = f"{self.provider}#{job.job_id}#{entry.get('attempt', 1)}#{entry['status']}"
-                    if not deliveries[event_id]:
-                        raise Violation("no event lost", f"{event_id} recorded in the table, never published")
+                    for target in self.targets:
+                        if not self.deliveries(target)[event_id]:
+                            raise Violation(
+                                "no event lost", f"{event_id} recorded in the table, never published on the {target}"
+                            )
 
     def _check_logs(self) -> None:
         captured = self.capfd.readouterr()
@@ -671,31 +707,36 @@ class Outcome:
     events: int = 0  # events received, repeats included
     shrunk: bool = False  # the steps are a shrunk part of the seed's
     generated_by: str = ""  # the generator's settings a replay needs besides the seed (SIM_STEPS, SIM_SKIP)
+    bus: bool = False  # whether the run had the EventBridge bus on
 
     def describe(self) -> str:
         if self.violation is None:
             return (
-                f"{self.provider} seed {self.seed}: {len(self.steps)} steps, {self.events} events, faults "
+                f"{self.provider} seed {self.seed}{self._bus()}: {len(self.steps)} steps, {self.events} events, faults "
                 f"{dict(self.fired)}, repeats allowed {dict(self.allowed_by_kind)}: no violation"
             )
         where = "at rest" if self.failed_step == len(self.steps) else f"after step {self.failed_step}"
         replay = (
-            f"{self.generated_by}SIM_PROVIDER={self.provider} SIM_SEED={self.seed} make soak"
+            f"{self.generated_by}SIM_BUS={int(self.bus)} SIM_PROVIDER={self.provider} SIM_SEED={self.seed} make soak"
             if self.seed is not None
             else "-"
         )
         return (
-            f"{self.provider} seed {self.seed}: {self.violation} ({where})\n"
+            f"{self.provider} seed {self.seed}{self._bus()}: {self.violation} ({where})\n"
             f"  replay the run: {replay}\n"
             f"  {'shrunk ' if self.shrunk else ''}steps ({len(self.steps)}), for execute(): {self.steps!r}"
         )
 
+    def _bus(self) -> str:
+        return " (bus on)" if self.bus else ""
 
-def execute(provider: str, steps: list[tuple], capfd: Any, seed: int | None = None) -> Outcome:
-    """Runs the steps, checking after each and at rest. `capfd` (pytest's) holds what the functions log."""
+
+def execute(provider: str, steps: list[tuple], capfd: Any, seed: int | None = None, *, bus: bool = False) -> Outcome:
+    """Runs the steps, checking after each and at rest, with the EventBridge bus on or off. `capfd`
+    (pytest's) holds what the functions log."""
     capfd.readouterr()
     with pytest.MonkeyPatch.context() as monkeypatch:
-        world = World(provider, monkeypatch, capfd)
+        world = World(provider, monkeypatch, capfd, bus=bus)
         with world.running():
             failed_step: int | None = None
             violation: Violation | None = None
@@ -711,7 +752,7 @@ def execute(provider: str, steps: list[tuple], capfd: Any, seed: int | None = No
                 failed_step = None
             except Violation as found:
                 violation = found
-            events = len(world.published)
+            events = len(world.published[TOPIC]) + len(world.published[BUS])
     return Outcome(
         provider,
         seed,
@@ -722,13 +763,15 @@ def execute(provider: str, steps: list[tuple], capfd: Any, seed: int | None = No
         world.allowed_by_kind,
         world.log_lines,
         events,
+        bus=bus,
     )
 
 
-def generate(seed: int, count: int, skip: tuple[str, ...] = ()) -> list[tuple]:
+def generate(seed: int, count: int, skip: tuple[str, ...] = (), *, bus: bool = False) -> list[tuple]:
     """`count` steps from the seed. Steps name jobs by the order they were created; a step that does not
     apply when it runs (no such job, nothing pending) does nothing, so any sub-list replays. `skip` leaves
-    out faults by kind or kind:call (e.g. a known defect's, to look past it: "throttle:dynamodb.UpdateItem")."""
+    out faults by kind or kind:call (e.g. a known defect's, to look past it: "throttle:dynamodb.UpdateItem").
+    With `bus`, faults also hit PutEvents (without it a seed makes the steps it always made)."""
     rng = random.Random(seed)
     steps: list[tuple] = [("create", rng.random() < 0.3, rng.random() < 0.5) for _ in range(rng.randint(1, 3))]
     while len(steps) < count:
@@ -757,7 +800,7 @@ def generate(seed: int, count: int, skip: tuple[str, ...] = ()) -> list[tuple]:
         elif choice in ("poll", "fanout"):
             steps.append((choice,))
         else:
-            fault = _fault(rng)
+            fault = _fault(rng, bus)
             if fault[1] in skip or f"{fault[1]}:{fault[2]}" in skip:
                 continue
             steps.append(fault)
@@ -766,19 +809,23 @@ def generate(seed: int, count: int, skip: tuple[str, ...] = ()) -> list[tuple]:
     return steps[:count]
 
 
-def _fault(rng: random.Random) -> tuple:
+def _fault(rng: random.Random, bus: bool = False) -> tuple:
     kind = rng.choice(
-        ("kill", "kill", "throttle", "throttle", "conflict", "sns_error", "sns_timeout", "sns_refuse")
-        + ("concurrent", "slow")
+        ("kill", "kill", "throttle", "throttle", "conflict", *SNS_FAULTS, "concurrent", "slow")
+        + (BUS_FAULTS if bus else ())
     )
     if kind.startswith("sns_"):
         call = "sns.PublishBatch"
+    elif kind.startswith("bus_"):
+        call = "events.PutEvents"
     elif kind == "conflict":
         call = rng.choice(WRITES)
     elif kind == "throttle":
         call = rng.choice((*COMMON_CALLS[:-1], "dynamodb.BatchGetItem", "dynamodb.GetItem"))
     else:  # kill, concurrent, slow: after or before any call, mostly those every busy invocation makes
-        call = rng.choice((*COMMON_CALLS, *COMMON_CALLS, "dynamodb.BatchGetItem", "sqs.SendMessage"))
+        calls = (*COMMON_CALLS, *COMMON_CALLS, "dynamodb.BatchGetItem", "sqs.SendMessage")
+        # With the bus: also after its PutEvents (a crash between the two targets' publishes included).
+        call = rng.choice((*calls, "events.PutEvents", "events.PutEvents") if bus else calls)
     # Mostly the first such call: an invocation makes few of each.
     return ("fault", kind, call, rng.choice((1, 1, 1, 2, 2, 3)))
 
@@ -805,7 +852,7 @@ def shrink(outcome: Outcome, capfd: Any, budget_seconds: float) -> Outcome:
             if not _generable(candidate):
                 start += size
                 continue
-            tried = execute(best.provider, candidate, capfd, best.seed)
+            tried = execute(best.provider, candidate, capfd, best.seed, bus=best.bus)
             if tried.violation is not None and tried.violation.invariant == best.violation.invariant:
                 best = replace(tried, shrunk=True, generated_by=best.generated_by)
             else:

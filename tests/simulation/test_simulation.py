@@ -1,8 +1,10 @@
 """The whole pipeline under faults (tests/simulation/harness.py, docs/development.md "The fault simulation").
 
-Every test run drives one seeded run per provider; `make soak` runs new seeds for SOAK_MINUTES; a seed it
-prints replays with `SIM_SEED=<seed> SIM_PROVIDER=<provider> make soak`. What a run found is kept below
-as its steps (shrunk), so that it stays checked whatever the generator becomes."""
+Every test run drives one seeded run per provider, half of them with the EventBridge bus on (each promise
+then holds per target); `make soak` runs new seeds for SOAK_MINUTES, each with the bus off and on (SIM_BUS=0
+or 1: one of them); a seed it prints replays with `SIM_BUS=<0|1> SIM_SEED=<seed> SIM_PROVIDER=<provider> make
+soak`. What a run found is kept below as its steps (shrunk), so that it stays checked whatever the generator
+becomes."""
 
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ from transcode_core.providers import PROVIDER_IDS
 pytestmark = pytest.mark.slow  # whole-pipeline runs under faults: `make test` runs them, `make check-fast` does not
 
 STEPS = 30
-# One seed per provider in every test run (~30 s together on an idle 2-core machine).
+# One seed per provider in every test run (~30 s together on an idle 2-core machine): the bus on for two
+# providers and off for the other two, so both configurations run within the time one run per provider takes.
 SEEDS = {"encoding_com": 730442056, "transparent_edge": 730442057, "xvid": 730442056, "vod_station": 730442056}
+BUS_ON = {"encoding_com": True, "transparent_edge": False, "xvid": True, "vod_station": False}
 
 
 def assert_holds(outcome: Outcome) -> None:
@@ -35,8 +39,13 @@ def test_every_provider_is_simulated():
 
 @pytest.mark.parametrize("provider", PROVIDER_IDS)
 def test_the_promises_hold_under_faults(provider, aws, capfd):
-    seed = SEEDS[provider]
-    assert_holds(execute(provider, generate(seed, STEPS), capfd, seed))
+    seed, bus = SEEDS[provider], BUS_ON[provider]
+    outcome = execute(provider, generate(seed, STEPS, bus=bus), capfd, seed, bus=bus)
+    assert_holds(outcome)
+
+
+def test_both_configurations_are_simulated():
+    assert set(BUS_ON.values()) == {True, False}
 
 
 # --- the checker itself: each invariant fails on a pipeline that breaks it --------------------------
@@ -63,6 +72,33 @@ def test_the_checker_sees_an_event_lost(aws, capfd, monkeypatch):
     monkeypatch.setattr(Notifier, "publish", drop)
     outcome = execute("transparent_edge", finished_job_polled_twice(), capfd)
     assert outcome.violation is not None and outcome.violation.invariant == "no event lost"
+
+
+def test_the_checker_sees_an_event_lost_on_the_bus_alone(aws, capfd, monkeypatch):
+    from transcode_core.notify import EventBus
+
+    def drop(self, events):  # says put on the bus, puts nothing
+        return [event["event_id"] for event in events], []
+
+    monkeypatch.setattr(EventBus, "publish", drop)
+    outcome = execute("xvid", finished_job_polled_twice(), capfd, bus=True)
+    assert outcome.violation is not None and outcome.violation.invariant == "no event lost"
+    assert "on the bus" in str(outcome.violation)
+
+
+def test_the_checker_sees_a_bus_failure_that_re_sends_to_the_topic(aws, capfd, monkeypatch):
+    from transcode_core.store import JobStore
+
+    release = JobStore.release_outbox
+
+    def forgetful(self, item, event_ids, *, delivered=()):  # gives the lease back without noting the targets
+        release(self, item, event_ids)
+
+    monkeypatch.setattr(JobStore, "release_outbox", forgetful)
+    steps = [("create", False, True), ("finish", 0), ("fault", "bus_error", "events.PutEvents", 1), ("poll",)]
+    outcome = execute("xvid", steps, capfd, bus=True)
+    assert outcome.violation is not None and outcome.violation.invariant == "one event per attempt"
+    assert "on the topic" in str(outcome.violation)
 
 
 def test_the_checker_sees_a_table_behind_the_provider(aws, capfd, monkeypatch):
@@ -101,6 +137,7 @@ def test_soak(aws, capfd):
     if not minutes and not replay:
         pytest.skip("make soak runs it (SOAK_MINUTES, or SIM_SEED to replay one run)")
     providers = [name for name in os.environ.get("SIM_PROVIDER", "").split(",") if name] or list(PROVIDER_IDS)
+    configurations = [os.environ["SIM_BUS"] == "1"] if os.environ.get("SIM_BUS") else [False, True]
     steps = int(os.environ.get("SIM_STEPS") or 40)
     skip = tuple(name for name in os.environ.get("SIM_SKIP", "").split(",") if name)
     first = int(replay) if replay else random.SystemRandom().randrange(10**9)
@@ -110,10 +147,13 @@ def test_soak(aws, capfd):
     seed = first
     report = print  # what a soak shows as it goes, past pytest's capture
     with capfd.disabled():
-        report(f"\nsoak: {', '.join(providers)}, {steps} steps a run, seeds from {first}, faults left out {skip}")
+        report(
+            f"\nsoak: {', '.join(providers)}, bus {configurations}, {steps} steps a run, seeds from {first}, "
+            f"faults left out {skip}"
+        )
     while True:
-        for provider in providers:
-            outcome = execute(provider, generate(seed, steps, skip), capfd, seed)
+        for provider, bus in [(provider, bus) for provider in providers for bus in configurations]:
+            outcome = execute(provider, generate(seed, steps, skip, bus=bus), capfd, seed, bus=bus)
             outcome = replace(outcome, generated_by=generated_by)
             runs, events = runs + 1, events + outcome.events
             fired.update(outcome.fired)
@@ -287,3 +327,38 @@ def test_a_run_that_outlives_its_lease_repeats_only_as_the_docs_allow(aws, capfd
     outcome = execute(provider, RUN_OUTLIVES_ITS_LEASE_THEN_A_POLL_AT_ITS_PUBLISH, capfd)
     assert_holds(outcome)
     assert set(outcome.allowed_by_kind) <= {"lease-outlived"}
+
+
+# --- the bus beside the topic: each target's own faults -----------------------------------------------
+
+
+def two_finished_jobs_and(*faults: tuple) -> list[tuple]:
+    return [("create", False, True), ("create", False, True), ("finish", 0), ("finish", 1), *faults, ("poll",)]
+
+
+@pytest.mark.parametrize(
+    ("fault", "repeats"),
+    [
+        (("fault", "bus_error", "events.PutEvents", 1), {}),  # PutEvents fails whole: the bus gets them later
+        (("fault", "bus_refuse", "events.PutEvents", 1), {}),  # FailedEntryCount 1: that entry alone later
+        (("fault", "bus_timeout", "events.PutEvents", 1), {"publish-answer-lost": 2}),  # the bus took them
+        (("fault", "kill", "sns.PublishBatch", 1), {"crash-after-publish": 2}),  # on the topic, not yet the bus
+    ],
+    ids=["put-events-error", "entry-refused", "timeout-after-accepting", "crash-between-the-targets"],
+)
+def test_a_fault_of_one_target_repeats_on_that_target_only_if_listed(aws, capfd, fault, repeats):
+    outcome = execute("xvid", two_finished_jobs_and(fault), capfd, bus=True)
+    assert_holds(outcome)
+    assert dict(outcome.allowed_by_kind) == repeats
+    # Two events, each on both targets; only the listed fault's target may have them twice.
+    assert outcome.events == 4 + sum(repeats.values())
+
+
+def test_a_bus_refusal_whose_note_is_throttled_is_noted_later_in_the_run(aws, capfd):
+    steps = two_finished_jobs_and(
+        ("fault", "bus_refuse", "events.PutEvents", 1),
+        ("fault", "throttle", "dynamodb.UpdateItem", 1),  # the write that notes the topic has the refused one
+    )
+    outcome = execute("encoding_com", steps, capfd, bus=True)
+    assert_holds(outcome)
+    assert outcome.events == 4 and not outcome.allowed_by_kind
