@@ -146,6 +146,7 @@ class Faults:
     counts: Counter = field(default_factory=Counter)
     accepted: list[tuple[str, str]] = field(default_factory=list)  # (target, event id) taken in this invocation
     fired: Counter = field(default_factory=Counter)  # fault kinds that took effect, over the run
+    fired_at: Counter = field(default_factory=Counter)  # "<kind> <service>.<Operation>" that took effect
     table_faults: int = 0  # DynamoDB faults that took effect in this invocation
 
     def handlers(self) -> list[tuple[str, Callable[..., Any]]]:
@@ -161,6 +162,7 @@ class Faults:
             if not fault.fired and fault.kind in kinds and call == (fault.call, fault.number):
                 fault.fired = True
                 self.fired[fault.kind] += 1
+                self.fired_at[f"{fault.kind} {fault.call}"] += 1
                 if fault.call.startswith("dynamodb."):
                     self.table_faults += 1
                 return fault
@@ -708,6 +710,7 @@ class Outcome:
     shrunk: bool = False  # the steps are a shrunk part of the seed's
     generated_by: str = ""  # the generator's settings a replay needs besides the seed (SIM_STEPS, SIM_SKIP)
     bus: bool = False  # whether the run had the EventBridge bus on
+    fired_at: Counter = field(default_factory=Counter)  # the faults that took effect, by kind and call
 
     def describe(self) -> str:
         if self.violation is None:
@@ -764,6 +767,7 @@ def execute(provider: str, steps: list[tuple], capfd: Any, seed: int | None = No
         world.log_lines,
         events,
         bus=bus,
+        fired_at=world.faults.fired_at,
     )
 
 

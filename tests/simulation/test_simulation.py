@@ -25,8 +25,15 @@ pytestmark = pytest.mark.slow  # whole-pipeline runs under faults: `make test` r
 STEPS = 30
 # One seed per provider in every test run (~30 s together on an idle 2-core machine): the bus on for two
 # providers and off for the other two, so both configurations run within the time one run per provider takes.
-SEEDS = {"encoding_com": 730442056, "transparent_edge": 730442057, "xvid": 730442056, "vod_station": 730442056}
+SEEDS = {"encoding_com": 730443680, "transparent_edge": 730442057, "xvid": 730444634, "vod_station": 730442056}
 BUS_ON = {"encoding_com": True, "transparent_edge": False, "xvid": True, "vod_station": False}
+# What the bus runs' seeds were chosen for: between them, each target's own faults take effect (a PutEvents
+# that fails, one entry refused, a timeout after the bus accepted, a crash after the topic took the events and
+# before the bus did). A generator that changes them needs new seeds that keep this.
+FAULTS_FIRED = {
+    "encoding_com": {"kill sns.PublishBatch", "bus_error events.PutEvents"},
+    "xvid": {"bus_error events.PutEvents", "bus_refuse events.PutEvents", "bus_timeout events.PutEvents"},
+}
 
 
 def assert_holds(outcome: Outcome) -> None:
@@ -42,6 +49,7 @@ def test_the_promises_hold_under_faults(provider, aws, capfd):
     seed, bus = SEEDS[provider], BUS_ON[provider]
     outcome = execute(provider, generate(seed, STEPS, bus=bus), capfd, seed, bus=bus)
     assert_holds(outcome)
+    assert FAULTS_FIRED.get(provider, set()) <= set(outcome.fired_at), outcome.describe()
 
 
 def test_both_configurations_are_simulated():
@@ -334,24 +342,6 @@ def test_a_run_that_outlives_its_lease_repeats_only_as_the_docs_allow(aws, capfd
 
 def two_finished_jobs_and(*faults: tuple) -> list[tuple]:
     return [("create", False, True), ("create", False, True), ("finish", 0), ("finish", 1), *faults, ("poll",)]
-
-
-@pytest.mark.parametrize(
-    ("fault", "repeats"),
-    [
-        (("fault", "bus_error", "events.PutEvents", 1), {}),  # PutEvents fails whole: the bus gets them later
-        (("fault", "bus_refuse", "events.PutEvents", 1), {}),  # FailedEntryCount 1: that entry alone later
-        (("fault", "bus_timeout", "events.PutEvents", 1), {"publish-answer-lost": 2}),  # the bus took them
-        (("fault", "kill", "sns.PublishBatch", 1), {"crash-after-publish": 2}),  # on the topic, not yet the bus
-    ],
-    ids=["put-events-error", "entry-refused", "timeout-after-accepting", "crash-between-the-targets"],
-)
-def test_a_fault_of_one_target_repeats_on_that_target_only_if_listed(aws, capfd, fault, repeats):
-    outcome = execute("xvid", two_finished_jobs_and(fault), capfd, bus=True)
-    assert_holds(outcome)
-    assert dict(outcome.allowed_by_kind) == repeats
-    # Two events, each on both targets; only the listed fault's target may have them twice.
-    assert outcome.events == 4 + sum(repeats.values())
 
 
 def test_a_bus_refusal_whose_note_is_throttled_is_noted_later_in_the_run(aws, capfd):
