@@ -75,7 +75,8 @@ check-fast: $(STAMP) ## The inner loop: ruff, then the tests but the built funct
 	FUZZ_EXAMPLES=10 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not artifact and not slow"
 
 # The fault simulation (tests/simulation/) on new seeds for SOAK_MINUTES; SIM_SEED=<seed> replays that run
-# (SIM_PROVIDER=<id>[,<id>] to one provider). A violation is shrunk and printed with its seed and steps.
+# (SIM_PROVIDER=<id>[,<id>] to one provider; SIM_BUS=0 or 1 to the bus off or on, else both). A violation is
+# shrunk and printed with its seed and steps.
 SOAK_MINUTES ?= 10
 soak: $(STAMP) ## The pipeline under faults, new seeds for SOAK_MINUTES (10); SIM_SEED=n SIM_PROVIDER=id replays one
 	SOAK_MINUTES=$(if $(SIM_SEED),0,$(SOAK_MINUTES)) $(PY) -m pytest tests/simulation/test_simulation.py::test_soak -q -s
