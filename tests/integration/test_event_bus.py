@@ -264,3 +264,21 @@ def test_put_events_batches_hold_ten_entries_and_256_kb_at_most():
         assert sum(
             len(entry["Detail"]) + len(entry["Source"]) + len(entry["DetailType"]) + 14 for _, entry in batch
         ) <= (PUT_EVENTS_BYTES)
+
+
+def test_the_bus_client_tries_only_within_the_invocation_s_time(bus_stack, sim):
+    from transcode_core import aws
+    from transcode_core.deadline import Deadline
+    from transcode_core.lambda_entry import INVOCATION_BUDGET, services
+
+    bus_stack.poll(PROVIDER)  # the function's clients, as its invocations build them
+    bus = services().bus
+    config = bus.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (aws.CONNECT_TIMEOUT, aws.READ_TIMEOUT)
+    event = {"event_id": f"{PROVIDER}#late#1#COMPLETE", "event": "job.completed", "occurred_at": "2026-11-25T12:00:00Z"}
+    INVOCATION_BUDGET.begin(Deadline(aws.TRY_SECONDS / 2))  # less time left than one try may take
+    try:
+        assert bus.publish([event]) == ([], [event["event_id"]])  # not tried: the event waits for the next run
+    finally:
+        INVOCATION_BUDGET.begin(Deadline.none())
+    assert bus_stack.bus_events() == []
