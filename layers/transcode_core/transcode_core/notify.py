@@ -27,6 +27,9 @@ PUBLISH_BATCH_LIMIT = 10
 PUBLISH_BATCH_BYTES = 256 * 1024 - 4096
 
 
+ESTIMATE_BASIS_TEXT = {"provider": "the provider's own estimate", "progress": "from its progress"}
+
+
 def event_id(provider: str, job_id: str, attempt: int, status_or_stalled: str) -> str:
     return f"{provider}#{job_id}#{attempt}#{status_or_stalled}"
 
@@ -92,6 +95,9 @@ def email_text(event: Mapping[str, Any]) -> str:
     ]
     if job.get("source_url"):
         lines.append(f"Source: {_shown(job['source_url'])}")
+    if job.get("estimated_finish_at"):  # only an active job has one: a stall says when it was due
+        basis = ESTIMATE_BASIS_TEXT.get(job.get("estimate_basis"), "estimated")
+        lines.append(f"Expected to finish: {_shown(job['estimated_finish_at'])} ({basis})")
     error = job.get("error")
     if error and event["status"] == Status.ERROR.value:
         code = f" (code {_shown(error['code'])})" if error.get("code") else ""
