@@ -21,6 +21,7 @@ ESTIMATE_FIELDS = ("estimated_finish_at", "estimate_basis")
 READING_FIELD = "estimate_from"  # bookkeeping: {"at": ISO time, "progress": percent} of the line's start
 PROVIDER = "provider"
 PROGRESS = "progress"
+BASIS_TEXT = {PROVIDER: "the provider's own estimate", PROGRESS: "from its progress"}  # e-mail and CLI words
 # A line this flat says nothing useful (0.01% an hour is centuries): no estimate rather than a silly one.
 MAX_AHEAD = timedelta(days=30)
 

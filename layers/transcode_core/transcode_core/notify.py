@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from transcode_core.estimate import BASIS_TEXT
 from transcode_core.model import EVENT_NAMES, STALLED, STALLED_EVENT, Status
 from transcode_core.observability import logger
 
@@ -25,9 +26,6 @@ _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # Unicode categories e-mail
 # SNS PublishBatch: at most 10 entries, and 256 KiB of messages together.
 PUBLISH_BATCH_LIMIT = 10
 PUBLISH_BATCH_BYTES = 256 * 1024 - 4096
-
-
-ESTIMATE_BASIS_TEXT = {"provider": "the provider's own estimate", "progress": "from its progress"}
 
 
 def event_id(provider: str, job_id: str, attempt: int, status_or_stalled: str) -> str:
@@ -96,7 +94,7 @@ def email_text(event: Mapping[str, Any]) -> str:
     if job.get("source_url"):
         lines.append(f"Source: {_shown(job['source_url'])}")
     if job.get("estimated_finish_at"):  # only an active job has one: a stall says when it was due
-        basis = ESTIMATE_BASIS_TEXT.get(job.get("estimate_basis"), "estimated")
+        basis = BASIS_TEXT.get(job.get("estimate_basis"), "estimated")
         lines.append(f"Expected to finish: {_shown(job['estimated_finish_at'])} ({basis})")
     error = job.get("error")
     if error and event["status"] == Status.ERROR.value:
