@@ -173,7 +173,8 @@ def run_case(case: Case, jobs: int, rng: random.Random) -> dict[str, Any]:
     stack = LocalStack(f"estimate-{case.provider.replace('_', '-')}-{rng.randrange(10**6)}").create()
     sim = case.simulator()
     with sim:
-        stack.configure(case.provider, sim.url, case.credentials, env={"STALL_MINUTES": "0"})
+        # One worker: moto in-process is not thread-safe (tests serialize it; this runs outside pytest).
+        stack.configure(case.provider, sim.url, case.credentials, env={"STALL_MINUTES": "0", "CONCURRENCY": "1"})
         tracked: dict[str, Job] = {}
         added_at: dict[str, datetime] = {}
         for n in range(jobs):
