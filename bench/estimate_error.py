@@ -157,8 +157,8 @@ _clock = _Clock()
 
 @dataclass
 class Job:
-    job_id: str
-    step_times: list[datetime]  # when each step happens
+    began: datetime  # when the provider started it (it shows up then, at its first status)
+    step_times: list[datetime]  # when each later step happens
     estimates: list[tuple[datetime, datetime | None, str | None]] = field(default_factory=list)  # (then, est, basis)
 
     @property
@@ -169,49 +169,52 @@ class Job:
 def run_case(case: Case, jobs: int, rng: random.Random) -> dict[str, Any]:
     """Runs one case's jobs to their end; the estimate error at each point of POINTS."""
     from local.stack import LocalStack
+    from transcode_core.store import JobStore
 
     stack = LocalStack(f"estimate-{case.provider.replace('_', '-')}-{rng.randrange(10**6)}").create()
+    store = JobStore(stack.table_name)
+    # Jobs start over the first few polls; each step lasts half to one and a half of the mean.
+    waiting: list[Job] = []
+    for _ in range(jobs):
+        began = START + timedelta(minutes=rng.uniform(0, 3 * POLL_MINUTES))
+        times, moment = [], began
+        for _ in range(case.steps):
+            moment += timedelta(minutes=STEP_MINUTES * rng.uniform(0.5, 1.5))
+            times.append(moment)
+        waiting.append(Job(began, times))
+    last = max(job.ended for job in waiting)
     sim = case.simulator()
     with sim:
         # One worker: moto in-process is not thread-safe (tests serialize it; this runs outside pytest).
         stack.configure(case.provider, sim.url, case.credentials, env={"STALL_MINUTES": "0", "CONCURRENCY": "1"})
         tracked: dict[str, Job] = {}
-        added_at: dict[str, datetime] = {}
-        for n in range(jobs):
-            job_id = case.add(sim, n)
-            if case.registers:
-                stack.track(case.provider, job_id)
-            # Jobs start over the first few polls; each step lasts half to one and a half of the mean.
-            begin = START + timedelta(minutes=rng.uniform(0, 3 * POLL_MINUTES))
-            times, moment = [], begin
-            for _ in range(case.steps):
-                moment += timedelta(minutes=STEP_MINUTES * rng.uniform(0.5, 1.5))
-                times.append(moment)
-            tracked[job_id], added_at[job_id] = Job(job_id, times), begin
-        pending = {job_id: list(job.step_times) for job_id, job in tracked.items()}
-        last = max(job.ended for job in tracked.values())
+        pending: dict[str, list[datetime]] = {}
         while _clock.moment <= last + timedelta(minutes=2 * POLL_MINUTES):
+            case.follow_clock(sim, _clock.moment)
+            for job in [job for job in waiting if job.began <= _clock.moment]:
+                waiting.remove(job)
+                job_id = case.add(sim, len(tracked))
+                if case.registers:
+                    stack.track(case.provider, job_id)
+                tracked[job_id], pending[job_id] = job, list(job.step_times)
             for job_id, times in pending.items():
                 while times and times[0] <= _clock.moment:
                     times.pop(0)
                     case.advance(sim, job_id)
-            case.follow_clock(sim, _clock.moment)
             stack.poll(case.provider)
-            for item in stack.jobs(case.provider):
-                job = tracked.get(item["job_id"])
-                if job is not None:
-                    estimate = item.get("estimated_finish_at")
-                    moment = datetime.fromisoformat(estimate.replace("Z", "+00:00")) if estimate else None
-                    job.estimates.append((_clock.moment, moment, item.get("estimate_basis")))
+            for job_id, item in store.get_many(case.provider, list(tracked)).items():
+                estimate = item.get("estimated_finish_at")
+                moment = datetime.fromisoformat(estimate.replace("Z", "+00:00")) if estimate else None
+                tracked[job_id].estimates.append((_clock.moment, moment, item.get("estimate_basis")))
             _clock.moment += timedelta(minutes=POLL_MINUTES)
-    return {"case": case.name, "jobs": jobs, "points": [_point(tracked, added_at, share) for share in POINTS]}
+    return {"case": case.name, "jobs": jobs, "points": [_point(tracked, share) for share in POINTS]}
 
 
-def _point(tracked: dict[str, Job], added_at: dict[str, datetime], share: float) -> dict[str, Any]:
+def _point(tracked: dict[str, Job], share: float) -> dict[str, Any]:
     """The estimates held when `share` of each job's real duration had passed, against its real end."""
     relative, minutes, bases = [], [], set()
-    for job_id, job in tracked.items():
-        then = added_at[job_id] + (job.ended - added_at[job_id]) * share
+    for job in tracked.values():
+        then = job.began + (job.ended - job.began) * share
         held = [entry for entry in job.estimates if entry[0] <= then]
         if not held or held[-1][1] is None:
             continue
