@@ -211,6 +211,9 @@ def event_line(event: Mapping[str, Any], attributes: Mapping[str, str]) -> str:
     error = (event.get("job") or {}).get("error")
     if event.get("status") == "ERROR" and error:
         detail = f"  error: {error.get('message')}"
+    due = (event.get("job") or {}).get("estimated_finish_at")
+    if event.get("event") == "job.stalled" and due:
+        detail = f"  expected to finish {due}"
     return (
         f"{event.get('occurred_at')}  {event.get('event', '?'):<14} {label:<9} "
         f"{event.get('provider')} {event.get('job_id')}  attempt {event.get('attempt')}{detail} {marks}"

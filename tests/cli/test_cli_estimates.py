@@ -81,3 +81,21 @@ def test_a_list_whose_estimates_cannot_be_read_is_shown_without_them(stack, sims
     code, out, err = run("jobs", "list")
     assert code == 0 and media_id in out and "ends" not in out
     assert "estimated finish times not shown" in err and "AccessDeniedException" in err
+
+
+def test_events_tail_says_when_a_stalled_job_was_expected_to_finish():
+    from transcode_core.notify import build_event
+    from transcode_status_cli.render import event_line
+
+    job = {
+        "provider": "xvid",
+        "job_id": "559cbbec14ea67a7cad60001",
+        "status": "PROCESSING",
+        "attempt": 1,
+        "version": 3,
+        "estimated_finish_at": "2026-12-01T12:40:00Z",
+        "estimate_basis": "progress",
+    }
+    stalled = build_event(job, "PROCESSING", "2026-12-01T13:10:00Z", stalled=True)
+    assert event_line(stalled, {}).endswith("attempt 1  expected to finish 2026-12-01T12:40:00Z")
+    assert "expected" not in event_line(build_event({**job, "status": "COMPLETE"}, "PROCESSING", "t"), {})
