@@ -12,9 +12,12 @@ import click
 from rich.live import Live
 from rich.text import Text
 
+from transcode_core.errors import DependencyUnavailable
+from transcode_core.estimate import BASIS_TEXT, ESTIMATE_FIELDS
 from transcode_core.model import is_terminal
 from transcode_core.providers import PROVIDER_IDS, get_spec
 from transcode_core.store import public_item
+from transcode_core.times import utc_now
 from transcode_status_cli import listing, render
 from transcode_status_cli.errors import CREDENTIALS, FAILED, NOT_FOUND, USAGE, CliError
 from transcode_status_cli.options import PROVIDER, STATUS, examples, target_options
@@ -53,9 +56,28 @@ def _pages(
 
     def page(limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
         items, token = listing.page(target.store, chosen, since=since_iso, statuses=wanted, limit=limit, token=token)
-        return [public_item(item) for item in items], token
+        return _with_estimates(target, [public_item(item) for item in items]), token
 
     return page
+
+
+def _with_estimates(target: Target, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The listed jobs with the estimated finish of those still running (the list's index does not hold it:
+    one BatchGetItem per provider reads it). Without that read (e.g. a policy that does not allow it) the
+    list is shown as it is, and a line on stderr says why the estimates are missing."""
+    running: dict[str, list[str]] = {}
+    for job in jobs:
+        if not is_terminal(job.get("status", "")):
+            running.setdefault(job["provider"], []).append(job["job_id"])
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    try:
+        for provider, job_ids in running.items():
+            for job_id, item in target.store.get_many(provider, job_ids).items():
+                found[(provider, job_id)] = {key: item[key] for key in ESTIMATE_FIELDS if key in item}
+    except DependencyUnavailable as exc:
+        click.echo(f"transcode-status: estimated finish times not shown ({exc})", err=True)
+        return jobs
+    return [{**job, **found.get((job["provider"], job["job_id"]), {})} for job in jobs]
 
 
 def _job_id(provider: str, job_id: str) -> str:
@@ -149,6 +171,7 @@ def show_job(target: Target, as_json: bool, provider: str, job_id: str) -> None:
         ("status", Text.from_markup(render.status_text(job.get("status")))),
         ("provider says", job.get("provider_status")),
         ("progress", None if job.get("progress") is None else f"{job['progress']:g}%"),
+        ("expected end", _expected_end(job)),
         ("attempt", job.get("attempt")),
         ("version", job.get("version")),
         ("tracking", tracking),
@@ -169,6 +192,16 @@ def show_job(target: Target, as_json: bool, provider: str, job_id: str) -> None:
     if job.get("outputs"):
         console.print(render.outputs_table(job["outputs"]))
     console.print(render.history_table(history, width=console.width))
+
+
+def _expected_end(job: dict[str, Any]) -> str | None:
+    """The estimated finish, how far off it is and what it comes from: "2026-12-01T12:40:00Z (in 12m, from its
+    progress)"."""
+    moment = job.get("estimated_finish_at")
+    if not moment:
+        return None
+    basis = BASIS_TEXT.get(job.get("estimate_basis"), "estimated")
+    return f"{moment} ({render.until(moment, utc_now())}, {basis})"
 
 
 def _tracking(item: dict[str, Any]) -> str:

@@ -7,11 +7,14 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from transcode_core.times import to_datetime, utc_now
 
 STATUS_STYLE = {
     "COMPLETE": "green",
@@ -50,15 +53,37 @@ def _seconds(moment: str | None) -> str | None:
     return re.sub(r"\.\d+Z$", "Z", moment) if moment else moment
 
 
-# A list's columns, the ones a narrow terminal may drop first last; job and status are always shown.
-JOB_COLUMNS = ("updated", "provider", "job", "status", "provider says", "progress", "attempt")
-_DROPPED_FIRST = ("provider says", "attempt", "progress", "updated")
+def until(moment: str | None, now: datetime) -> str | None:
+    """How far an ISO time is from `now`, in a few characters: "in 12m", "in 1h05m", "3m ago", "now"."""
+    when = to_datetime(moment)
+    if when is None:
+        return None
+    ahead = round((when - now).total_seconds() / 60)
+    if ahead == 0:
+        return "now"
+    minutes = abs(ahead)
+    if minutes < 60:
+        span = f"{minutes}m"
+    elif minutes < 48 * 60:
+        span = f"{minutes // 60}h{minutes % 60:02d}m"
+    else:
+        span = f"{minutes // (24 * 60)}d"
+    return f"in {span}" if ahead > 0 else f"{span} ago"
+
+
+# A list's columns, the ones a narrow terminal may drop first last; job and status are always shown. "ends"
+# (the estimated finish) is shown only when a listed job has one.
+JOB_COLUMNS = ("updated", "provider", "job", "status", "provider says", "progress", "ends", "attempt")
+_DROPPED_FIRST = ("provider says", "attempt", "ends", "progress", "updated")
 _MIN_JOB_WIDTH = 20  # below this, other columns go before the job id wraps further
 
 
-def jobs_table(jobs: Iterable[Mapping[str, Any]], title: str | None = None, width: int = 160) -> Table:
+def jobs_table(
+    jobs: Iterable[Mapping[str, Any]], title: str | None = None, width: int = 160, now: datetime | None = None
+) -> Table:
     """Jobs as a table `width` characters wide at most. A job id is never cut: the least useful columns
     are dropped while the row does not fit, then the id wraps (folds) rather than shrinking away."""
+    now = now or utc_now()
     rows = []
     for job in jobs:
         progress = job.get("progress")
@@ -73,13 +98,14 @@ def jobs_table(jobs: Iterable[Mapping[str, Any]], title: str | None = None, widt
                 "status": status,
                 "provider says": _cell(job.get("provider_status")),
                 "progress": "-" if progress is None else f"{progress:g}%",
+                "ends": _cell(until(job.get("estimated_finish_at"), now)),
                 "attempt": _cell(job.get("attempt")),
             }
         )
     natural = {
         column: max([len(column), *(Text.from_markup(row[column]).cell_len for row in rows)]) for column in JOB_COLUMNS
     }
-    shown = list(JOB_COLUMNS)
+    shown = [column for column in JOB_COLUMNS if column != "ends" or any(row["ends"] != "-" for row in rows)]
 
     def job_room() -> int:  # what is left for the job id: each column takes its padding and a border
         return width - 1 - sum(natural[column] + 3 for column in shown if column != "job") - 3
@@ -87,7 +113,8 @@ def jobs_table(jobs: Iterable[Mapping[str, Any]], title: str | None = None, widt
     for column in _DROPPED_FIRST:
         if job_room() >= min(natural["job"], _MIN_JOB_WIDTH):
             break
-        shown.remove(column)
+        if column in shown:
+            shown.remove(column)
     # Still too narrow (provider and status alone fill it): they fold too, and the job id keeps its share.
     squeezed = job_room() < min(natural["job"], _MIN_JOB_WIDTH)
     table = Table(title=title, title_justify="left", header_style="bold")
@@ -184,6 +211,9 @@ def event_line(event: Mapping[str, Any], attributes: Mapping[str, str]) -> str:
     error = (event.get("job") or {}).get("error")
     if event.get("status") == "ERROR" and error:
         detail = f"  error: {error.get('message')}"
+    due = (event.get("job") or {}).get("estimated_finish_at")
+    if event.get("event") == "job.stalled" and due:
+        detail = f"  expected to finish {due}"
     return (
         f"{event.get('occurred_at')}  {event.get('event', '?'):<14} {label:<9} "
         f"{event.get('provider')} {event.get('job_id')}  attempt {event.get('attempt')}{detail} {marks}"

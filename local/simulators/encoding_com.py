@@ -9,6 +9,7 @@ JSON answers have the real API's quirk: one `job`, `format` or `destination` is 
     sim.advance(media_id, steps=3)          # New -> Downloading -> Ready to process -> Waiting for encoder
     sim.add_job(fail=True)                  # ends in Error, destination "Error (Access denied)"
     sim.tick()                              # every unfinished media one step
+    sim.step_seconds = 300                  # time_left: 300 s for each step still to take
     body, content_type = sim.notification(media_id, kind="xml")   # what encoding.com POSTs to notify URLs
 
 What the documents leave open is a setting (defaults: the seed's example and PROVIDERS.md), and `VARIANTS`
@@ -112,6 +113,9 @@ class EncodingComSimulator(Simulator):
         self.user_id = user_id
         self.user_key = user_key
         self.timezone = provider_timezone  # the zone its dates are written in (they carry no offset)
+        # What the media's `time_left` counts per step still to take (seconds; the unit is unconfirmed): the
+        # simulator has no clock of its own, so a test that times its steps sets this to match.
+        self.step_seconds = 60.0
         self.media: dict[str, SimMedia] = {}
         self.variant = variant
         self._apply_variant()
@@ -172,6 +176,7 @@ class EncodingComSimulator(Simulator):
             self.media.clear()
             self.requests.clear()
             self.fail_next.clear()
+            self.step_seconds = 60.0
             self._apply_variant()
 
     def advance(self, media_id: str | int, steps: int = 1) -> str:
@@ -314,7 +319,7 @@ class EncodingComSimulator(Simulator):
             pairs += [("version", "1.0"), ("uploaded", self._date(media.finished if status == "Finished" else None))]
         if status == "Error" and self.status_description:
             pairs.append(("description", _description(media)))
-        pairs += [("time_left", "0" if media.lifecycle.done else "60"), ("progress", self._progress(media))]
+        pairs += [("time_left", self._time_left(media)), ("progress", self._progress(media))]
         if not extended:
             pairs += [("time_left_current", "0"), ("progress_current", self._format_progress(media))]
         for fmt in media.formats:
@@ -402,6 +407,11 @@ class EncodingComSimulator(Simulator):
         if media.status == "Error":  # progress stops where the media failed
             index -= 1
         return f"{index / (len(steps) - 1) * 100:.1f}"
+
+    def _time_left(self, media: SimMedia) -> str:
+        """TotalTimeLeft in whole seconds: `step_seconds` for each step the media has yet to take."""
+        steps_left = len(media.lifecycle.steps) - 1 - media.lifecycle.index
+        return str(round(steps_left * self.step_seconds))
 
     def _format_progress(self, media: SimMedia) -> str:
         status = _format_status(media)

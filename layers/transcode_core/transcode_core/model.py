@@ -116,6 +116,9 @@ class Snapshot:
     details: Mapping[str, Any] = field(default_factory=dict)  # provider extras kept on the item
     requeued: bool = False  # the provider says outright that this is a new run of the job
     progress_rescaled: bool = False  # the adapter corrected its reading of the progress scale: it may go down
+    # The provider's own estimate of the time to the job's end, where its answer gives one (estimate.py): not a
+    # field of the item, so a countdown alone never writes; the estimate is refreshed with the job's changes.
+    time_left_seconds: float | None = None
     # The adapter times its next read of this job from this one: the store keeps when it was read even when
     # nothing changed (`updated_at` only moves on a change).
     note_read: bool = False

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from transcode_core.estimate import BASIS_TEXT
 from transcode_core.model import EVENT_NAMES, STALLED, STALLED_EVENT, Status
 from transcode_core.observability import logger
 from transcode_core.times import to_datetime
@@ -104,6 +105,9 @@ def email_text(event: Mapping[str, Any]) -> str:
     ]
     if job.get("source_url"):
         lines.append(f"Source: {_shown(job['source_url'])}")
+    if job.get("estimated_finish_at"):  # only an active job has one: a stall says when it was due
+        basis = BASIS_TEXT.get(job.get("estimate_basis"), "estimated")
+        lines.append(f"Expected to finish: {_shown(job['estimated_finish_at'])} ({basis})")
     error = job.get("error")
     if error and event["status"] == Status.ERROR.value:
         code = f" (code {_shown(error['code'])})" if error.get("code") else ""

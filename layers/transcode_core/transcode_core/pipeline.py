@@ -24,6 +24,7 @@ from typing import Any
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import DependencyUnavailable, ProviderError, ProviderUnavailable
+from transcode_core.estimate import estimate_fields
 from transcode_core.fanout import FanOutQueue, messages, read_message, still_current
 from transcode_core.model import Change, Kind, Snapshot, Status, decide, is_terminal, snapshot_part
 from transcode_core.notify import EventBus, Notifier, build_event
@@ -435,7 +436,7 @@ class Pipeline:
             if change is None:
                 self._note_read(snapshot, stored)
                 return "unchanged", self._take_pending(stored, dispatch) if stored else stored
-            item, taken = self._next_item(snapshot.job_id, stored, change)
+            item, taken = self._next_item(snapshot.job_id, stored, change, snapshot.time_left_seconds)
             try:
                 self.store.commit(item, stored.get("version") if stored else None, source)
             except Conflict as lost:
@@ -469,12 +470,13 @@ class Pipeline:
         return claimed
 
     def _next_item(
-        self, job_id: str, stored: Mapping[str, Any] | None, change: Change
+        self, job_id: str, stored: Mapping[str, Any] | None, change: Change, time_left_seconds: float | None = None
     ) -> tuple[dict[str, Any], list[str]]:
         """The item after the change, and the events it takes: its own new event, and pending ones nobody
         holds (so the commit itself is the claim, and no other run can publish them meanwhile)."""
         stored = stored or {}
-        now_iso = iso_z(self.clock())
+        now = self.clock()
+        now_iso = iso_z(now)
         attempt = int(stored.get("attempt", 1)) + (1 if change.kind is Kind.NEW_ATTEMPT else 0)
         item: dict[str, Any] = {
             **job_key(self.provider, job_id),
@@ -488,6 +490,8 @@ class Pipeline:
         for bookkeeping in ("rewatch_until", "stalled_attempt"):
             if bookkeeping in stored:
                 item[bookkeeping] = stored[bookkeeping]
+        reading = change.kind is not Kind.STALLED  # a stall reads nothing new: its estimate stays
+        item.update(estimate_fields(stored, item, now, time_left_seconds=time_left_seconds, reading=reading))
         lease = new_lease()
         outbox: dict[str, Any] = {}
         taken: list[str] = []

@@ -39,6 +39,7 @@ INTERNAL_FIELDS = frozenset(
         "stalled_attempt",
         "expires_at",
         "read_at",
+        "estimate_from",
     }
 )
 # How long a run that took a pending event (in its commit, or by a claim) has to publish and clear it before

@@ -278,6 +278,8 @@ def normalize_job(job: Mapping[str, Any], *, media_id: str, assume: tzinfo) -> S
         finished_at=parse_time(values.text(job.get("finished")), assume=assume),
         outputs=outputs,
         error=error,
+        # The media's "estimated time left" (TotalTimeLeft); its unit is unconfirmed, read as seconds.
+        time_left_seconds=values.seconds(job.get("time_left")),
     )
 
 
