@@ -8,6 +8,7 @@ template, so there is one schema to edit."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from functools import lru_cache
@@ -175,13 +176,30 @@ def with_template_content(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m local.event_schema",
+        description="Write the EventBridge schema (JSON Schema Draft 4) generated from schemas/job-event.json "
+        "into template.yaml (JobEventSchema's Content).",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only check that template.yaml is up to date (exit 1 if not)"
+    )
+    arguments = parser.parse_args(argv)
     text = TEMPLATE_PATH.read_text(encoding="utf-8")
     updated = with_template_content(text)
-    if updated != text:
-        TEMPLATE_PATH.write_text(updated, encoding="utf-8")
-        print(f"{TEMPLATE_PATH.name}: registered schema written from {SCHEMA_PATH.name}", file=sys.stderr)
+    if updated == text:
+        return 0
+    if arguments.check:
+        print(
+            f"{TEMPLATE_PATH.name}: its registered schema differs from {SCHEMA_PATH.name} (run without --check)",
+            file=sys.stderr,
+        )
+        return 1
+    TEMPLATE_PATH.write_text(updated, encoding="utf-8")
+    print(f"{TEMPLATE_PATH.name}: registered schema written from {SCHEMA_PATH.name}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
