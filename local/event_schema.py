@@ -75,7 +75,7 @@ def _draft4(node: Any) -> Any:
         condition = _draft4(node["if"])
         rules = []
         if "then" in node:
-            rules.append({"anyOf": [{"not": condition}, _draft4(node["then"])]})
+            rules.append(_when(condition, _draft4(node["then"])))
         if "else" in node:
             rules.append({"anyOf": [condition, _draft4(node["else"])]})
         converted["allOf"] = [*converted.get("allOf", []), *rules]
@@ -83,6 +83,7 @@ def _draft4(node: Any) -> Any:
 
 
 def _when(condition: dict[str, Any], consequence: dict[str, Any]) -> dict[str, Any]:
+    """`if condition then consequence` in Draft 4, which has no if/then."""
     return {"anyOf": [{"not": condition}, consequence]}
 
 
@@ -126,10 +127,16 @@ def eventbridge_schema() -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1)
+def bus_validator() -> Draft4Validator:
+    Draft4Validator.check_schema(eventbridge_schema())
+    return Draft4Validator(eventbridge_schema())
+
+
 def check_bus_event(event: Any) -> None:
     """Raises ValueError naming every way `event` (as EventBridge delivers it) departs from the registered
     schema."""
-    errors = sorted(Draft4Validator(eventbridge_schema()).iter_errors(event), key=lambda error: list(error.path))
+    errors = sorted(bus_validator().iter_errors(event), key=lambda error: list(error.path))
     if errors:
         details = "; ".join(f"{'/'.join(map(str, error.path)) or '(top)'}: {error.message}" for error in errors[:5])
         raise ValueError(f"bus event does not match the registered schema: {details}")
