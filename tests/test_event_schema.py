@@ -131,11 +131,12 @@ def test_every_documented_event_matches_the_registered_schema():
         check_bus_event(on_the_bus(detail))
 
 
-def test_every_example_file_of_a_bus_event_matches_the_registered_schema():
-    examples = [
-        path for path in sorted((ROOT / "events").glob("*.json")) if "transcode-status.job-event" in path.read_text()
-    ]
-    assert examples, "events/ holds no example of an event on the bus"
+def test_every_example_file_of_a_job_event_matches_the_registered_schema():
+    """schemas/*.example.json (a bus event as a rule's target receives it) and any events/ file holding a
+    job event."""
+    files = [*sorted((ROOT / "schemas").glob("*.example.json")), *sorted((ROOT / "events").glob("*.json"))]
+    examples = [path for path in files if "transcode-status.job-event" in path.read_text()]
+    assert examples, "no example file of an event on the bus"
     for path in examples:
         check_bus_event(json.loads(path.read_text()))
 
