@@ -327,7 +327,8 @@ def test_only_a_deployment_with_a_bus_may_put_events_and_only_on_that_bus_under_
     assert actions_of(statement) == {"events:PutEvents"}
     chosen = statement["Resource"]["Fn::If"]
     assert BUS_ARNS[bus] == (chosen[1] if resolve({"Condition": chosen[0]}, template, refs) else chosen[2])
-    assert resolve(statement["Condition"]["ForAllValues:StringEquals"]["events:source"], template, refs) == "media.transcode"
+    sources = statement["Condition"]["ForAllValues:StringEquals"]["events:source"]  # every entry's source
+    assert resolve(sources, template, refs) == "media.transcode"
     # attached to exactly the deployed provider functions' roles
     policy = template["Resources"][logical_id]["Properties"]
     for enabled in ("xvid", "encoding_com,vod_station"):
