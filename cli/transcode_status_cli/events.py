@@ -71,24 +71,20 @@ def tail_events(
     Ctrl-C included. Filters become the subscription's filter policy. With --bus, follow the bus instead
     through a temporary rule (the filters become its event pattern) and queue, removed alike."""
     sqs = target.client("sqs")
+    # the same fields on both: message attributes on the topic, the detail's on the bus
+    filters = {**({"provider": list(providers)} if providers else {}), **({"event": list(names)} if names else {})}
     if bus is None:
+        if source:
+            raise click.UsageError("--source applies to --bus only")
         sns, topic = target.client("sns"), target.topic
         sns.get_topic_attributes(TopicArn=topic)  # a missing topic fails here, before anything is created
-        filter_policy = {
-            **({"provider": list(providers)} if providers else {}),
-            **({"event": list(names)} if names else {}),
-        }
-        with _temporary_subscription(sns, sqs, topic, filter_policy) as queue_url:
+        with _temporary_subscription(sns, sqs, topic, filters) as queue_url:
             click.echo(f"listening to {topic.rsplit(':', 1)[-1]} (Ctrl-C to stop)", err=True)
             _print_events(sqs, queue_url, _topic_event, as_json, max_messages, timeout)
         return
     eventbridge, bus = target.client("events"), target.bus(bus)
     eventbridge.describe_event_bus(Name=bus)  # a missing bus fails here, before anything is created
-    detail = {
-        **({"provider": list(providers)} if providers else {}),
-        **({"event": list(names)} if names else {}),
-    }
-    pattern = {"source": [target.event_source(source)], **({"detail": detail} if detail else {})}
+    pattern = {"source": [target.event_source(source)], **({"detail": filters} if filters else {})}
     with _temporary_rule(eventbridge, sqs, bus, pattern) as queue_url:
         click.echo(
             f"listening to bus {bus.rsplit('/', 1)[-1]}, source {pattern['source'][0]} (Ctrl-C to stop)", err=True

@@ -166,3 +166,8 @@ def test_bus_alone_takes_the_stack_s_bus_and_source_from_its_outputs():
     with pytest.raises(Exception, match="sends no events to a bus"):
         target.bus("")
     assert Target(stack=None).event_source(None) == "transcode-status"
+
+
+def test_source_without_bus_is_a_usage_error(aws, run):
+    code, _, err = run("events", "tail", "--topic", "arn:aws:sns:us-east-1:123456789012:t", "--source", "x")
+    assert code == 2 and "--source applies to --bus only" in err
