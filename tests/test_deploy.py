@@ -136,6 +136,11 @@ def test_every_parameter_is_bounded_and_its_default_is_accepted(template):
         ("OpsAlertEmail", "two@example.com,three@example.com", False),
         ("XvidApiUrl", "api.xvid.com/v1/", False),
         ("ProviderFailurePeriods", "37", False),
+        ("EventBus", "none", True),
+        ("EventBus", "my-bus", False),  # none, default or create
+        ("EventSource", "com.example.transcode", True),
+        ("EventSource", "aws.transcode", False),  # PutEvents refuses a custom source starting with aws.
+        ("EventSource", "transcode status", False),
     ],
 )
 def test_values_the_service_would_refuse_are_refused_at_deploy(template, name, value, accepted):

@@ -43,6 +43,7 @@ OPERATIONS: dict[str, set[str]] = {
     "send_message": {"sqs:SendMessage"},
     "send_message_batch": {"sqs:SendMessage"},  # authorized as sqs:SendMessage
     "get_secret_value": {"secretsmanager:GetSecretValue"},
+    "put_events": {"events:PutEvents"},
 }
 TRANSACT_ITEMS = {
     "Put": "dynamodb:PutItem",
@@ -53,7 +54,9 @@ TRANSACT_ITEMS = {
 # Library functions that call AWS on the code's behalf.
 LIBRARY_CALLS: dict[str, set[str]] = {"get_secret": {"secretsmanager:GetSecretValue"}}
 # Granted ahead of the code that will call it (remove the entry once that code is merged).
-GRANTED_AHEAD: dict[str, dict[str, str]] = {}
+GRANTED_AHEAD: dict[str, dict[str, str]] = {
+    logical_id: {"events:PutEvents": "the bus publisher (EVENT_BUS_NAME)"} for logical_id in PROVIDER_FUNCTIONS
+}
 
 
 # --- what the code calls ----------------------------------------------------------------------------
@@ -151,11 +154,28 @@ def code_actions(folder: str) -> set[str]:
 
 # --- what the roles grant ---------------------------------------------------------------------------
 def statements(template, logical_id: str) -> list[dict]:
+    """The role's own statements, then those of policies attached to it (whatever their condition: a grant
+    that some deployments make must still be one the code uses)."""
     function = resource(template, logical_id)["Properties"]
-    role = resource(template, function["Role"]["Fn::GetAtt"][0])
+    role_id = function["Role"]["Fn::GetAtt"][0]
+    role = resource(template, role_id)
     assert role["Type"] == "AWS::IAM::Role"
     assert "ManagedPolicyArns" not in role["Properties"], "managed policies grant more than the code calls"
-    return [st for policy in role["Properties"]["Policies"] for st in policy["PolicyDocument"]["Statement"]]
+    found = [st for policy in role["Properties"]["Policies"] for st in policy["PolicyDocument"]["Statement"]]
+    return found + [
+        st for policy in attached_policies(template, role_id) for st in policy["PolicyDocument"]["Statement"]
+    ]
+
+
+def attached_policies(template, role_id: str) -> list[dict]:
+    """The Properties of every AWS::IAM::Policy that names the role (`!Ref Role` or `!If [cond, !Ref Role, ...]`)."""
+    found = []
+    for policy in template["Resources"].values():
+        if policy["Type"] == "AWS::IAM::Policy":
+            roles = [role.get("Fn::If", [None, role])[1] for role in policy["Properties"].get("Roles", [])]
+            if {"Ref": role_id} in roles:
+                found.append(policy["Properties"])
+    return found
 
 
 def actions_of(statement: dict) -> set[str]:
@@ -185,8 +205,9 @@ def test_platform_grants_are_what_lambda_needs_for_this_function(template, logic
     assert "Policies" not in function, "SAM would make its own role, with logs:* on *"
     platform = {st["Sid"]: st for st in statements(template, logical_id) if st["Sid"].startswith("Platform")}
     own_group = function["LoggingConfig"]["LogGroup"]["Ref"]
-    assert actions_of(platform.pop("PlatformLogs")) == {"logs:CreateLogStream", "logs:PutLogEvents"}
-    assert statements(template, logical_id)[-len(platform) - 1]["Resource"] == {"Fn::GetAtt": [own_group, "Arn"]}
+    logs = platform.pop("PlatformLogs")
+    assert actions_of(logs) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert logs["Resource"] == {"Fn::GetAtt": [own_group, "Arn"]}
     tracing = template["Globals"]["Function"].get("Tracing") == "Active"
     assert actions_of(platform.pop("PlatformTracing")) == (
         {"xray:PutTraceSegments", "xray:PutTelemetryRecords"} if tracing else set()
@@ -244,7 +265,7 @@ def test_every_aws_operation_the_code_calls_is_mapped():
     session = botocore.session.get_session()
     known = {
         xform_name(operation)
-        for service in ("dynamodb", "sns", "sqs", "secretsmanager", "cloudwatch")
+        for service in ("dynamodb", "sns", "sqs", "secretsmanager", "cloudwatch", "events")
         for operation in session.get_service_model(service).operation_names
     }
     called = set().union(*(d.operations for defs in LAYER_DEFINITIONS.values() for d in defs))
@@ -267,3 +288,61 @@ def test_the_scan_sees_the_calls_it_must():
     jobs_api = code_actions("jobs_api")
     assert {"dynamodb:GetItem", "dynamodb:PutItem"} <= jobs_api
     assert not jobs_api & {"sns:Publish", "secretsmanager:GetSecretValue", "dynamodb:Scan", "dynamodb:DeleteItem"}
+
+
+# --- the bus (EventBus: none, default, create) -------------------------------------------------------------
+BUS_ARNS = {
+    "default": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"},
+    "create": {"Fn::GetAtt": ["JobEventBus", "Arn"]},
+}
+
+
+def events_grants(template) -> list[tuple[str, dict]]:
+    """(logical id, statement) of every statement anywhere in the template that grants an events: action."""
+    found = []
+    for logical_id, definition in template["Resources"].items():
+        documents = [definition["Properties"].get("PolicyDocument")]
+        documents += [policy["PolicyDocument"] for policy in definition["Properties"].get("Policies", [])]
+        for document in filter(None, documents):
+            found += [
+                (logical_id, st) for st in document["Statement"] if any(a.startswith("events:") for a in actions_of(st))
+            ]
+    return found
+
+
+@pytest.mark.parametrize("bus", ["none", "default", "create"])
+def test_only_a_deployment_with_a_bus_may_put_events_and_only_on_that_bus_under_its_source(template, bus):
+    from local.artifact import resolve
+
+    refs = {"EventBus": bus, "EventSource": "media.transcode"}
+    grants = [
+        (logical_id, statement)
+        for logical_id, statement in events_grants(template)
+        if resolve({"Condition": template["Resources"][logical_id].get("Condition", "SendsToBus")}, template, refs)
+    ]
+    if bus == "none":
+        assert grants == [], "no bus, no events permission anywhere"
+        return
+    ((logical_id, statement),) = grants
+    assert actions_of(statement) == {"events:PutEvents"}
+    chosen = statement["Resource"]["Fn::If"]
+    assert BUS_ARNS[bus] == (chosen[1] if resolve({"Condition": chosen[0]}, template, refs) else chosen[2])
+    sources = statement["Condition"]["ForAllValues:StringEquals"]["events:source"]  # every entry's source
+    assert resolve(sources, template, refs) == "media.transcode"
+    # attached to exactly the deployed provider functions' roles
+    policy = template["Resources"][logical_id]["Properties"]
+    for enabled in ("xvid", "encoding_com,vod_station"):
+        physical = {f"{prefix}Role": provider for prefix, provider in FUNCTIONS_BY_PREFIX.items()}
+        roles = [
+            resolve(role, template, {**refs, **physical, "EnabledProviders": enabled, "AWS::NoValue": ""})
+            for role in policy["Roles"]
+        ]
+        assert set(filter(None, roles)) == set(enabled.split(","))
+
+
+FUNCTIONS_BY_PREFIX = {
+    "EncodingCom": "encoding_com",
+    "TransparentEdge": "transparent_edge",
+    "Xvid": "xvid",
+    "VodStation": "vod_station",
+}

@@ -328,3 +328,52 @@ def test_each_provider_function_consumes_its_own_fanout_queue_with_partial_batch
         assert queue["VisibilityTimeout"] >= 6 * template["Globals"]["Function"]["Timeout"]
         queues.add(queue_id)
     assert len(queues) == len(PROVIDER_FUNCTIONS)  # one queue each: a function never gets another's batches
+
+
+# --- the bus (EventBus: none, default, create) -------------------------------------------------------------
+@pytest.mark.parametrize(("bus", "bus_name"), [("none", ""), ("default", "default"), ("create", "stack-job-events")])
+def test_provider_functions_are_told_the_bus_and_source_the_deployment_chose(template, bus, bus_name):
+    from local.artifact import resolve
+
+    refs = {"EventBus": bus, "EventSource": "media.transcode", "JobEventBus": "stack-job-events"}
+    for logical_id in PROVIDER_FUNCTIONS:
+        env = function_env(template, logical_id)
+        assert resolve(env["EVENT_BUS_NAME"], template, refs) == bus_name  # empty: the topic only, as before
+        assert resolve(env["EVENT_SOURCE"], template, refs) == "media.transcode"
+    assert "EVENT_BUS_NAME" not in function_env(template, "JobsApiFunction")  # it publishes nothing
+    assert template["Parameters"]["EventBus"]["Default"] == "none"
+    assert template["Parameters"]["EventSource"]["Default"] == "transcode-status"
+
+
+@pytest.mark.parametrize("bus", ["none", "default", "create"])
+def test_a_bus_a_registry_and_their_outputs_exist_only_when_the_deployment_asks(template, bus):
+    from local.artifact import resolve
+
+    refs = {"EventBus": bus}
+
+    def deployed(definition):
+        return "Condition" not in definition or resolve({"Condition": definition["Condition"]}, template, refs)
+
+    kinds = {
+        definition["Type"]
+        for definition in template["Resources"].values()
+        if definition["Type"].startswith(("AWS::Events::", "AWS::EventSchemas::")) and deployed(definition)
+    }
+    outputs = {name for name, output in template["Outputs"].items() if name.startswith("Event") and deployed(output)}
+    registry = {"AWS::EventSchemas::Registry", "AWS::EventSchemas::Schema"}
+    expected = {"none": set(), "default": registry, "create": {"AWS::Events::EventBus", *registry}}[bus]
+    assert kinds == expected
+    every_output = {"EventBusName", "EventBusArn", "EventSource", "EventSchemaRegistryName", "EventSchemaName"}
+    assert outputs == (set() if bus == "none" else every_output)
+    if bus != "none":
+        assert resolve(template["Outputs"]["EventBusName"]["Value"], template, {**refs, "JobEventBus": "b"}) == (
+            "b" if bus == "create" else "default"
+        )
+
+
+def test_the_registered_schema_is_json_schema_draft_4_in_the_stack_s_registry(template):
+    schema = resource(template, "JobEventSchema")["Properties"]
+    assert schema["Type"] == "JSONSchemaDraft4"  # the registry takes OpenApi3 or JSONSchemaDraft4, not 2020-12
+    assert schema["RegistryName"] == {"Fn::GetAtt": ["JobEventSchemaRegistry", "RegistryName"]}
+    # a schema name EventBridge accepts, derived from the source like AWS's own (aws.mediaconvert@...)
+    assert schema["SchemaName"] == {"Fn::Sub": "${EventSource}@TranscodeJobEvent"}

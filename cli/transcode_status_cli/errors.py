@@ -16,7 +16,7 @@ from botocore.exceptions import (
 OK = 0
 FAILED = 1  # AWS or the jobs API answered with an error
 USAGE = 2  # bad arguments, unknown provider, nothing says which stack or table (click uses 2 too)
-NOT_FOUND = 3  # no such stack, table, topic, job, or no event to replay
+NOT_FOUND = 3  # no such stack, table, topic, bus, job, or no event to replay
 CREDENTIALS = 4  # no credentials or region, or not allowed
 UNREACHABLE = 5  # AWS endpoint or jobs API unreachable
 
@@ -66,6 +66,8 @@ def explain(exc: BaseException) -> CliError | None:
             return CliError(f"AWS refused {operation}: {code}: {message}", CREDENTIALS)
         if code == "ResourceNotFoundException" and operation in ("Query", "GetItem", "DescribeTable"):
             return CliError(f"jobs table not found: {message or code}", NOT_FOUND)
+        if code == "ResourceNotFoundException" and operation == "DescribeEventBus":
+            return CliError(f"event bus not found: {message or code}", NOT_FOUND)
         if code in ("NotFound", "NotFoundException"):
             return CliError(f"topic not found: {message or code}", NOT_FOUND)
         if code == "ValidationError" and "does not exist" in message:

@@ -19,7 +19,7 @@ Examples:
   transcode-status events tail --stack prod --event job.failed
 
 Exit codes: 0 ok, 1 AWS or the jobs API answered with an error, 2 usage (also: no --stack/--table),
-3 not found (stack, table, topic, job, event), 4 credentials, region or permission, 5 unreachable.
+3 not found (stack, table, topic, bus, job, event), 4 credentials, region or permission, 5 unreachable.
 
 \b
 Shell completion (bash; zsh and fish alike with zsh_source, fish_source):

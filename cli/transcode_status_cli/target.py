@@ -23,6 +23,9 @@ from transcode_status_cli.errors import NOT_FOUND, UNREACHABLE, USAGE, CliError
 OUTPUT_TABLE = "JobsTableName"
 OUTPUT_TOPIC = "JobEventsTopicArn"
 OUTPUT_API = "ApiUrl"
+OUTPUT_BUS = "EventBusName"
+OUTPUT_SOURCE = "EventSource"
+DEFAULT_SOURCE = "transcode-status"  # template.yaml's EventSource default
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 
 
@@ -79,6 +82,22 @@ class Target:
     @property
     def api(self) -> str:
         return self._resource(self.api_url, OUTPUT_API, "--api-url URL").rstrip("/")
+
+    def bus(self, explicit: str | None) -> str:
+        """The event bus: the one named, else the stack's (which a stack deployed with EventBus=none lacks)."""
+        if explicit:
+            return explicit
+        if not self.stack:
+            raise CliError("say which bus: --bus NAME, or --stack with --bus (see --help)", USAGE)
+        if not self.outputs.get(OUTPUT_BUS):
+            raise CliError(
+                f"stack {self.stack} sends no events to a bus (deploy it with EventBus=default or create)", NOT_FOUND
+            )
+        return self.outputs[OUTPUT_BUS]
+
+    def event_source(self, explicit: str | None) -> str:
+        """The events' source: the one named, else the stack's EventSource, else the template's default."""
+        return explicit or self.outputs.get(OUTPUT_SOURCE) or DEFAULT_SOURCE
 
     @cached_property
     def store(self) -> JobStore:

@@ -1,4 +1,4 @@
-"""The CLI as a process: Ctrl-C ends `events tail` and still removes its queue and subscription; missing
+"""The CLI as a process: Ctrl-C ends `events tail` and still removes its queue and subscription (or rule); missing
 credentials and an unreachable endpoint are one line with their exit code."""
 
 from __future__ import annotations
@@ -76,6 +76,35 @@ def test_ctrl_c_ends_tail_and_removes_its_queue_and_subscription(moto_server):
     assert "temporary queue and subscription removed" in tail.stderr.read()
     assert sqs.list_queues().get("QueueUrls", []) == []
     assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
+
+
+def test_ctrl_c_ends_a_tail_of_the_bus_and_removes_its_rule_and_queue(moto_server):
+    env = cli_env(
+        AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_REGION="us-east-1"
+    )
+    events = boto3.client("events", endpoint_url=moto_server, region_name="us-east-1")
+    sqs = boto3.client("sqs", endpoint_url=moto_server, region_name="us-east-1")
+    events.create_event_bus(Name="job-events")
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "transcode_status_cli", "events", "tail", "--bus", "job-events"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_reaches_it,
+    )
+    try:
+        assert "listening to bus job-events" in tail.stderr.readline()
+        assert len(sqs.list_queues().get("QueueUrls", [])) == 1
+        assert len(events.list_rules(EventBusName="job-events")["Rules"]) == 1
+        time.sleep(0.5)  # inside the receive loop
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(timeout=30) == 0
+    finally:
+        tail.kill()
+    assert "temporary queue and rule removed" in tail.stderr.read()
+    assert sqs.list_queues().get("QueueUrls", []) == []
+    assert events.list_rules(EventBusName="job-events")["Rules"] == []
 
 
 def test_no_credentials_is_one_line_and_exit_4():

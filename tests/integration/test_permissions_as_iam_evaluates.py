@@ -13,7 +13,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class Request:
     resource: str
     leading_keys: tuple[str, ...]
     call: str  # the API call it came from, for the failure message
+    source: str | None = None  # PutEvents: the entry's Source (`events:source`)
 
 
 class Recorder:
@@ -112,6 +113,12 @@ def key_schemas(template) -> dict[str | None, str]:
 
 def table_arn(name: str) -> str:
     return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+
+
+def bus_arn(name_or_arn: str) -> str:
+    return (
+        name_or_arn if name_or_arn.startswith("arn:") else f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name_or_arn}"
+    )
 
 
 def queue_arn(url: str) -> str:
@@ -163,12 +170,20 @@ def requests_of(call: tuple[str, str, dict[str, Any]], partition_keys: dict[str 
         return [Request("sns:Publish", params["TopicArn"], (), label)]
     if service == "sqs" and operation in ("SendMessage", "SendMessageBatch"):  # the batch as SendMessage
         return [Request("sqs:SendMessage", queue_arn(params["QueueUrl"]), (), label)]
+    if service == "events" and operation == "PutEvents":  # authorized per entry: its bus and its source
+        return [
+            Request("events:PutEvents", bus_arn(entry.get("EventBusName", "default")), (), label, entry["Source"])
+            for entry in params["Entries"]
+        ]
     if service == "secretsmanager" and operation == "GetSecretValue":
         return [Request("secretsmanager:GetSecretValue", secret_arns(params["SecretId"]), (), label)]
     raise AssertionError(f"{label}: map this call to the IAM actions it needs (and grant them)")
 
 
 # --- what the role allows, as IAM evaluates it ---------------------------------------------------------
+NO_VALUE = object()  # AWS::NoValue: the list member or property is left out
+
+
 def resolve(value: Any, template: dict, physical: dict[str, dict[str, str]], parameters: dict[str, str]) -> Any:
     """A template value with intrinsics resolved: `physical[logical_id]` holds the resource's Ref and
     attributes; parameters not given take their Default."""
@@ -187,13 +202,15 @@ def resolve(value: Any, template: dict, physical: dict[str, dict[str, str]], par
         pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::StackName": "t"}
         if name in pseudo:
             return pseudo[name]
+        if name == "AWS::NoValue":
+            return NO_VALUE
         parameter = template["Parameters"][name]
         default = str(parameter["Default"])
         listed = parameter["Type"] == "CommaDelimitedList" or parameter["Type"].startswith("List<")
         return [item.strip() for item in default.split(",")] if listed else default
 
     if isinstance(value, list):
-        return [again(item) for item in value]
+        return [item for item in (again(item) for item in value) if item is not NO_VALUE]
     if not isinstance(value, dict):
         return value
     if len(value) != 1:
@@ -250,9 +267,22 @@ def resolve(value: Any, template: dict, physical: dict[str, dict[str, str]], par
 
 
 def role_statements(template, function: str, physical, parameters) -> list[dict[str, Any]]:
+    """The role's own statements and those of the policies attached to it that this deployment (`parameters`)
+    creates."""
     properties = resource(template, f"{FUNCTIONS[function]}Function")["Properties"]
-    role = resource(template, properties["Role"]["Fn::GetAtt"][0])["Properties"]
+    role_id = properties["Role"]["Fn::GetAtt"][0]
+    role = resource(template, role_id)["Properties"]
     found = [statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
+    for definition in template["Resources"].values():
+        if definition["Type"] != "AWS::IAM::Policy":
+            continue
+        condition = definition.get("Condition")
+        if condition and not resolve({"Condition": condition}, template, physical, parameters):
+            continue
+        named = {f"{prefix}Role": {"Ref": f"{prefix}Role"} for prefix in FUNCTIONS.values()}
+        roles = resolve(definition["Properties"]["Roles"], template, {**physical, **named}, parameters)
+        if role_id in roles:
+            found += definition["Properties"]["PolicyDocument"]["Statement"]
     return resolve(found, template, physical, parameters)
 
 
@@ -274,8 +304,9 @@ def condition_holds(condition: dict[str, dict[str, Any]], request: Request) -> b
         qualifier, _, test_name = operator.rpartition(":")
         test = string_tests[test_name]
         for key, patterns in block.items():
-            assert key == "dynamodb:LeadingKeys", f"the test does not know the condition key {key}"
-            values = request.leading_keys
+            context = {"dynamodb:LeadingKeys": request.leading_keys, "events:source": (request.source,)}
+            assert key in context, f"the test does not know the condition key {key}"
+            values = tuple(value for value in context[key] if value is not None)
 
             def matches(value: str, patterns: list[str] = _listed(patterns), test=test) -> bool:
                 return any(test(value, pattern) for pattern in patterns)
@@ -319,6 +350,7 @@ class Run:
     template: dict[str, Any]
     physical: dict[str, dict[str, str]]
     secrets: dict[str, str]  # secret name -> ARN
+    parameters: dict[str, str] = field(default_factory=dict)  # the deployment's (EventBus, ...); others: Default
 
     def secret_arn(self, secret_id: str) -> str:
         return secret_id if secret_id.startswith("arn:") else self.secrets[secret_id]
@@ -332,7 +364,7 @@ class Run:
             for request in requests_of(call, partition_keys, self.secret_arn)
         ]
         assert requests, f"{function} made no AWS call: the paths were not driven"
-        statements = role_statements(self.template, function, self.physical, {})
+        statements = role_statements(self.template, function, self.physical, self.parameters)
         return (*evaluate(statements, requests), statements)
 
 
@@ -357,6 +389,11 @@ def configure(run: Run, provider: str, sim, credentials: dict[str, str]) -> str:
     queue's URL."""
     prefix = FUNCTIONS[provider]
     arn = run.stack.configure(provider, sim.url, credentials)
+    bus = run.parameters.get("EventBus", "none")
+    if bus != "none":  # the environment template.yaml gives the function with this EventBus
+        source = run.parameters.get("EventSource", "transcode-status")
+        name = run.physical["JobEventBus"]["Ref"] if bus == "create" else "default"
+        run.stack.function_env[provider].update({"EVENT_BUS_NAME": name, "EVENT_SOURCE": source})
     run.secrets[f"{run.stack.name}/{provider}"] = arn
     run.physical[f"{prefix}Secret"] = {"Ref": arn}
     url = boto3.client("sqs").create_queue(QueueName=f"{provider}-fanout")["QueueUrl"]
@@ -461,6 +498,30 @@ def test_every_call_of_a_provider_function_is_allowed_by_its_role_as_iam_evaluat
     assert unused == set(), f"{provider}'s role grants what none of its calls used"
 
 
+def layer_puts_events() -> bool:
+    layer = ROOT / "layers" / "transcode_core" / "transcode_core"
+    return any(".put_events(" in path.read_text() for path in layer.rglob("*.py"))
+
+
+@pytest.mark.parametrize(("bus", "source"), [("create", "transcode-status"), ("default", "media.transcode")])
+@pytest.mark.parametrize("provider", sorted(SIMULATORS))
+def test_with_a_bus_every_call_is_allowed_and_the_bus_grant_is_used(run, provider, bus, source):
+    if not layer_puts_events():
+        pytest.skip("the core has no bus publisher yet: the grant is there ahead of it")
+    # Given the deployment's bus (EventBus=create: the stack's own; default: the account's)
+    run.parameters.update({"EventBus": bus, "EventSource": source})
+    if bus == "create":
+        arn = boto3.client("events").create_event_bus(Name="t-job-events")["EventBusArn"]
+        run.physical["JobEventBus"] = {"Ref": "t-job-events", "Arn": arn}
+    # When the function runs its paths, then every call (PutEvents included) is allowed, every grant used
+    drive_provider(run, provider)
+    denied, used, statements = run.check(provider)
+    assert denied == [], f"{provider}'s role denies calls its code makes:\n{describe(denied)}"
+    assert "PutJobEventsOnBus" in used
+    unused = {st["Sid"] for st in statements if not st["Sid"].startswith("Platform")} - used
+    assert unused == set(), f"{provider}'s role grants what none of its calls used"
+
+
 def test_every_call_of_the_jobs_api_is_allowed_by_its_role_as_iam_evaluates_it(run):
     drive_jobs_api(run)
     denied, used, statements = run.check("jobs_api")
@@ -522,5 +583,36 @@ def test_the_evaluation_follows_iam_s_rules(request_, allowed):
         "PollFailureQueue": {"Arn": "arn:queue:failures"},
     }
     statements = role_statements(template, "xvid", physical, {})
+    denied, _ = evaluate(statements, [request_])
+    assert (denied == []) is allowed
+
+
+OWN_BUS = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/t-job-events"
+DEFAULT_BUS = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
+
+
+@pytest.mark.parametrize(
+    ("bus", "request_", "allowed"),
+    [
+        ("create", Request("events:PutEvents", OWN_BUS, (), "", "transcode-status"), True),
+        ("create", Request("events:PutEvents", OWN_BUS, (), "", "aws.mediaconvert"), False),  # not its source
+        ("create", Request("events:PutEvents", DEFAULT_BUS, (), "", "transcode-status"), False),  # not its bus
+        ("default", Request("events:PutEvents", DEFAULT_BUS, (), "", "transcode-status"), True),
+        ("default", Request("events:PutEvents", OWN_BUS, (), "", "transcode-status"), False),
+        ("none", Request("events:PutEvents", DEFAULT_BUS, (), "", "transcode-status"), False),  # no bus, no grant
+    ],
+)
+def test_the_evaluation_of_the_bus_grant_follows_iam_s_rules(bus, request_, allowed):
+    template = load_template(ROOT / "template.yaml")
+    physical = {
+        "JobsTable": {"Ref": "t", "Arn": table_arn("t")},
+        "JobEventsTopic": {"Ref": "arn:aws:sns:us-east-1:123456789012:topic"},
+        "JobEventBus": {"Ref": "t-job-events", "Arn": OWN_BUS},
+        "XvidSecret": {"Ref": "arn:secret:xvid"},
+        "XvidFanoutQueue": {"Arn": "arn:queue:xvid"},
+        "XvidLogGroup": {"Arn": "arn:logs:xvid"},
+        "PollFailureQueue": {"Arn": "arn:queue:failures"},
+    }
+    statements = role_statements(template, "xvid", physical, {"EventBus": bus})
     denied, _ = evaluate(statements, [request_])
     assert (denied == []) is allowed
