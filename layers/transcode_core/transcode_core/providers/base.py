@@ -138,6 +138,11 @@ class ProviderSpec:
             raise BadRequest(f"{job_id[:100]!r} is not a {self.id} job id")
 
 
+# The most provider reads an adapter runs side by side when CONCURRENCY would not fit the time left
+# (TransparentEdge's detail reads); the HTTP session's connection pool holds as many.
+MAX_READ_CONCURRENCY = 32
+
+
 def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
