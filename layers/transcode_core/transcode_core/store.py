@@ -49,6 +49,9 @@ LEASE_SECONDS = 300
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _BATCH_GET_LIMIT = 100
+# DynamoDB ends a page at 1 MB (about a thousand jobs); the limit keeps a page half that where items are smaller
+# or an endpoint does not page (moto answers every item at once: ~10 KiB of transient heap a job while parsing).
+ACTIVE_PAGE_ITEMS = 500
 _UNPARSED_QUERY = "transcode-status-query-items-unparsed"
 _TRANSACT_LIMIT = 100
 
@@ -119,13 +122,15 @@ class JobStore:
         return found
 
     def active_jobs(self, provider: str) -> list[dict[str, Any]]:
-        """Every job of this provider on the ActiveJobs index (a Query per page, never a Scan)."""
+        """Every job of this provider on the ActiveJobs index (a Query per page, never a Scan). A page holds at
+        most ACTIVE_PAGE_ITEMS jobs, so reading one costs a bounded amount of memory beside the jobs it adds."""
         items: list[dict[str, Any]] = []
         paginator_args = {
             "TableName": self.table_name,
             "IndexName": ACTIVE_INDEX,
             "KeyConditionExpression": "active_provider = :p",
             "ExpressionAttributeValues": {":p": {"S": provider}},
+            "Limit": ACTIVE_PAGE_ITEMS,
         }
         while True:
             answer = self._call("query", **paginator_args)
