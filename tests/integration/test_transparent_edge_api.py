@@ -18,7 +18,7 @@ from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
 from transcode_core.model import TERMINAL, Kind, Snapshot, Status, decide
-from transcode_core.providers.base import MAX_READ_CONCURRENCY, PollContext, PollFailure
+from transcode_core.providers.base import PollContext, PollFailure
 from transcode_core.providers.transparent_edge import TransparentEdgeAdapter, detail_concurrency
 from transcode_core.webhook import WebhookBody
 
@@ -615,15 +615,15 @@ def test_more_details_than_concurrency_fits_the_time_left_are_read_more_at_a_tim
 
 
 @pytest.mark.parametrize(
-    ("reads", "seconds_left", "expected"),
+    ("reads", "seconds_left", "configured", "expected"),
     [
-        (2_000, 115.0, 8),  # a steady period: CONCURRENCY is enough
-        (50_000, 115.0, MAX_READ_CONCURRENCY),  # 50,000 moved orders need 87 at 0.1 s: held to the cap
-        (50_000, math.inf, 8),  # no time limit (tests, the local runner): as configured
-        (5, 0.5, 8),  # no more reads than CONCURRENCY
-        (50_000, 115.0, 48),  # a CONCURRENCY above the cap is the operator's choice
+        (2_000, 115.0, 8, 8),  # a steady period: CONCURRENCY is enough
+        (50_000, 115.0, 8, 32),  # 50,000 moved orders need 87 at 0.1 s: held to 4 x CONCURRENCY
+        (50_000, 115.0, 2, 8),  # an operator who lowered CONCURRENCY for the provider's limits lowers the ceiling
+        (50_000, 115.0, 48, 87),  # as many as needed below the ceiling
+        (50_000, math.inf, 8, 8),  # no time limit (tests, the local runner): as configured
+        (5, 0.5, 8, 8),  # no more reads than CONCURRENCY
     ],
 )
-def test_detail_reads_never_go_past_the_cap_nor_below_concurrency(reads, seconds_left, expected):
-    configured = 48 if expected == 48 else 8
+def test_detail_reads_stay_within_four_times_concurrency_and_never_below_it(reads, seconds_left, configured, expected):
     assert detail_concurrency(reads, seconds_left, configured) == expected

@@ -49,7 +49,7 @@ from transcode_core.oauth import ClientCredentialsToken
 from transcode_core.observability import logger
 from transcode_core.providers import values
 from transcode_core.providers.base import (
-    MAX_READ_CONCURRENCY,
+    READ_SCALE_UP,
     Adapter,
     PollContext,
     PollFailure,
@@ -271,12 +271,12 @@ class TransparentEdgeAdapter(Adapter):
 
 def detail_concurrency(reads: int, seconds_left: float, configured: int) -> int:
     """How many detail reads run side by side: CONCURRENCY, or as many as `reads` need to fit their share of
-    the time left, at most MAX_READ_CONCURRENCY (the provider documents no rate limit; a 429 is retried after
-    its Retry-After like any call)."""
+    the time left, at most READ_SCALE_UP x CONCURRENCY (the provider documents no rate limit; a 429 is retried
+    after its Retry-After like any call)."""
     if math.isinf(seconds_left) or reads <= configured:
         return configured
     needed = math.ceil(reads * PLANNED_DETAIL_SECONDS / max(seconds_left * DETAIL_SHARE_OF_TIME, 1.0))
-    return max(configured, min(needed, MAX_READ_CONCURRENCY))
+    return max(configured, min(needed, configured * READ_SCALE_UP))
 
 
 # --- normalizer ----------------------------------------------------------------------------------------
