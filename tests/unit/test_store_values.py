@@ -11,6 +11,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from transcode_core import store as store_module
 from transcode_core.errors import DependencyUnavailable
 from transcode_core.store import JobStore, _from_dynamo, _to_dynamo, job_key
 
@@ -118,3 +119,21 @@ def test_a_query_reads_the_items_it_wrote_back_unchanged_and_its_errors_stay_err
     assert read == {**item, "listed_provider": "xvid", "ids": ["SS-1", "SS-2"], "outputs": expected_outputs}
     with pytest.raises(DependencyUnavailable):
         JobStore("no-such-table").active_jobs("xvid")
+
+
+def test_the_active_index_is_read_a_bounded_page_at_a_time(stack, monkeypatch):
+    # Given 12 active jobs and pages of at most 5 (500 in production: a page's parse is what costs memory)
+    monkeypatch.setattr(store_module, "ACTIVE_PAGE_ITEMS", 5)
+    store = JobStore(stack.table_name)
+    for n in range(12):
+        store.register("xvid", f"job-{n:02}", rewatch_minutes=60)
+    queries = []
+    store.client.meta.events.register(
+        "before-parameter-build.dynamodb.Query", lambda params, **_: queries.append(dict(params))
+    )
+
+    jobs = store.active_jobs("xvid")
+
+    # Then every job is read, in three Queries of at most 5 items
+    assert sorted(job["job_id"] for job in jobs) == [f"job-{n:02}" for n in range(12)]
+    assert [query["Limit"] for query in queries] == [5, 5, 5]
