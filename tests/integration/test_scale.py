@@ -14,6 +14,7 @@ from local.lambda_events import sqs_event
 from local.simulators.encoding_com import EncodingComSimulator
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
+from transcode_core.errors import DependencyUnavailable
 from transcode_core.fanout import FanOutQueue
 from transcode_core.model import Snapshot, Status
 from transcode_core.notify import Notifier
@@ -200,6 +201,58 @@ def test_a_poll_past_the_threshold_fans_its_changes_out_and_the_function_applies
     statuses = Counter(job["status"] for job in stack.jobs(PROVIDER))
     assert statuses == {"COMPLETE": 55, "PROCESSING": 5}
     assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 56))
+
+
+class CountingQueue(FanOutQueue):
+    """The fan-out queue, counting the messages sent; `refuse_after` sends, it refuses the rest."""
+
+    def __init__(self, queue_url, refuse_after=None):
+        super().__init__(queue_url, boto3.client("sqs"))
+        self.sent = 0
+        self.refuse_after = refuse_after
+
+    def send(self, body):
+        if self.refuse_after is not None and self.sent >= self.refuse_after:
+            raise DependencyUnavailable("fan-out queue send failed: ServiceUnavailable")
+        super().send(body)
+        self.sent += 1
+
+
+def test_a_fanned_out_poll_sends_each_message_as_soon_as_it_is_full(stack, build, queue):
+    # Given 60 active jobs, a fan-out past 10 jobs in messages of 10, and an adapter that notes how many
+    # messages were sent by the time it hands over its last snapshot
+    pipeline, _ = build(fanout_threshold=10, fanout_batch_size=10)
+    pipeline.fanout = CountingQueue(queue)
+    pipeline.poll(ScriptedAdapter(processing(60)))
+    sent_before_last = []
+    adapter = ScriptedAdapter(
+        finished(60), after_each=lambda index: sent_before_last.append(pipeline.fanout.sent) if index == 58 else None
+    )
+
+    report = pipeline.poll(adapter)
+
+    # Then five full messages were already out (the poll holds at most one message's jobs), the sixth after
+    assert sent_before_last == [5]
+    assert report.jobs_fanned_out == 60 and pipeline.fanout.sent == 6
+
+
+def test_a_fan_out_queue_that_fails_midway_leaves_the_rest_for_the_next_poll(stack, build, queue):
+    # Given 60 active jobs that all finish, and a queue that takes two messages of 10 and then fails
+    pipeline, _ = build(fanout_threshold=10, fanout_batch_size=10)
+    pipeline.fanout = CountingQueue(queue, refuse_after=2)
+    pipeline.poll(ScriptedAdapter(processing(60)))
+
+    report = pipeline.poll(ScriptedAdapter(finished(60)))
+
+    # Then the 20 sent are counted fanned out, the other 40 deferred, and nothing else was written
+    assert (report.jobs_fanned_out, report.jobs_deferred) == (20, 40)
+    assert drain(stack, PROVIDER, queue) == []
+    assert Counter(job["status"] for job in stack.jobs(PROVIDER)) == {"COMPLETE": 20, "PROCESSING": 40}
+    # When the queue is back, the next poll (the provider still shows the finishes) fans out the rest
+    pipeline.fanout.refuse_after = None
+    report = pipeline.poll(ScriptedAdapter(finished(60)))
+    assert report.jobs_fanned_out == 40 and drain(stack, PROVIDER, queue) == []
+    assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{n}#1#COMPLETE" for n in range(1, 61))
 
 
 def test_a_repeated_or_late_fan_out_message_changes_nothing_and_a_bad_one_fails_alone(stack, build, queue):

@@ -3,6 +3,7 @@ economy, malformed answers, requeues. A small in-memory store applies snapshots 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,11 +14,12 @@ import requests
 from local.simulators.transparent_edge import TransparentEdgeSimulator
 from transcode_core import oauth
 from transcode_core.config import Settings
+from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
 from transcode_core.model import TERMINAL, Kind, Snapshot, Status, decide
 from transcode_core.providers.base import PollContext, PollFailure
-from transcode_core.providers.transparent_edge import TransparentEdgeAdapter
+from transcode_core.providers.transparent_edge import TransparentEdgeAdapter, detail_concurrency
 from transcode_core.webhook import WebhookBody
 
 COMPANY, CLIENT, SECRET = "4711", "te-client", "te-secret"
@@ -581,3 +583,47 @@ def test_details_are_read_concurrently_up_to_the_concurrency_setting(sim):
     # Then three are read at a time, and every order is read once
     assert most[0] == 3
     assert sorted(snapshot.job_id for snapshot in snapshots) == sorted(orders)
+
+
+def test_more_details_than_concurrency_fits_the_time_left_are_read_more_at_a_time_up_to_the_cap(sim):
+    # Given 40 new orders whose details each take 50 ms, CONCURRENCY 2 and a poll with 2.5 s left: planned at
+    # 0.1 s each, two at a time they would take 2 s, more than the half of the time left that details may take
+    orders = [sim.add_order() for _ in range(40)]
+    adapter = adapter_with(sim, concurrency=2)
+    adapter.deadline = Deadline(2.5)
+    in_flight, most, lock = [0], [0], threading.Lock()
+    read = adapter.client.order
+
+    def slow_read(order_id):
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)
+        try:
+            return read(order_id)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    adapter.client.order = slow_read
+
+    snapshots, _ = TimedStore().poll(adapter)
+
+    # Then they are read four at a time (40 x 0.1 s planned / 1.25 s), each once
+    assert most[0] == 4
+    assert sorted(snapshot.job_id for snapshot in snapshots) == sorted(orders)
+
+
+@pytest.mark.parametrize(
+    ("reads", "seconds_left", "configured", "expected"),
+    [
+        (2_000, 115.0, 8, 8),  # a steady period: CONCURRENCY is enough
+        (50_000, 115.0, 8, 32),  # 50,000 moved orders need 87 at 0.1 s: held to 4 x CONCURRENCY
+        (50_000, 115.0, 2, 8),  # an operator who lowered CONCURRENCY for the provider's limits lowers the ceiling
+        (50_000, 115.0, 48, 87),  # as many as needed below the ceiling
+        (50_000, math.inf, 8, 8),  # no time limit (tests, the local runner): as configured
+        (5, 0.5, 8, 8),  # no more reads than CONCURRENCY
+    ],
+)
+def test_detail_reads_stay_within_four_times_concurrency_and_never_below_it(reads, seconds_left, configured, expected):
+    assert detail_concurrency(reads, seconds_left, configured) == expected

@@ -4,6 +4,7 @@ page failures, and callbacks applied through the rules of change."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -31,6 +32,20 @@ class PagedFaults(VodStationSimulator):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.page_answers: dict[str, SimResponse] = {}
+        self.page_delay = 0.0  # seconds each request takes, outside the simulator's lock (to observe overlap)
+        self.in_flight = self.max_in_flight = 0
+        self._flight_lock = threading.Lock()
+
+    def dispatch(self, request: SimRequest) -> SimResponse:
+        with self._flight_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(self.page_delay)
+            return super().dispatch(request)
+        finally:
+            with self._flight_lock:
+                self.in_flight -= 1
 
     def handle(self, request: SimRequest) -> SimResponse:
         scripted = self.page_answers.get(request.query.get("pageNo", ""))
@@ -170,7 +185,7 @@ def test_paging_stops_at_total(sim, total_as_string):
     snapshots, failures, stats = poll(make_adapter(sim.url, page_size=10))
 
     # Then three pages are read, and every file is discovered once
-    assert [r.query["pageNo"] for r in sim.requests] == ["1", "2", "3"]
+    assert sorted(r.query["pageNo"] for r in sim.requests) == ["1", "2", "3"]  # 2 and 3 side by side
     assert stats["list_pages"] == 3
     assert sorted(s.job_id for s in snapshots) == [f"1:file-{n:02}.mp4" for n in range(23)]
     assert failures == []
@@ -202,7 +217,8 @@ def test_a_failed_page_stops_paging_updates_known_jobs_and_defers_new_ones(sim):
         sim.add_job(1, f"later-{n}.mp4", work_start_ms=int(time.time() * 1000) - 3_600_000)
     sim.page_answers["2"] = SimResponse(400, {"error": {"errorCode": "100", "message": "Bad Request Exception"}})
 
-    snapshots, failures, stats = poll(make_adapter(sim.url, page_size=2), store)
+    # (one page at a time, so that no later page is already on its way when page 2 fails)
+    snapshots, failures, stats = poll(make_adapter(sim.url, page_size=2, concurrency=1), store)
 
     # Then the failure is reported, paging stopped, the known job moved on and the new one waits
     recent_start = sim.requests[0].query["workStartTimeFrom"]
@@ -564,6 +580,38 @@ def test_paging_goes_on_when_the_gateway_serves_fewer_items_than_asked(sim):
     # Then every item is read, page by page, until `total` is reached
     assert failures == []
     assert len(snapshots) == 23 and len(sim.requests) == 3
+
+
+def test_the_pages_after_the_first_are_read_side_by_side_at_most_concurrency_at_a_time(sim):
+    # Given 45 encodings, pages of 5 (the first page's total implies 8 more) and a gateway that takes 50 ms a page
+    for n in range(45):
+        sim.add_job(1, f"file-{n:02}.mp4")
+    sim.page_delay = 0.05
+
+    started = time.monotonic()
+    snapshots, failures, stats = poll(make_adapter(sim.url, page_size=5, concurrency=3))
+    elapsed = time.monotonic() - started
+
+    # Then the eight pages go three at a time (first page, then three rounds), each page once, every job once
+    assert failures == []
+    assert sim.max_in_flight == 3
+    assert sorted(int(r.query["pageNo"]) for r in sim.requests) == list(range(1, 10))
+    assert stats["list_pages"] == 9 and len({s.job_id for s in snapshots}) == 45 == len(snapshots)
+    assert elapsed < 9 * 0.05  # one after another, the nine pages would take 0.45 s at least
+
+
+def test_pages_read_side_by_side_end_at_a_failed_page_and_known_jobs_still_update(sim):
+    # Given 20 encodings in pages of 5, and page 3 failing while pages 2 and 4 are read beside it
+    for n in range(20):
+        sim.add_job(1, f"file-{n:02}.mp4")
+    sim.page_answers["3"] = SimResponse(400, {"error": {"errorCode": "100", "message": "Bad Request Exception"}})
+
+    snapshots, failures, stats = poll(make_adapter(sim.url, page_size=5, concurrency=4))
+
+    # Then the read fails at page 3 as it did page by page: the new jobs wait for a complete read
+    [failure] = failures
+    assert failure.error.message == "page 3: HTTP 400 error 100: Bad Request Exception"
+    assert snapshots == [] and stats["list_pages"] == 2 and stats["discoveries_deferred"] == 10
 
 
 def test_paging_without_a_total_stops_on_a_short_page(sim):

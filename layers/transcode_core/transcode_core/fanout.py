@@ -14,7 +14,7 @@ state and its `updated_at` as they were: a change is still applied in the same p
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -52,19 +52,52 @@ def messages(provider: str, entries: Sequence[tuple[Snapshot, Mapping[str, Any] 
     """Message bodies for (snapshot, stored job it was decided against) pairs: at most `batch_size` jobs and
     MESSAGE_BYTES a message."""
     bodies: list[str] = []
-    jobs: list[str] = []
-    size = 0
+    batch = FanOutBatch(provider, batch_size, bodies.append)
     for snapshot, stored in entries:
+        batch.add(snapshot, stored)
+    batch.flush()
+    return bodies
+
+
+class FanOutBatch:
+    """Changed jobs made into messages as they are decided: a message goes to `send` once it is full, so a poll
+    holds at most one message's jobs however many change. Once a send fails (DependencyUnavailable) nothing more
+    is sent: the jobs of that message and every later one are `unsent`, left for the next poll (the provider
+    still shows them), and `error` says why."""
+
+    def __init__(self, provider: str, batch_size: int, send: Callable[[str], None]) -> None:
+        self.provider = provider
+        self.batch_size = batch_size
+        self.send = send
+        self.sent = 0
+        self.unsent = 0
+        self.error: DependencyUnavailable | None = None
+        self._jobs: list[str] = []
+        self._size = 0
+
+    def add(self, snapshot: Snapshot, stored: Mapping[str, Any] | None) -> None:
         decided_against = {"version": stored.get("version"), "updated_at": stored.get("updated_at")} if stored else {}
         job = json.dumps({"snapshot": snapshot_to_dict(snapshot), **decided_against}, separators=(",", ":"))
-        if jobs and (len(jobs) == batch_size or size + len(job) > MESSAGE_BYTES):
-            bodies.append(_body(provider, jobs))
-            jobs, size = [], 0
-        jobs.append(job)
-        size += len(job) + 1
-    if jobs:
-        bodies.append(_body(provider, jobs))
-    return bodies
+        if self._jobs and (len(self._jobs) == self.batch_size or self._size + len(job) > MESSAGE_BYTES):
+            self.flush()
+        if self.error:
+            self.unsent += 1
+            return
+        self._jobs.append(job)
+        self._size += len(job) + 1
+
+    def flush(self) -> None:
+        """Sends the jobs waiting (a full message, or a poll's last one)."""
+        jobs, self._jobs, self._size = self._jobs, [], 0
+        if not jobs:
+            return
+        try:
+            self.send(_body(self.provider, jobs))
+        except DependencyUnavailable as exc:
+            self.error = exc
+            self.unsent += len(jobs)
+            return
+        self.sent += len(jobs)
 
 
 def _body(provider: str, jobs: list[str]) -> str:
@@ -103,11 +136,10 @@ class FanOutQueue:
         self.queue_url = queue_url
         self.client = client or boto3.client("sqs")
 
-    def enqueue(self, bodies: Sequence[str]) -> None:
-        """Sends the messages, one call each (each is up to 240 KiB, as much as one call takes)."""
-        for body in bodies:
-            try:
-                self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
-            except (ClientError, BotoCoreError) as exc:
-                code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
-                raise DependencyUnavailable(f"fan-out queue send failed: {code}") from None
+    def send(self, body: str) -> None:
+        """Sends one message, one call (each is up to 240 KiB, as much as one call takes)."""
+        try:
+            self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+            raise DependencyUnavailable(f"fan-out queue send failed: {code}") from None

@@ -31,7 +31,7 @@ from transcode_core.notify import EventBus, Notifier
 from transcode_core.observability import MetricUnit, logger, metrics, tracer, use_metric_dimensions
 from transcode_core.pipeline import Pipeline, Report
 from transcode_core.providers import get_spec
-from transcode_core.providers.base import Adapter, ProviderSpec
+from transcode_core.providers.base import READ_SCALE_UP, Adapter, ProviderSpec
 from transcode_core.secrets import load_credentials
 from transcode_core.store import JobStore
 from transcode_core.webhook import WebhookBody, authenticate, check_size
@@ -91,7 +91,7 @@ def services() -> Services:
             retries=settings.http_retries,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
-            pool_size=max(16, settings.concurrency),
+            pool_size=max(16, settings.concurrency * READ_SCALE_UP),
             max_retry_wait=settings.max_retry_wait,
         ),
     )

@@ -25,7 +25,7 @@ from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import DependencyUnavailable, ProviderError, ProviderUnavailable
 from transcode_core.estimate import estimate_fields
-from transcode_core.fanout import FanOutQueue, messages, read_message, still_current
+from transcode_core.fanout import FanOutBatch, FanOutQueue, read_message, still_current
 from transcode_core.model import Change, Kind, Snapshot, Status, decide, is_terminal, snapshot_part
 from transcode_core.notify import EventBus, Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
@@ -254,8 +254,10 @@ class Pipeline:
             return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
 
         context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
-        fanned_out: list[tuple[Snapshot, Mapping[str, Any] | None]] | None = (
-            [] if self.fanout and len(to_poll) > self.settings.fanout_threshold else None
+        fanned_out = (
+            FanOutBatch(self.provider, self.settings.fanout_batch_size, self.fanout.send)
+            if self.fanout and len(to_poll) > self.settings.fanout_threshold
+            else None
         )
         changed: set[str] = set()
         seen: set[str] = set()
@@ -281,8 +283,8 @@ class Pipeline:
                 workers.submit(job_id, self._apply_polled, result, stored_by_id, changed, report, dispatch)
         not_reached = {item["job_id"] for item in to_poll} - seen if deadline.expired() else set()
         report.record(jobs_deferred=len(not_reached))
-        if fanned_out:
-            self._fan_out(fanned_out, report)
+        if fanned_out is not None:
+            self._fan_out_rest(fanned_out, report)
         workers.drain()
 
         # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
@@ -543,31 +545,30 @@ class Pipeline:
         self,
         snapshot: Snapshot,
         stored: Mapping[str, Any] | None,
-        fanned_out: list[tuple[Snapshot, Mapping[str, Any] | None]],
+        fanned_out: FanOutBatch,
         changed: set[str],
         report: Report,
     ) -> None:
         """Unchanged jobs cost nothing; a job that changes goes to the queue with the job it was decided
-        against."""
+        against (its message is sent once full, so the poll does not hold every changed job)."""
         if decide(stored, snapshot) is None:
             self._note_read(snapshot, stored)
             report.record_change("unchanged")
             return
-        fanned_out.append((snapshot, stored))
+        fanned_out.add(snapshot, stored)
         changed.add(snapshot.job_id)
 
-    def _fan_out(self, fanned_out: list[tuple[Snapshot, Mapping[str, Any] | None]], report: Report) -> None:
-        assert self.fanout is not None
-        bodies = messages(self.provider, fanned_out, self.settings.fanout_batch_size)
-        try:
-            self.fanout.enqueue(bodies)
-        except DependencyUnavailable:
+    def _fan_out_rest(self, fanned_out: FanOutBatch, report: Report) -> None:
+        fanned_out.flush()
+        report.record(jobs_fanned_out=fanned_out.sent, jobs_deferred=fanned_out.unsent)
+        if fanned_out.error:
             # Not lost: the provider still shows these changes to the next poll.
-            logger.exception("fan-out queue unreachable; the changes are left for the next poll")
-            report.record(jobs_deferred=len(fanned_out))
-            return
-        report.record(jobs_fanned_out=len(fanned_out))
-        logger.info("changes fanned out", extra={"jobs": len(fanned_out), "messages": len(bodies)})
+            logger.error(
+                "fan-out queue unreachable; the changes are left for the next poll",
+                extra={"error": str(fanned_out.error), "jobs_deferred": fanned_out.unsent},
+            )
+        if fanned_out.sent:
+            logger.info("changes fanned out", extra={"jobs": fanned_out.sent})
 
     def _note_read(self, snapshot: Snapshot, stored: Mapping[str, Any] | None) -> None:
         if not (snapshot.note_read and stored and "version" in stored):

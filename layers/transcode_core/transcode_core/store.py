@@ -9,7 +9,9 @@ that lists jobs newest first for operators.
 
 from __future__ import annotations
 
+import json
 import time
+from base64 import b64decode
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,6 +50,10 @@ LEASE_SECONDS = 300
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 _BATCH_GET_LIMIT = 100
+# DynamoDB ends a page at 1 MB (about a thousand jobs); the limit keeps a page half that where items are smaller
+# or an endpoint does not page (moto answers every item at once: ~10 KiB of transient heap a job while parsing).
+ACTIVE_PAGE_ITEMS = 500
+_UNPARSED_QUERY = "transcode-status-query-items-unparsed"
 _TRANSACT_LIMIT = 100
 
 
@@ -88,6 +94,7 @@ class JobStore:
     def __post_init__(self) -> None:
         if self.client is None:
             self.client = boto3.client("dynamodb")
+        self.client.meta.events.register("before-parse.dynamodb.Query", _items_unparsed, unique_id=_UNPARSED_QUERY)
 
     # --- reads --------------------------------------------------------------------------------------
     def get(self, provider: str, job_id: str) -> dict[str, Any] | None:
@@ -116,13 +123,15 @@ class JobStore:
         return found
 
     def active_jobs(self, provider: str) -> list[dict[str, Any]]:
-        """Every job of this provider on the ActiveJobs index (a Query per page, never a Scan)."""
+        """Every job of this provider on the ActiveJobs index (a Query per page, never a Scan). A page holds at
+        most ACTIVE_PAGE_ITEMS jobs, so reading one costs a bounded amount of memory beside the jobs it adds."""
         items: list[dict[str, Any]] = []
         paginator_args = {
             "TableName": self.table_name,
             "IndexName": ACTIVE_INDEX,
             "KeyConditionExpression": "active_provider = :p",
             "ExpressionAttributeValues": {":p": {"S": provider}},
+            "Limit": ACTIVE_PAGE_ITEMS,
         }
         while True:
             answer = self._call("query", **paginator_args)
@@ -493,31 +502,87 @@ def _reason_codes(reasons: list[dict[str, Any]]) -> str:
     return ", ".join(reason.get("Code", "?") for reason in reasons) or "unknown"
 
 
+# The item <-> AttributeValue conversions run for every job a poll reads or writes (tens of thousands a period),
+# so the plain types items hold (str, int, bool, None, dict, list) are converted here directly, as boto3's
+# TypeSerializer / TypeDeserializer would (a test holds them equal); floats, Decimals, sets and binary values go
+# through boto3's, as before.
+_LARGEST_N = 10**38  # DynamoDB numbers hold 38 digits: a larger int is refused by boto3's serializer, as before
+
+
 def _to_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(_decimals(value)) for key, value in item.items() if value is not None}
+    return {key: _attribute(value) for key, value in item.items() if value is not None}
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int) and -_LARGEST_N < value < _LARGEST_N:
+        return {"N": str(value)}
+    if isinstance(value, dict):
+        return {"M": {key: _attribute(inner) for key, inner in value.items() if inner is not None}}
+    if isinstance(value, (list, tuple)):
+        return {"L": [_attribute(inner) for inner in value]}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, float):
+        return _serializer.serialize(Decimal(str(value)))
+    return _serializer.serialize(value)
 
 
 def _from_dynamo(raw: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in raw.items()}
+    return {key: _plain_value(value) for key, value in raw.items()}
 
 
-def _decimals(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {key: _decimals(inner) for key, inner in value.items() if inner is not None}
-    if isinstance(value, (list, tuple)):
-        return [_decimals(inner) for inner in value]
-    return value
+def _plain_value(attribute: Mapping[str, Any]) -> Any:
+    [(kind, data)] = attribute.items()
+    if kind == "S":
+        return data
+    if kind == "N":
+        return _number(data)
+    if kind == "M":
+        return {key: _plain_value(inner) for key, inner in data.items()}
+    if kind == "L":
+        return [_plain_value(inner) for inner in data]
+    if kind == "BOOL":
+        return data
+    if kind == "NULL":
+        return None
+    if kind == "SS":
+        return sorted(data)
+    if kind == "NS":
+        return sorted(_number(number) for number in data)
+    if kind in ("B", "BS") and (isinstance(data, str) or (kind == "BS" and data and isinstance(data[0], str))):
+        # as the wire carries it (a Query's items are read unparsed, see _items_unparsed): base64
+        attribute = {kind: b64decode(data) if kind == "B" else [b64decode(inner) for inner in data]}
+    return _plain(_deserializer.deserialize(attribute))
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return _plain(Decimal(text))
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _plain(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [_plain(inner) for inner in value]
     if isinstance(value, set):
         return sorted(_plain(inner) for inner in value)
     return value
+
+
+def _items_unparsed(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore `before-parse` of a Query: its `Items` are taken from the body as they came (AttributeValue
+    JSON) and handed on beside botocore's parse of the rest, since botocore's parse walks every attribute
+    through the service model (several times the CPU of the conversion above, for every active job a poll
+    reads). An error answer is parsed as botocore parses it."""
+    if response_dict.get("status_code") != 200:
+        return
+    document = json.loads(response_dict["body"])
+    if not isinstance(document, dict) or "Items" not in document:
+        return
+    customized_response_dict["Items"] = document.pop("Items")
+    response_dict["body"] = json.dumps(document).encode()

@@ -138,6 +138,12 @@ class ProviderSpec:
             raise BadRequest(f"{job_id[:100]!r} is not a {self.id} job id")
 
 
+# How many times CONCURRENCY an adapter may read side by side when CONCURRENCY would not fit the time left
+# (TransparentEdge's detail reads): an operator who lowers CONCURRENCY for a provider's limits lowers this too.
+# The HTTP session's connection pool holds as many.
+READ_SCALE_UP = 4
+
+
 def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -11,7 +11,8 @@ A poll costs one list call plus one detail call per order the list shows moved: 
 than stored, a later processing `timestamp` than the stored start (the document's prose lists it; a requeue
 moves it), or not listed at all while active. An active order that shows no move is read again only when it
 was last read DETAIL_REFRESH_MINUTES ago (for its progress): the store keeps when a read changed nothing
-(`read_at`), since `updated_at` moves only on a change. Details are read CONCURRENCY at a time.
+(`read_at`), since `updated_at` moves only on a change. Details are read CONCURRENCY at a time, or more
+(`detail_concurrency`) when that many would not fit the invocation's time: the API has no batch read.
 The scale of `progress` (fractions or percentages) is decided once per order and kept in its details;
 `progress` may come as a number or as text ("42", "42%").
 """
@@ -45,8 +46,10 @@ from transcode_core.model import (
     status_words,
 )
 from transcode_core.oauth import ClientCredentialsToken
+from transcode_core.observability import logger
 from transcode_core.providers import values
 from transcode_core.providers.base import (
+    READ_SCALE_UP,
     Adapter,
     PollContext,
     PollFailure,
@@ -76,6 +79,10 @@ STATUS_WORDS = status_words(
 )
 
 MAX_ORDER_ID_LENGTH = 200
+# Detail reads are planned at this round trip each (a request across the Internet; the simulator's bench
+# latency is 50 ms) and may use half the time left, the rest being the writes, publishes and stall checks.
+PLANNED_DETAIL_SECONDS = 0.1
+DETAIL_SHARE_OF_TIME = 0.5
 FRACTIONS, PERCENTAGES = "fraction", "percent"  # details.progress_scale: how the order's sub-jobs report progress
 
 
@@ -229,7 +236,12 @@ class TransparentEdgeAdapter(Adapter):
             except ProviderError as exc:
                 return PollFailure(exc, (order_id,))
 
-        yield from read_concurrently(read, order_ids, self.settings.concurrency, "te-detail")
+        concurrency = detail_concurrency(len(order_ids), self.deadline.remaining(), self.settings.concurrency)
+        if concurrency > self.settings.concurrency:
+            logger.info(
+                "detail reads sized to the time left", extra={"reads": len(order_ids), "side_by_side": concurrency}
+            )
+        yield from read_concurrently(read, order_ids, concurrency, "te-detail")
 
     def webhook_job_ids(self, body: WebhookBody) -> list[str]:
         document = body.json_object()
@@ -255,6 +267,16 @@ class TransparentEdgeAdapter(Adapter):
                 raise result.error
             snapshots.append(result)
         return snapshots
+
+
+def detail_concurrency(reads: int, seconds_left: float, configured: int) -> int:
+    """How many detail reads run side by side: CONCURRENCY, or as many as `reads` need to fit their share of
+    the time left, at most READ_SCALE_UP x CONCURRENCY (the provider documents no rate limit; a 429 is retried
+    after its Retry-After like any call)."""
+    if math.isinf(seconds_left) or reads <= configured:
+        return configured
+    needed = math.ceil(reads * PLANNED_DETAIL_SECONDS / max(seconds_left * DETAIL_SHARE_OF_TIME, 1.0))
+    return max(configured, min(needed, configured * READ_SCALE_UP))
 
 
 # --- normalizer ----------------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ from transcode_core.providers.base import (
     PollFailure,
     ProviderSpec,
     StoredJob,
+    read_concurrently,
     unprintable_character,
 )
 from transcode_core.times import from_epoch_ms, iso_z, to_datetime, to_epoch_ms
@@ -412,37 +413,71 @@ class VodStationAdapter(Adapter):
         return reversed_listing
 
     def _read_listing(self, sent: tuple[int, int], start: datetime, stats: Counter[str]) -> _Listing:
-        """Every item of one window, page by page; a failed page ends the read (the rest comes next poll).
-        A refused signature raises: no page can be read with these credentials or this clock."""
+        """Every item of one window. The first page gives the total, so the pages it implies are read side by
+        side (CONCURRENCY at a time, taken in order); without a total, or while the pages served hold fewer
+        items than it (the listing grew meanwhile), page by page. A failed page ends the read (the rest comes
+        next poll). A refused signature raises: no page can be read with these credentials or this clock."""
         listing = _Listing()
-        page_size = self.settings.page_size
-        for page_no in range(1, MAX_PAGES + 1):
-            try:
-                document = self.list_page(page_no, sent)
-            except AuthenticationRejected:
-                raise
-            except ProviderError as error:
-                listing.failure = PollFailure(type(error)(self.provider, f"page {page_no}: {error.message}"))
+        first = self._fetch_page(1, sent)
+        if self._take_page(1, first, start, stats, listing):
+            return listing
+        assert isinstance(first, dict)
+        total = values.integer(first.get("total"))
+        served = len(first.get("content") or [])  # a gateway may serve fewer than asked: count pages its way
+        last = min(MAX_PAGES, -(-total // served)) if total is not None else 1
+        planned = range(2, last + 1)
+        pages = read_concurrently(
+            lambda page_no: self._fetch_page(page_no, sent), planned, self.settings.concurrency, "vod-page"
+        )
+        try:
+            for page_no, answer in zip(planned, pages, strict=True):
+                if self._take_page(page_no, answer, start, stats, listing):
+                    return listing
+        finally:
+            pages.close()  # a read that ended early drops the pages not yet started
+        for page_no in range(last + 1, MAX_PAGES + 1):
+            if self._take_page(page_no, self._fetch_page(page_no, sent), start, stats, listing):
                 return listing
-            stats["list_pages"] += 1
-            content = document.get("content") or []
-            for raw in content:
-                item = _listed_item(raw, start)
-                if item is None:
-                    stats["unreadable_items"] += 1
-                    logger.warning("vod_station listing item names no job", extra={"page": page_no})
-                    continue
-                listing.items.append(item)
-            listing.entries += len(content)
-            total = values.integer(document.get("total"))
-            # Stop on what the answer says, not on page arithmetic: a gateway may serve fewer than asked.
-            if not content or (total is None and len(content) < page_size):
-                break
-            if total is not None and listing.entries >= total:
-                break
-        else:  # the guard ended the read: not a complete one, so no job counts as missing
-            listing.failure = PollFailure(ProviderError(self.provider, f"the listing goes on past {MAX_PAGES} pages"))
+        # the guard ended the read: not a complete one, so no job counts as missing
+        listing.failure = PollFailure(ProviderError(self.provider, f"the listing goes on past {MAX_PAGES} pages"))
         return listing
+
+    def _fetch_page(self, page_no: int, sent: tuple[int, int]) -> dict[str, Any] | ProviderError:
+        """One page, or the error that refused it (as a value, so that pages read side by side all finish)."""
+        try:
+            return self.list_page(page_no, sent)
+        except ProviderError as error:
+            return error
+
+    def _take_page(
+        self,
+        page_no: int,
+        answer: dict[str, Any] | ProviderError,
+        start: datetime,
+        stats: Counter[str],
+        listing: _Listing,
+    ) -> bool:
+        """Adds one page's items to `listing`; returns whether the read ended there (complete or failed)."""
+        if isinstance(answer, AuthenticationRejected):
+            raise answer
+        if isinstance(answer, ProviderError):
+            listing.failure = PollFailure(type(answer)(self.provider, f"page {page_no}: {answer.message}"))
+            return True
+        stats["list_pages"] += 1
+        content = answer.get("content") or []
+        for raw in content:
+            item = _listed_item(raw, start)
+            if item is None:
+                stats["unreadable_items"] += 1
+                logger.warning("vod_station listing item names no job", extra={"page": page_no})
+                continue
+            listing.items.append(item)
+        listing.entries += len(content)
+        total = values.integer(answer.get("total"))
+        # Stop on what the answer says, not on page arithmetic: a gateway may serve fewer than asked.
+        if not content or (total is None and len(content) < self.settings.page_size):
+            return True
+        return total is not None and listing.entries >= total
 
     def _listed_snapshot(self, job_id: str, items: Sequence[_Item], stored: StoredJob | None) -> Snapshot:
         # A file encoded again lists its outputs again: the latest item of each output is the current one.
