@@ -10,10 +10,12 @@ import ast
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 
 import botocore.session
 import pytest
 from botocore import xform_name
+from botocore.hooks import HierarchicalEmitter
 
 from local.template import load_template, resource
 
@@ -243,6 +245,8 @@ def test_leading_key_conditions_match_the_keys_the_store_uses():
     from transcode_core.store import ACTIVE_INDEX, JobStore, job_key
 
     class Recorder:
+        meta = SimpleNamespace(events=HierarchicalEmitter())  # the store hooks into its client's events
+
         def query(self, **kwargs):
             self.kwargs = kwargs
             return {"Items": []}

@@ -211,10 +211,10 @@ class CountingQueue(FanOutQueue):
         self.sent = 0
         self.refuse_after = refuse_after
 
-    def send(self, body):
+    def enqueue(self, body):
         if self.refuse_after is not None and self.sent >= self.refuse_after:
             raise DependencyUnavailable("fan-out queue send failed: ServiceUnavailable")
-        super().send(body)
+        super().enqueue(body)
         self.sent += 1
 
 

@@ -60,15 +60,15 @@ def messages(provider: str, entries: Sequence[tuple[Snapshot, Mapping[str, Any] 
 
 
 class FanOutBatch:
-    """Changed jobs made into messages as they are decided: a message goes to `send` once it is full, so a poll
-    holds at most one message's jobs however many change. Once a send fails (DependencyUnavailable) nothing more
-    is sent: the jobs of that message and every later one are `unsent`, left for the next poll (the provider
-    still shows them), and `error` says why."""
+    """Changed jobs made into messages as they are decided: a message goes to `enqueue` once it is full, so a
+    poll holds at most one message's jobs however many change. Once a message cannot be queued
+    (DependencyUnavailable) nothing more is sent: the jobs of that message and every later one are `unsent`,
+    left for the next poll (the provider still shows them), and `error` says why."""
 
-    def __init__(self, provider: str, batch_size: int, send: Callable[[str], None]) -> None:
+    def __init__(self, provider: str, batch_size: int, enqueue: Callable[[str], None]) -> None:
         self.provider = provider
         self.batch_size = batch_size
-        self.send = send
+        self.enqueue = enqueue
         self.sent = 0
         self.unsent = 0
         self.error: DependencyUnavailable | None = None
@@ -92,7 +92,7 @@ class FanOutBatch:
         if not jobs:
             return
         try:
-            self.send(_body(self.provider, jobs))
+            self.enqueue(_body(self.provider, jobs))
         except DependencyUnavailable as exc:
             self.error = exc
             self.unsent += len(jobs)
@@ -136,7 +136,7 @@ class FanOutQueue:
         self.queue_url = queue_url
         self.client = client or boto3.client("sqs")
 
-    def send(self, body: str) -> None:
+    def enqueue(self, body: str) -> None:
         """Sends one message, one call (each is up to 240 KiB, as much as one call takes)."""
         try:
             self.client.send_message(QueueUrl=self.queue_url, MessageBody=body)

@@ -255,7 +255,7 @@ class Pipeline:
 
         context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
         fanned_out = (
-            FanOutBatch(self.provider, self.settings.fanout_batch_size, self.fanout.send)
+            FanOutBatch(self.provider, self.settings.fanout_batch_size, self.fanout.enqueue)
             if self.fanout and len(to_poll) > self.settings.fanout_threshold
             else None
         )
