@@ -54,7 +54,6 @@ _BATCH_GET_LIMIT = 100
 # or an endpoint does not page (moto answers every item at once: ~10 KiB of transient heap a job while parsing).
 ACTIVE_PAGE_ITEMS = 500
 _UNPARSED_QUERY = "transcode-status-query-items-unparsed"
-_TRANSACT_LIMIT = 100
 
 
 class Conflict(Exception):
@@ -268,33 +267,18 @@ class JobStore:
         self, published: Sequence[tuple[Mapping[str, Any], Sequence[str]]]
     ) -> list[tuple[Mapping[str, Any], Sequence[str]]]:
         """Forgets published events: (item as this run last wrote or claimed it, its published event ids).
-        One transaction per 100 jobs; each write bumps the version (so that a run that read the event before
-        it was cleared cannot write it back), and a job with nothing left to poll or publish leaves the
-        active index in the same write. A job that changed meanwhile, or a transaction that failed (a
-        throttle, another transaction), is cleared job by job. Returns the entries that could not be cleared
-        (the table throttled or unreachable): they stay leased by this run, and are published again once the
-        lease ends unless a later try clears them."""
+        One conditional write per job, not a transaction: a transaction costs each item's write units twice
+        and buys nothing here, since every job's clear stands alone. Each write bumps the version (so that a
+        run that read the event before it was cleared cannot write it back), and a job with nothing left to
+        poll or publish leaves the active index in the same write. Returns the entries that could not be
+        cleared (the table throttled or unreachable): they stay leased by this run, and are published again
+        once the lease ends unless a later try clears them."""
         uncleared: list[tuple[Mapping[str, Any], Sequence[str]]] = []
-        for start in range(0, len(published), _TRANSACT_LIMIT):
-            chunk = published[start : start + _TRANSACT_LIMIT]
-            if len(chunk) > 1:
-                try:
-                    self._call(
-                        "transact_write_items",
-                        TransactItems=[
-                            {"Update": self._update_request(item, **self._clear_update(item, event_ids))}
-                            for item, event_ids in chunk
-                        ],
-                        passthrough=("TransactionCanceledException",),
-                    )
-                    continue
-                except (ClientError, DependencyUnavailable):
-                    pass  # one by one: each job's clear then fails or succeeds alone
-            for item, event_ids in chunk:
-                try:
-                    self._clear_each(item, event_ids)
-                except DependencyUnavailable:
-                    uncleared.append((item, event_ids))
+        for item, event_ids in published:
+            try:
+                self._clear_each(item, event_ids)
+            except DependencyUnavailable:
+                uncleared.append((item, event_ids))
         return uncleared
 
     def _clear_update(self, item: Mapping[str, Any], event_ids: Sequence[str]) -> dict[str, Any]:
