@@ -107,8 +107,9 @@ class CpuPhases:
                 self.leave()  # a call whose answer never came (an exception in the send) left its phase open
             self.enter(AWS_PHASES.get(service, "aws_other"))
 
-        def after(model: Any, **_kwargs: Any) -> None:
-            self.leave(AWS_PHASES.get(model.service_model.service_name, "aws_other"))
+        def after(event_name: str, **_kwargs: Any) -> None:
+            # after-call.<service id>.<operation>; after-call-error carries no model
+            self.leave(AWS_PHASES.get(event_name.split(".")[1].lower(), "aws_other"))
 
         events.register("before-parameter-build", before)
         events.register("after-call", after)
