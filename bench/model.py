@@ -8,10 +8,11 @@ at M is then
     duration(M) = function CPU seconds / share(M) + waits
 
 where the function CPU is what the bench's process spent in the invocation less the simulator's share
-(moto runs in its own process), and `waits` is the wall time the invocation did not spend on CPU (measured
-at full speed: wall time less moto's own, less the process's CPU time; at least the latency bound). It
-overstates a little: at a smaller share more of the waits hide behind CPU work. `--cpu-share` checks the
-model on this machine (bench/__main__.py).
+(moto runs in its own process), and `waits` the time in which at least one injected latency (a provider
+request's, a DynamoDB call's) was pending: the union of those intervals, which neither this machine's load
+nor moto's speed changes. SNS and SQS calls get no injected latency, so their network time is not in it.
+Adding the two overstates: CPU work in one thread overlaps waits in others, the more so at a smaller share.
+`--cpu-share` checks the model on this machine (bench/__main__.py).
 """
 
 from __future__ import annotations
@@ -40,11 +41,6 @@ PRICES = {
 
 def cpu_share(memory_mb: int) -> float:
     return min(memory_mb, FULL_CPU_MB) / FULL_CPU_MB
-
-
-def waits(wall_without_moto_s: float, process_cpu_s: float, latency_bound_s: float) -> float:
-    """Seconds an invocation waited (on the provider, DynamoDB, SNS) rather than computed."""
-    return max(latency_bound_s, wall_without_moto_s - process_cpu_s)
 
 
 def duration(cpu_s: float, wait_s: float, memory_mb: int) -> float:

@@ -26,9 +26,17 @@ def test_a_function_at_256_mb_gets_a_seventh_of_a_vcpu_and_nothing_past_1769_mb(
     assert model.duration(1.0, 2.0, 3538) == pytest.approx(3.0)  # one interpreter lock: a second vCPU buys nothing
 
 
-def test_waits_are_the_wall_time_not_spent_on_cpu_and_never_below_the_latency_bound():
-    assert model.waits(wall_without_moto_s=5.0, process_cpu_s=3.0, latency_bound_s=1.0) == pytest.approx(2.0)
-    assert model.waits(wall_without_moto_s=5.0, process_cpu_s=4.5, latency_bound_s=1.0) == pytest.approx(1.0)
+def test_waits_side_by_side_count_once_and_one_after_another_add_up():
+    waits = bench_main.InjectedWaits()
+    waits.intervals = [(0.0, 0.05), (0.01, 0.06), (0.03, 0.05), (0.1, 0.15)]
+    assert waits.union_s() == pytest.approx(0.06 + 0.05)
+    threads = [threading.Thread(target=waits.sleep, args=(0.05,)) for _ in range(8)]
+    waits.reset()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 0.05 <= waits.union_s() < 0.05 * 4
 
 
 def test_the_model_reads_memory_timeout_and_architecture_from_the_template():
