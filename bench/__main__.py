@@ -66,19 +66,34 @@ CPU = CpuPhases()
 
 
 class InjectedWaits:
-    """The intervals in which an injected latency (a provider request's, a DynamoDB call's) was being waited
-    out. Their union is the time an invocation waited on them, whatever this machine's load or moto's speed."""
+    """What an invocation waited on the injected latencies, whatever this machine's load or moto's speed.
+    Provider requests: the union of the intervals in which one was pending (the simulator serves them side by
+    side, as a provider would). DynamoDB calls: their latency once for each call of the invocation's own thread
+    and once for each CONCURRENCY calls of its workers, the waits they would have against DynamoDB, which
+    serves calls side by side (moto serves them one at a time, which would spread the workers' waits out)."""
 
     def __init__(self) -> None:
-        self.intervals: list[tuple[float, float]] = []
+        self._lock = threading.Lock()
+        self.reset()
 
     def reset(self) -> None:
-        self.intervals = []
+        self.intervals: list[tuple[float, float]] = []
+        self.dynamodb_calls: Counter[str] = Counter()
 
     def sleep(self, seconds: float) -> None:
         started = time.perf_counter()
         time.sleep(seconds)
         self.intervals.append((started, time.perf_counter()))  # list.append: atomic, from any thread
+
+    def dynamodb(self, seconds: float) -> None:
+        thread = "main" if threading.current_thread() is threading.main_thread() else "workers"
+        with self._lock:
+            self.dynamodb_calls[thread] += 1
+        time.sleep(seconds)
+
+    def total_s(self) -> float:
+        calls = self.dynamodb_calls
+        return self.union_s() + (calls["main"] + calls["workers"] / CONCURRENCY) * DYNAMODB_LATENCY
 
     def union_s(self) -> float:
         total, end = 0.0, float("-inf")
@@ -189,7 +204,7 @@ class AwsCalls:
 
     def _delay(self, event_name: str, **_kwargs: Any) -> None:
         if self.latency and event_name.startswith("before-send.dynamodb"):
-            WAITS.sleep(self.latency)
+            WAITS.dynamodb(self.latency)
         self._sent.at = time.perf_counter()
 
     def _round_trip(self, **_kwargs: Any) -> None:
@@ -349,7 +364,7 @@ def measured_poll(stack: Any, aws: AwsCalls, sim: Any, provider: Provider) -> Me
     report = stack.poll(provider.id)
     wall, cpu = time.perf_counter() - started, CPU.snapshot()
     requests, tokens = provider_requests(sim)
-    return MeasuredPoll(report, wall, cpu, WAITS.union_s(), aws.moto_share(), requests, tokens, dict(aws.calls))
+    return MeasuredPoll(report, wall, cpu, WAITS.total_s(), aws.moto_share(), requests, tokens, dict(aws.calls))
 
 
 def table_writes(calls: dict[str, int]) -> int:
@@ -431,7 +446,7 @@ def run_fanout_cycle(
             cpu = CPU.snapshot()
             consumer_own.append(max(0.0, consumer_walls[-1] - (aws.moto_share() - moto_before)))
             consumer_cpu.append(cpu["function"])
-            consumer_waits.append(WAITS.union_s())
+            consumer_waits.append(WAITS.total_s())
             refused += len(answer["batchItemFailures"])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
         consumed, consumer_units = dict(aws.calls), dict(aws.units)
@@ -648,7 +663,7 @@ def webhook_times(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, jobs:
                 "wall_s": round(wall, 4),
                 "wall_without_moto_s": round(own, 4),
                 "cpu_s": round(cpu["function"], 4),
-                "waits_s": round(WAITS.union_s(), 4),
+                "waits_s": round(WAITS.total_s(), 4),
             }
         )
     return {"cold": timed[0], "warm": timed[1:]}
@@ -932,7 +947,8 @@ def model_sections(results: list[dict[str, Any]], import_s: float) -> list[str]:
     lines += [
         "",
         f"Model (bench/model.py): duration at MemorySize M = function CPU s x {model.FULL_CPU_MB} / min(M, "
-        f"{model.FULL_CPU_MB}) + waits, waits being the time an injected latency (provider, DynamoDB) was pending; "
+        f"{model.FULL_CPU_MB}) + waits: the provider requests' injected latency where one was pending, and "
+        "DynamoDB's once per call of the invocation's thread and once per CONCURRENCY calls of its workers; "
         "50,000 jobs scale what a cycle takes beyond a poll of no job (`empty`). Prices: us-east-1, Lambda "
         f"{DEPLOYED['architecture']} ${model.PRICES['lambda_gb_s'][DEPLOYED['architecture']]} per GB-s and "
         "$0.20 per million requests, DynamoDB on-demand $0.625 / $0.125 per million write / read units, SNS $0.50 "

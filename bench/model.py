@@ -8,9 +8,10 @@ at M is then
     duration(M) = function CPU seconds / share(M) + waits
 
 where the function CPU is what the bench's process spent in the invocation less the simulator's share
-(moto runs in its own process), and `waits` the time in which at least one injected latency (a provider
-request's, a DynamoDB call's) was pending: the union of those intervals, which neither this machine's load
-nor moto's speed changes. SNS and SQS calls get no injected latency, so their network time is not in it.
+(moto runs in its own process), and `waits` what the invocation waited on the injected latencies: the time
+in which a provider request was pending, and DynamoDB's latency for each call of the invocation's thread and
+for each CONCURRENCY calls of its workers (bench/__main__.py InjectedWaits); neither this machine's load nor
+moto's speed changes them. SNS and SQS calls get no injected latency, so their network time is not in it.
 Adding the two overstates: CPU work in one thread overlaps waits in others, the more so at a smaller share.
 `--cpu-share` checks the model on this machine (bench/__main__.py).
 """

@@ -39,6 +39,17 @@ def test_waits_side_by_side_count_once_and_one_after_another_add_up():
     assert 0.05 <= waits.union_s() < 0.05 * 4
 
 
+def test_dynamodb_waits_count_once_a_call_of_the_invocations_thread_and_once_per_concurrency_of_its_workers():
+    waits = bench_main.InjectedWaits()
+    waits.dynamodb(0.0)
+    workers = [threading.Thread(target=waits.dynamodb, args=(0.0,)) for _ in range(2 * bench_main.CONCURRENCY)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert waits.total_s() == pytest.approx(3 * bench_main.DYNAMODB_LATENCY)
+
+
 def test_the_model_reads_memory_timeout_and_architecture_from_the_template():
     deployed = model.deployed(bench_main.ROOT / "template.yaml")
     assert deployed["architecture"] == "arm64"
