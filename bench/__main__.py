@@ -5,20 +5,28 @@ its simulator, which answers each request after an injected latency (BENCH_PROVI
 and a moto server in its own process (bench/moto_server.py), with an injected DynamoDB latency on each call
 (BENCH_DYNAMODB_MS, default 10 ms). BENCH_JOBS active jobs per provider (default 2,000), CONCURRENCY
 (BENCH_CONCURRENCY, default 8). Cycles per provider:
+  empty     no active job: what a poll costs whatever the jobs (the projections scale only the rest)
   first     every job seen for the first time (discovered, or registered and read)
   changed   BENCH_CHANGED of the jobs (default 25%) moved one step since the last poll
   unchanged nothing moved: nothing may be written
   finish    every job finished: one write each, one event each
   fanout    as many new jobs, all finishing in a poll past FANOUT_THRESHOLD: the scheduled invocation queues
-            them, then the queue is drained one message an invocation (the event source's BatchSize 1),
-            and 50,000 active jobs are projected from the measured rates
+            them, then the queue is drained one message an invocation (the event source's BatchSize 1)
+  webhooks  BENCH_WEBHOOKS jobs (50; 10 below 1,000 jobs) finish, each announced by its webhook, timed
 Printed per cycle: provider requests (token requests apart), DynamoDB calls by operation, SNS publishes
 (messages and PublishBatch calls), wall time, and beside each its lower bound and the ratio; peak Python
 memory of a changed cycle. `moto s` is moto's own time (every call's round trip less the injected latency),
-which `wall less moto` sets apart. Results go to bench/results/ as JSON and Markdown.
+which `wall less moto` sets apart. Then, from CPU time by phase (bench/cpu.py) and the waits on the injected
+latencies, the projections of bench/model.py: each cycle at 256, 512, 1024 and 1769 MB, 50,000 active jobs at
+the deployed MemorySize (template.yaml), a memory and cost table, and the time to know (a change to its event
+on the topic, by webhook and by poll). Results go to bench/results/ as JSON and Markdown.
 
-`python -m bench --check` (what CI runs with BENCH_JOBS=200) exits 1 when a count exceeds its bound:
-table writes, publishes, every provider's requests, and the fan-out cycle's counts.
+`python -m bench --check` (what CI runs with BENCH_JOBS=200) exits 1 when a count exceeds its bound (table
+writes, publishes, every provider's requests, the fan-out cycle's counts, a webhook's event) or when 50,000
+active jobs project past their targets at the deployed MemorySize: a quiet poll within 60 s; a poll where all
+change within the function's Timeout (the scheduled invocation) and one 5-minute period (with the queue
+drained). `--cpu-share S` checks the model: the function held to a CPU share by a cgroup quota, measured
+against its projection. `--again` projects and checks the kept measurements again (a MemorySize changed).
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ FANOUT_CONSUMERS = model.FANOUT_CONSUMERS
 POLLS_PER_HOUR = 12  # PollRate rate(5 minutes)
 BUDGET_MS = 3_600_000
 # Webhooks timed per provider for the time to know (a changed job each, its event published before the answer)
-WEBHOOKS = int(os.environ.get("BENCH_WEBHOOKS", "50" if JOBS >= 1000 else "20"))
+WEBHOOKS = int(os.environ.get("BENCH_WEBHOOKS", "50" if JOBS >= 1000 else "10"))
 DEPLOYED = model.deployed(ROOT / "template.yaml")
 CPU = CpuPhases()
 
