@@ -368,9 +368,12 @@ def measured_poll(stack: Any, aws: AwsCalls, sim: Any, provider: Provider) -> Me
     sim.reset_log()
     CPU.reset()
     WAITS.reset()
+    throttled = throttled_s()
     started = time.perf_counter()
     report = stack.poll(provider.id)
     wall, cpu = time.perf_counter() - started, CPU.snapshot()
+    if CPU_QUOTA:
+        cpu["throttled"] = throttled_s() - throttled
     requests, tokens = provider_requests(sim)
     return MeasuredPoll(report, wall, cpu, WAITS.total_s(), aws.moto_share(), requests, tokens, dict(aws.calls))
 
@@ -1192,6 +1195,16 @@ def run_all(chosen: list[Provider]) -> list[dict[str, Any]]:
     return results
 
 
+def throttled_s() -> float:
+    """Seconds the --cpu-share quota has held the function's threads back so far (0 without a quota)."""
+    if not CPU_QUOTA:
+        return 0.0
+    for line in (CPU_QUOTA["group"] / "cpu.stat").read_text().splitlines():
+        if line.startswith("throttled_time "):
+            return int(line.split()[1]) / 1e9
+    return 0.0
+
+
 def quota_stat() -> str:
     stat = dict(line.split() for line in (CPU_QUOTA["group"] / "cpu.stat").read_text().splitlines())
     return (
@@ -1211,43 +1224,51 @@ def model_check(chosen: list[Provider], share: float) -> int:
     chosen = [provider for provider in chosen if provider.id in baseline]
     results = run_all(chosen)
     rows = []
+    memory = round(share * model.FULL_CPU_MB)
     for result in results:
         full = baseline[result["provider"]]
-        for name, cycle in result["cycles"].items():
-            before = full["cycles"][name]
-            projected = model.duration(
-                before["cpu_phases_s"]["function"], before["waits_s"], round(share * model.FULL_CPU_MB)
-            )
+        pairs = [(name, cycle, full["cycles"][name]) for name, cycle in result["cycles"].items()]
+        pairs.append(("fanout scheduled", result["fanout"]["scheduled"], full["fanout"]["scheduled"]))
+        for name, held, before in pairs:
+            cpu = held["cpu_phases_s"]["function"]
             rows.append(
-                (result["provider"], name, before["wall_without_moto_s"], cycle["wall_without_moto_s"], projected)
+                {
+                    "provider": result["provider"],
+                    "cycle": name,
+                    "function_cpu_s": cpu,
+                    "throttled_s": round(held["cpu_phases_s"].get("throttled", 0.0), 3),
+                    "stretch_projected_s": round(cpu / share - cpu, 3),
+                    "full_wall_s": before["wall_s"],
+                    "held_wall_s": held["wall_s"],
+                    # moto's time taken from the full-speed run: under the quota its round trips also hold
+                    # the client's throttled time
+                    "projected_wall_s": round(
+                        model.duration(before["cpu_phases_s"]["function"], before["waits_s"], memory)
+                        + before["moto_s"],
+                        3,
+                    ),
+                }
             )
-        scheduled, before = result["fanout"]["scheduled"], full["fanout"]["scheduled"]
-        projected = model.duration(
-            before["cpu_phases_s"]["function"], before["waits_s"], round(share * model.FULL_CPU_MB)
-        )
-        rows.append(
-            (
-                result["provider"],
-                "fanout scheduled",
-                before["wall_without_moto_s"],
-                scheduled["wall_without_moto_s"],
-                projected,
-            )
-        )
     lines = [
-        f"# Model check: the function held to {share:.1%} of one core ({round(share * model.FULL_CPU_MB)} MB's share), "
-        f"{JOBS} active jobs",
+        f"# Model check: the function held to {share:.1%} of one core ({memory} MB's share), {JOBS} active jobs",
         "",
         "A cgroup CPU quota holds the bench's function threads (the simulator's threads and moto's process stay "
-        "outside it). Each cycle's wall time less moto's, measured under the quota, beside the model's projection "
-        f"for that share from the full-speed run (`bench-{JOBS}.json`): function CPU / share + waits.",
+        "outside it). The model's CPU part: the time the quota held the function back in each cycle (cgroup "
+        "`throttled_time`) beside what the model adds for that share (function CPU x (1 / share - 1)). The whole: "
+        "the cycle's wall time under the quota beside the model's duration for that share from the full-speed run "
+        f"(`bench-{JOBS}.json`) plus moto's time in that run (moto's speed on this shared machine varies from run to "
+        "run by as much as the function's whole time, so this one is rough).",
         "",
-        "| provider | cycle | full speed s | measured at the share s | projected s | measured / projected |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| provider | cycle | function CPU s | held back s | model: CPU / share - CPU s | ratio "
+        "| wall at full speed s | wall held s | model + moto s | ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for provider_id, name, full_s, measured, projected in rows:
+    for row in rows:
         lines.append(
-            f"| {provider_id} | {name} | {full_s} | {measured} | {projected:.2f} | {ratio(measured, projected)} |"
+            f"| {row['provider']} | {row['cycle']} | {row['function_cpu_s']:.3f} | {row['throttled_s']} "
+            f"| {row['stretch_projected_s']} | {ratio(row['throttled_s'], row['stretch_projected_s'])} "
+            f"| {row['full_wall_s']} | {row['held_wall_s']} | {row['projected_wall_s']} "
+            f"| {ratio(row['held_wall_s'], row['projected_wall_s'])} |"
         )
     lines += ["", f"The quota's own count (cgroup cpu.stat, the whole run): {quota_stat()}."]
     text = "\n".join(lines) + "\n"
@@ -1258,10 +1279,7 @@ def model_check(chosen: list[Provider], share: float) -> int:
         json.dumps(
             {
                 "share": share,
-                "rows": [
-                    dict(zip(("provider", "cycle", "full_s", "measured_s", "projected_s"), row, strict=True))
-                    for row in rows
-                ],
+                "rows": rows,
                 "results": results,
             },
             indent=2,
