@@ -1244,7 +1244,8 @@ def model_check(chosen: list[Provider], share: float) -> int:
                     # the client's throttled time
                     "projected_wall_s": round(
                         model.duration(before["cpu_phases_s"]["function"], before["waits_s"], memory)
-                        + before["moto_s"],
+                        + before["wall_s"]
+                        - before["wall_without_moto_s"],
                         3,
                     ),
                 }
