@@ -1161,6 +1161,9 @@ def main(argv: list[str] | None = None) -> int:
     stem = f"bench-{JOBS}"
     if args.again:  # the measurements kept, the projections and checks made again (e.g. a MemorySize changed)
         kept = json.loads((RESULTS / f"{stem}.json").read_text())
+        if "empty" not in kept["results"][0]["cycles"]:
+            print(f"bench/results/{stem}.json predates the Lambda model: run the bench again with BENCH_JOBS={JOBS}")
+            return 2
         import_s, results = kept["import_s"], [r for r in kept["results"] if r["provider"] in {p.id for p in chosen}]
     else:
         import_s = bench_import()
