@@ -5,20 +5,28 @@ its simulator, which answers each request after an injected latency (BENCH_PROVI
 and a moto server in its own process (bench/moto_server.py), with an injected DynamoDB latency on each call
 (BENCH_DYNAMODB_MS, default 10 ms). BENCH_JOBS active jobs per provider (default 2,000), CONCURRENCY
 (BENCH_CONCURRENCY, default 8). Cycles per provider:
+  empty     no active job: what a poll costs whatever the jobs (the projections scale only the rest)
   first     every job seen for the first time (discovered, or registered and read)
   changed   BENCH_CHANGED of the jobs (default 25%) moved one step since the last poll
   unchanged nothing moved: nothing may be written
   finish    every job finished: one write each, one event each
   fanout    as many new jobs, all finishing in a poll past FANOUT_THRESHOLD: the scheduled invocation queues
-            them, then the queue is drained one message an invocation (the event source's BatchSize 1),
-            and 50,000 active jobs are projected from the measured rates
+            them, then the queue is drained one message an invocation (the event source's BatchSize 1)
+  webhooks  BENCH_WEBHOOKS jobs (50; 10 below 1,000 jobs) finish, each announced by its webhook, timed
 Printed per cycle: provider requests (token requests apart), DynamoDB calls by operation, SNS publishes
 (messages and PublishBatch calls), wall time, and beside each its lower bound and the ratio; peak Python
 memory of a changed cycle. `moto s` is moto's own time (every call's round trip less the injected latency),
-which `wall less moto` sets apart. Results go to bench/results/ as JSON and Markdown.
+which `wall less moto` sets apart. Then, from CPU time by phase (bench/cpu.py) and the waits on the injected
+latencies, the projections of bench/model.py: each cycle at 256, 512, 1024 and 1769 MB, 50,000 active jobs at
+the deployed MemorySize (template.yaml), a memory and cost table, and the time to know (a change to its event
+on the topic, by webhook and by poll). Results go to bench/results/ as JSON and Markdown.
 
-`python -m bench --check` (what CI runs with BENCH_JOBS=200) exits 1 when a count exceeds its bound:
-table writes, publishes, every provider's requests, and the fan-out cycle's counts.
+`python -m bench --check` (what CI runs with BENCH_JOBS=200) exits 1 when a count exceeds its bound (table
+writes, publishes, every provider's requests, the fan-out cycle's counts, a webhook's event) or when 50,000
+active jobs project past their targets at the deployed MemorySize: a quiet poll within 60 s; a poll where all
+change within the function's Timeout (the scheduled invocation) and one 5-minute period (with the queue
+drained). `--cpu-share S` checks the model: the function held to a CPU share by a cgroup quota, measured
+against its projection. `--again` projects and checks the kept measurements again (a MemorySize changed).
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import model
+from bench.cpu import CpuPhases
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 JOBS = int(os.environ.get("BENCH_JOBS", "2000"))
@@ -53,12 +64,57 @@ PAGE_SIZE = 100
 BATCH_SIZE = 25
 FANOUT_BATCH = 200  # FANOUT_BATCH_SIZE's default
 MEMORY_TARGET_MIB = 200  # 10,000 active jobs
-FANOUT_CONSUMERS = 10  # the queues' event sources' MaximumConcurrency in template.yaml
-# On-demand prices (us-east-1, USD): DynamoDB per million write / read request units, SNS per million
-# published messages, Lambda arm64 per GB-second.
-PRICE_WRU, PRICE_RRU, PRICE_SNS, PRICE_GB_S = 0.625, 0.125, 0.50, 0.0000133334
+FANOUT_CONSUMERS = model.FANOUT_CONSUMERS
 POLLS_PER_HOUR = 12  # PollRate rate(5 minutes)
 BUDGET_MS = 3_600_000
+# Webhooks timed per provider for the time to know (a changed job each, its event published before the answer)
+WEBHOOKS = int(os.environ.get("BENCH_WEBHOOKS", "50" if JOBS >= 1000 else "10"))
+DEPLOYED = model.deployed(ROOT / "template.yaml")
+CPU = CpuPhases()
+
+
+class InjectedWaits:
+    """What an invocation waited on the injected latencies, whatever this machine's load or moto's speed.
+    Provider requests: the union of the intervals in which one was pending (the simulator serves them side by
+    side, as a provider would). DynamoDB calls: their latency once for each call of the invocation's own thread
+    and once for each CONCURRENCY calls of its workers, the waits they would have against DynamoDB, which
+    serves calls side by side (moto serves them one at a time, which would spread the workers' waits out)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.intervals: list[tuple[float, float]] = []
+        self.dynamodb_calls: Counter[str] = Counter()
+
+    def sleep(self, seconds: float) -> None:
+        started = time.perf_counter()
+        time.sleep(seconds)
+        self.intervals.append((started, time.perf_counter()))  # list.append: atomic, from any thread
+
+    def dynamodb(self, seconds: float) -> None:
+        thread = "main" if threading.current_thread() is threading.main_thread() else "workers"
+        with self._lock:
+            self.dynamodb_calls[thread] += 1
+        time.sleep(seconds)
+
+    def total_s(self) -> float:
+        calls = self.dynamodb_calls
+        return self.union_s() + (calls["main"] + calls["workers"] / CONCURRENCY) * DYNAMODB_LATENCY
+
+    def union_s(self) -> float:
+        total, end = 0.0, float("-inf")
+        for start, stop in sorted(self.intervals):
+            if stop > end:
+                total += stop - max(start, end)
+                end = stop
+        return total
+
+
+WAITS = InjectedWaits()
+# --cpu-share: the function's threads held to this share of one core by a cgroup CPU quota (None: no quota)
+CPU_QUOTA: dict[str, Any] = {}
 
 
 def _environment() -> None:
@@ -75,17 +131,28 @@ def _environment() -> None:
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     sys.path[:0] = [str(ROOT / "layers" / "transcode_core"), str(ROOT)]
+    from transcode_core import aws
+
+    # moto on a busy machine may take longer than DynamoDB's per-try timeout allows; its time is set apart
+    aws.READ_TIMEOUT = 60.0
 
 
 def bench_import() -> float:
-    """Seconds to import a provider function in a fresh interpreter (our part of a cold start)."""
+    """CPU seconds to import a provider function in a fresh interpreter (our part of a cold start), the least
+    of three: CPU time, not wall time, so a busy machine does not inflate it (`make bench-imports` times the
+    built artifact as Lambda's runtime loads it)."""
     code = (
         "import sys, time; sys.path[:0] = ['layers/transcode_core', 'functions/encoding_com']; "
-        "t = time.perf_counter(); import app; print(time.perf_counter() - t)"
+        "t = time.process_time(); import app; print(time.process_time() - t)"
     )
     env = {**os.environ, "POWERTOOLS_TRACE_DISABLED": "1"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    timed = []
+    for _ in range(3):
+        run = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+        timed.append(float(run.stdout.strip().splitlines()[-1]))
+    return min(timed)
 
 
 @contextlib.contextmanager
@@ -145,7 +212,7 @@ class AwsCalls:
 
     def _delay(self, event_name: str, **_kwargs: Any) -> None:
         if self.latency and event_name.startswith("before-send.dynamodb"):
-            time.sleep(self.latency)
+            WAITS.dynamodb(self.latency)
         self._sent.at = time.perf_counter()
 
     def _round_trip(self, **_kwargs: Any) -> None:
@@ -269,7 +336,7 @@ def with_latency(sim: Any, seconds: float) -> None:
     dispatch = sim.dispatch
 
     def slow(request):
-        time.sleep(seconds)
+        WAITS.sleep(seconds)
         return dispatch(request)
 
     sim.dispatch = slow
@@ -279,7 +346,8 @@ def with_latency(sim: Any, seconds: float) -> None:
 class MeasuredPoll:
     report: dict[str, Any]
     wall_s: float
-    cpu_s: float  # this process's CPU time in the poll: the function, its clients, the in-process simulator
+    cpu: dict[str, float]  # CPU seconds by phase (bench/cpu.py), "process" the total, "function" less the simulator
+    waits_s: float  # the time an injected latency was pending (InjectedWaits)
     moto_s: float  # moto's own share of the wall time (AwsCalls.moto_share)
     provider_requests: int
     token_requests: int
@@ -289,16 +357,25 @@ class MeasuredPoll:
     def wall_without_moto_s(self) -> float:
         return max(0.0, self.wall_s - self.moto_s)
 
+    @property
+    def cpu_s(self) -> float:
+        return self.cpu["process"]
+
 
 def measured_poll(stack: Any, aws: AwsCalls, sim: Any, provider: Provider) -> MeasuredPoll:
     """One scheduled invocation of the provider's function, timed, with the calls it made."""
     aws.reset()
     sim.reset_log()
-    started, cpu_started = time.perf_counter(), time.process_time()
+    CPU.reset()
+    WAITS.reset()
+    throttled = throttled_s()
+    started = time.perf_counter()
     report = stack.poll(provider.id)
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    wall, cpu = time.perf_counter() - started, CPU.snapshot()
+    if CPU_QUOTA:
+        cpu["throttled"] = throttled_s() - throttled
     requests, tokens = provider_requests(sim)
-    return MeasuredPoll(report, wall, cpu, aws.moto_share(), requests, tokens, dict(aws.calls))
+    return MeasuredPoll(report, wall, cpu, WAITS.total_s(), aws.moto_share(), requests, tokens, dict(aws.calls))
 
 
 def table_writes(calls: dict[str, int]) -> int:
@@ -339,6 +416,8 @@ def run_cycle(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, *, active
         "other_calls": {name: count for name, count in calls.items() if name.split(".")[0] not in ("dynamodb", "sns")},
         "wall_s": round(wall, 3),
         "cpu_s": round(poll.cpu_s, 3),
+        "cpu_phases_s": {phase: round(seconds, 4) for phase, seconds in poll.cpu.items()},
+        "waits_s": round(poll.waits_s, 3),
         "moto_s": round(poll.moto_s, 3),
         "wall_without_moto_s": round(poll.wall_without_moto_s, 3),
         "latency_bound_s": round(latency_bound, 3),
@@ -365,21 +444,29 @@ def run_fanout_cycle(
     stack.function_env[provider.id].update(fanout_env)
     try:
         poll = measured_poll(stack, aws, sim, provider)
+        scheduled_units = dict(aws.units)
         aws.reset()
         consumer_walls, consumer_own, refused = [], [], 0  # wall time, and wall time less moto's share
+        consumer_cpu, consumer_waits = [], []  # the function's CPU seconds, and its waits, per invocation
         while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", []):
             started, moto_before = time.perf_counter(), aws.moto_share()
+            CPU.reset()
+            WAITS.reset()
             answer = stack.invoke(provider.id, sqs_event(messages), warm=True)
             consumer_walls.append(time.perf_counter() - started)
+            cpu = CPU.snapshot()
             consumer_own.append(max(0.0, consumer_walls[-1] - (aws.moto_share() - moto_before)))
+            consumer_cpu.append(cpu["function"])
+            consumer_waits.append(WAITS.total_s())
             refused += len(answer["batchItemFailures"])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
-        consumed = dict(aws.calls)
+        consumed, consumer_units = dict(aws.calls), dict(aws.units)
     finally:
         for name in fanout_env:
             stack.function_env[provider.id].pop(name, None)
     request_bound = provider.requests_bound(listed, active)
     message_bound = math.ceil(active / FANOUT_BATCH)
+    scheduled_latency_bound = provider.rounds(listed, active) * PROVIDER_LATENCY
     return {
         "jobs_fanned_out": poll.report["jobs_fanned_out"],
         "scheduled": {
@@ -390,7 +477,10 @@ def run_fanout_cycle(
             "table_writes": table_writes(poll.calls),
             "queue_messages": poll.calls.get("sqs.SendMessage", 0),
             "queue_messages_bound": message_bound,
-            "latency_bound_s": round(provider.rounds(listed, active) * PROVIDER_LATENCY, 3),
+            "latency_bound_s": round(scheduled_latency_bound, 3),
+            "cpu_phases_s": {phase: round(seconds, 4) for phase, seconds in poll.cpu.items()},
+            "waits_s": round(poll.waits_s, 3),
+            "read_units": round(scheduled_units.get("RRU", 0.0), 1),
         },
         "consumer": {
             "invocations": len(consumer_walls),
@@ -404,22 +494,12 @@ def run_fanout_cycle(
             "wall_max_s": round(max(consumer_walls, default=0.0), 3),
             "wall_without_moto_mean_s": round(sum(consumer_own) / max(len(consumer_own), 1), 3),
             "wall_without_moto_max_s": round(max(consumer_own, default=0.0), 3),
+            "cpu_s": [round(seconds, 4) for seconds in consumer_cpu],
+            "waits_s": [round(seconds, 4) for seconds in consumer_waits],
+            "write_units": round(consumer_units.get("WRU", 0.0), 1),
+            "read_units": round(consumer_units.get("RRU", 0.0), 1),
         },
-        "projected_50000": projection(provider, poll.wall_without_moto_s, consumer_own, active),
-    }
-
-
-def projection(provider: Provider, scheduled_s: float, consumer_s: list[float], active: int) -> dict[str, float]:
-    """50,000 active jobs, every one changed, from this cycle's measured times (moto's own set apart): the
-    scheduled invocation's time grows with the jobs it reads, and the consumers (at most FANOUT_CONSUMERS at
-    once, the event source's `MaximumConcurrency`) each take one message of FANOUT_BATCH jobs. Beside it, the
-    scheduled invocation's latency bound: the rounds of provider requests 50,000 jobs need."""
-    messages = math.ceil(50_000 / FANOUT_BATCH)
-    return {
-        "scheduled_s": round(scheduled_s * 50_000 / active, 1),
-        "scheduled_latency_bound_s": round(provider.rounds(50_000, 50_000) * PROVIDER_LATENCY, 1),
-        "messages": messages,
-        "consumers_s": round(math.ceil(messages / FANOUT_CONSUMERS) * max(consumer_s, default=0.0), 1),
+        "scheduled_latency_bound_50000_s": round(provider.rounds(50_000, 50_000) * PROVIDER_LATENCY, 1),
     }
 
 
@@ -457,10 +537,53 @@ def provider_stack(provider: Provider, aws: AwsCalls):
             return added
 
         with_latency(sim, PROVIDER_LATENCY)
+        CPU.hook_simulator(sim)
         try:
-            yield stack, sim, add_jobs
+            with cpu_quota():
+                yield stack, sim, add_jobs
         finally:
             aws.latency = 0.0
+
+
+@contextlib.contextmanager
+def cpu_quota():
+    """With --cpu-share: this thread, and so every thread it starts (the function's pools), held to that share
+    of one core by a cgroup (v1) CPU quota; the simulator's threads, started before, and moto's process stay
+    outside it, as they would in Lambda."""
+    if not CPU_QUOTA:
+        yield
+        return
+    tid = str(threading.get_native_id())
+    (CPU_QUOTA["group"] / "tasks").write_text(tid)
+    try:
+        yield
+    finally:
+        (CPU_QUOTA["parent"] / "tasks").write_text(tid)
+
+
+@contextlib.contextmanager
+def cpu_quota_group(share: float):
+    """A cgroup v1 `cpu` group limited to `share` of one core, removed afterwards."""
+    mounted = Path("/sys/fs/cgroup/cpu")
+    line = next(
+        line for line in Path("/proc/self/cgroup").read_text().splitlines() if ":cpu:" in line or ":cpu," in line
+    )
+    parent = mounted / line.split(":", 2)[2].lstrip("/")
+    group = parent / f"bench-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "cpu.cfs_period_us").write_text("100000")
+        (group / "cpu.cfs_quota_us").write_text(str(int(share * 100_000)))
+        CPU_QUOTA.update(group=group, parent=parent, share=share)
+        yield
+    finally:
+        for _ in range(50):  # threads the quota held may still be ending
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+        CPU_QUOTA.clear()
 
 
 def traced_poll(stack: Any, provider: Provider) -> float:
@@ -476,12 +599,15 @@ def traced_poll(stack: Any, provider: Provider) -> float:
 def bench_provider(provider: Provider, aws: AwsCalls) -> dict[str, Any]:
     results: dict[str, Any] = {"provider": provider.id, "jobs": JOBS, "bound_note": provider.bound_note}
     with provider_stack(provider, aws) as (stack, sim, add_jobs):
-        jobs = add_jobs(0, JOBS)
+        stack.poll(provider.id)  # the function's module loaded (Lambda's init), not timed
         aws.latency = DYNAMODB_LATENCY
+        # No active job: what a poll costs whatever the jobs (new clients, the token, the listing's first page)
+        empty = run_cycle(stack, aws, sim, provider, active=0, moved=0, announce=0)
+        jobs = add_jobs(0, JOBS)
         moved_count = int(JOBS * CHANGED_SHARE)
         for job_id in jobs:
             sim.advance(job_id, provider.first_steps)
-        cycles = {"first": run_cycle(stack, aws, sim, provider, active=JOBS, moved=JOBS, announce=0)}
+        cycles = {"empty": empty, "first": run_cycle(stack, aws, sim, provider, active=JOBS, moved=JOBS, announce=0)}
         for job_id in jobs[:moved_count]:
             sim.advance(job_id, 1)
         cycles["changed"] = run_cycle(stack, aws, sim, provider, active=JOBS, moved=moved_count, announce=0)
@@ -504,8 +630,54 @@ def bench_provider(provider: Provider, aws: AwsCalls) -> dict[str, Any]:
         # A listing still shows the first jobs, finished minutes ago: they are read, unchanged, again.
         listed = JOBS if provider.registers else 2 * JOBS
         results["fanout"] = run_fanout_cycle(stack, aws, sim, provider, active=JOBS, listed=listed)
+        results["webhooks"] = webhook_times(stack, aws, sim, provider, add_jobs(3 * JOBS, WEBHOOKS))
     results["cycles"] = cycles
     return results
+
+
+def webhook_body(sim: Any, provider: Provider, job_id: str) -> tuple[Any, dict[str, Any]]:
+    """The webhook the provider sends for this job's latest change (as `local/run.py`'s demo sends them)."""
+    if provider.id == "encoding_com":
+        body, content_type = sim.notification(job_id)
+        return body, {"content_type": content_type, "base64": True}
+    if provider.id == "transparent_edge":
+        return {"order_id": job_id}, {}
+    if provider.id == "xvid":
+        return {"job": {"id": job_id}}, {}
+    return sim.take_callbacks()[-1], {}  # VOD Station: the callback of the output's last status
+
+
+def webhook_times(stack: Any, aws: AwsCalls, sim: Any, provider: Provider, jobs: list[str]) -> dict[str, Any]:
+    """Each job, known to the table, finishes; its webhook is then timed from its arrival to the handler's
+    answer, by which time the event is on the topic. The first is a cold start's first invocation (new
+    clients; the import is measured apart), the rest are warm. The DynamoDB latency stays injected."""
+    for job_id in jobs:
+        sim.advance(job_id, provider.first_steps)
+    stack.poll(provider.id)  # the jobs are known, as a webhook's job usually is
+    if provider.id == "vod_station":
+        sim.take_callbacks()
+    timed = []
+    for number, job_id in enumerate(jobs):
+        sim.advance(job_id, 100)
+        body, options = webhook_body(sim, provider, job_id)
+        aws.reset()
+        CPU.reset()
+        WAITS.reset()
+        started = time.perf_counter()
+        status, _answer = stack.webhook(provider.id, body, warm=number > 0, **options)
+        wall, cpu = time.perf_counter() - started, CPU.snapshot()
+        own = max(0.0, wall - aws.moto_share())
+        timed.append(
+            {
+                "status": status,
+                "published": aws.calls.get("sns.messages", 0) + aws.calls.get("sns.Publish", 0),
+                "wall_s": round(wall, 4),
+                "wall_without_moto_s": round(own, 4),
+                "cpu_s": round(cpu["function"], 4),
+                "waits_s": round(WAITS.total_s(), 4),
+            }
+        )
+    return {"cold": timed[0], "warm": timed[1:]}
 
 
 def bench_memory(provider: Provider, aws: AwsCalls, count: int) -> dict[str, Any]:
@@ -570,21 +742,18 @@ def markdown(results: list[dict[str, Any]], import_s: float) -> str:
     lines += [
         "",
         f"Fan-out (`finish` past FANOUT_THRESHOLD, {FANOUT_BATCH} jobs a message, one message an invocation): the "
-        "scheduled invocation, then the consumer invocations; and 50,000 active jobs, all changed, projected from "
-        f"the measured times less moto's ({FANOUT_CONSUMERS} consumers at once), beside the latency bound of the "
-        "scheduled invocation's provider requests:",
+        "scheduled invocation, then the consumer invocations, measured here (full CPU):",
         "",
         "| provider | scheduled wall s; less moto (latency bound) | provider requests | scheduled writes "
         "| queue messages | consumer invocations | consumer writes | SNS messages "
-        "| consumer wall s mean / max; less moto | 50,000: scheduled s (latency bound) "
-        "| 50,000: messages, consumers s |",
-        "| --- | --- | --- | ---: | --- | ---: | --- | --- | --- | --- | --- |",
+        "| consumer wall s mean / max; less moto |",
+        "| --- | --- | --- | ---: | --- | ---: | --- | --- | --- |",
     ]
     for result in results:
         fan = result.get("fanout")
         if not fan:
             continue
-        scheduled, consumer, projected = fan["scheduled"], fan["consumer"], fan["projected_50000"]
+        scheduled, consumer = fan["scheduled"], fan["consumer"]
         lines.append(
             f"| {result['provider']} | {scheduled['wall_s']}; {scheduled['wall_without_moto_s']} "
             f"({scheduled['latency_bound_s']}) "
@@ -596,14 +765,13 @@ def markdown(results: list[dict[str, Any]], import_s: float) -> str:
             f"({ratio(consumer['table_writes'], consumer['table_writes_bound'])}) "
             f"| {consumer['sns_messages']} / {consumer['sns_messages_bound']} "
             f"| {consumer['wall_mean_s']} / {consumer['wall_max_s']}; "
-            f"{consumer['wall_without_moto_mean_s']} / {consumer['wall_without_moto_max_s']} "
-            f"| {projected['scheduled_s']} ({projected['scheduled_latency_bound_s']}) "
-            f"| {projected['messages']}, {projected['consumers_s']} |"
+            f"{consumer['wall_without_moto_mean_s']} / {consumer['wall_without_moto_max_s']} |"
         )
-    lines += ["", f"Import of a provider function (fresh interpreter): {import_s:.2f} s", ""]
+    lines += model_sections(results, import_s)
+    lines += ["", f"Import of a provider function (fresh interpreter): {import_s:.2f} CPU s", ""]
     lines += [
         "Cost per 1,000 active jobs an hour: 12 polls with the `changed` cycle's counts, and 1,000 jobs finishing "
-        "(the `finish` cycle's counts), scaled; Lambda at 256 MB for the measured wall time (moto-inflated):",
+        "(the `finish` cycle's counts), scaled; Lambda at the deployed MemorySize for the model's duration:",
         "",
         "| provider | provider requests | write units | read units | SNS messages | USD |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -617,6 +785,278 @@ def markdown(results: list[dict[str, Any]], import_s: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- the model: projections at a MemorySize (bench/model.py) -------------------------------------------------
+def provider_memory(provider_id: str) -> int:
+    return DEPLOYED["functions"][provider_id]["memory_mb"]
+
+
+def cycle_seconds(
+    cycle: dict[str, Any], memory_mb: int, scale: float = 1.0, fixed: dict[str, Any] | None = None
+) -> float:
+    """The cycle's projected duration at `memory_mb`, its CPU and waits scaled by `scale` (jobs / measured);
+    with `fixed` (the `empty` cycle: a poll of no job) only what the cycle took beyond it is scaled."""
+    measured = model.duration(cycle["cpu_phases_s"]["function"], cycle["waits_s"], memory_mb)
+    if fixed is None:
+        return measured * scale
+    base = model.duration(fixed["cpu_phases_s"]["function"], fixed["waits_s"], memory_mb)
+    return base + max(0.0, measured - base) * scale
+
+
+def per_job_phases(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """CPU milliseconds per job by phase, beyond what a poll of no job takes (the `empty` cycle): an unchanged
+    job (the `unchanged` cycle), a changed job (what the `changed` cycle spent beyond its unchanged jobs, per
+    moved job) and a finishing job (the `finish` cycle)."""
+    jobs, cycles = result["jobs"], result["cycles"]
+    fixed = cycles["empty"]["cpu_phases_s"]
+
+    def beyond_fixed(cycle: str) -> dict[str, float]:
+        return {phase: max(0.0, seconds - fixed[phase]) for phase, seconds in cycles[cycle]["cpu_phases_s"].items()}
+
+    unchanged = {phase: seconds / jobs for phase, seconds in beyond_fixed("unchanged").items()}
+    moved = max(cycles["changed"]["jobs_changed"], 1)
+    changed = {
+        phase: max(0.0, (seconds - unchanged[phase] * (jobs - moved)) / moved)
+        for phase, seconds in beyond_fixed("changed").items()
+    }
+    finishing = {phase: seconds / jobs for phase, seconds in beyond_fixed("finish").items()}
+    return {
+        kind: {phase: round(seconds * 1000, 3) for phase, seconds in values.items()}
+        for kind, values in (("unchanged", unchanged), ("changed", changed), ("finishing", finishing))
+    }
+
+
+def fanout_projection(result: dict[str, Any], memory_mb: int, jobs: int = model.TARGET_JOBS) -> dict[str, float]:
+    """`jobs` active jobs that all change in one poll past FANOUT_THRESHOLD, at `memory_mb`: the scheduled
+    invocation (scaled from the measured one by the jobs it reads), then the queue drained by at most
+    FANOUT_CONSUMERS invocations at once, each a message of FANOUT_BATCH jobs (the slowest measured one). The
+    scheduled invocation queues its messages at its end, so the two add up."""
+    fan = result["fanout"]
+    scheduled = fan["scheduled"]
+    scheduled_s = cycle_seconds(scheduled, memory_mb, jobs / result["jobs"], result["cycles"].get("empty"))
+    # a measured message of fewer jobs than FANOUT_BATCH (a small run) stands for a full one
+    per_message = FANOUT_BATCH / min(FANOUT_BATCH, result["jobs"])
+    consumers = [
+        per_message * model.duration(cpu, wait, memory_mb)
+        for cpu, wait in zip(fan["consumer"]["cpu_s"], fan["consumer"]["waits_s"], strict=True)
+    ]
+    messages = math.ceil(jobs / FANOUT_BATCH)
+    drain_s = math.ceil(messages / FANOUT_CONSUMERS) * max(consumers, default=0.0)
+    return {
+        "scheduled_s": round(scheduled_s, 1),
+        "consumer_mean_s": round(sum(consumers) / max(len(consumers), 1), 3),
+        "consumer_max_s": round(max(consumers, default=0.0), 3),
+        "messages": messages,
+        "drain_s": round(drain_s, 1),
+        "total_s": round(scheduled_s + drain_s, 1),
+    }
+
+
+def quiet_projection(result: dict[str, Any], memory_mb: int, jobs: int = model.TARGET_JOBS) -> float:
+    cycles = result["cycles"]
+    return round(cycle_seconds(cycles["unchanged"], memory_mb, jobs / result["jobs"], cycles.get("empty")), 1)
+
+
+def cost_table(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Projected seconds and USD at each MemorySize of: a quiet poll of 2,000 active jobs (the `unchanged`
+    cycle), a poll where 2,000 active jobs all change and finish (the `finish` cycle: a write and an event
+    each), and a 50,000-job fan-out (scheduled invocation and consumers). `bus_usd`: what an EventBridge bus
+    adds (one PutEvents entry per event)."""
+    arch, jobs = DEPLOYED["architecture"], result["jobs"]
+    cycles, fan = result["cycles"], result["fanout"]
+    table: dict[str, dict[str, dict[str, float]]] = {"quiet_2000": {}, "changed_2000": {}, "fanout_50000": {}}
+    scale = 2000 / jobs
+    for memory in model.MEMORY_SIZES:
+        quiet = cycle_seconds(cycles["unchanged"], memory, scale, cycles.get("empty"))
+        table["quiet_2000"][str(memory)] = {
+            "s": round(quiet, 2),
+            "usd": model.invocation_cost(quiet, memory, arch)
+            + model.requests_cost(0, cycles["unchanged"]["read_units"] * scale, 0),
+            "bus_usd": 0.0,
+        }
+        finish = cycles["finish"]
+        changed = cycle_seconds(finish, memory, scale, cycles.get("empty"))
+        table["changed_2000"][str(memory)] = {
+            "s": round(changed, 2),
+            "usd": model.invocation_cost(changed, memory, arch)
+            + model.requests_cost(
+                finish["write_units"] * scale, finish["read_units"] * scale, finish["sns_messages"] * scale
+            ),
+            "bus_usd": finish["sns_messages"] * scale * model.PRICES["eventbridge_put"],
+        }
+        projected = fanout_projection(result, memory)
+        big = model.TARGET_JOBS / jobs
+        consumer = fan["consumer"]
+        usd = (
+            model.invocation_cost(projected["scheduled_s"], memory, arch)
+            + projected["messages"] * model.invocation_cost(projected["consumer_mean_s"], memory, arch)
+            + model.requests_cost(
+                consumer["write_units"] * big,
+                (fan["scheduled"]["read_units"] + consumer["read_units"]) * big,
+                consumer["sns_messages"] * big,
+                sqs=3 * projected["messages"],  # send, receive, delete
+            )
+        )
+        table["fanout_50000"][str(memory)] = {
+            "s": projected["total_s"],
+            "usd": usd,
+            "bus_usd": consumer["sns_messages"] * big * model.PRICES["eventbridge_put"],
+        }
+    return table
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))] if ordered else 0.0
+
+
+def time_to_know(result: dict[str, Any], import_s: float, memory_mb: int) -> dict[str, float]:
+    """Seconds from a provider's change to its event on the topic, at `memory_mb`: through a webhook (p50 and
+    p99 warm; cold: the first invocation plus the handler's import, both at the CPU share) and through a poll
+    (half a period on average, a whole one at worst, plus a 2,000-active-job `changed` poll's own time)."""
+    hooks = result["webhooks"]
+    warm = [model.duration(hook["cpu_s"], hook["waits_s"], memory_mb) for hook in hooks["warm"]]
+    cold = hooks["cold"]
+    cycles = result["cycles"]
+    poll_s = cycle_seconds(cycles["changed"], memory_mb, 2000 / result["jobs"], cycles.get("empty"))
+    return {
+        "webhook_p50_s": round(percentile(warm, 0.5), 3),
+        "webhook_p99_s": round(percentile(warm, 0.99), 3),
+        "webhook_cold_s": round(model.duration(cold["cpu_s"] + import_s, cold["waits_s"], memory_mb), 3),
+        "poll_mean_s": round(model.PERIOD_S / 2 + poll_s, 1),
+        "poll_max_s": round(model.PERIOD_S + poll_s, 1),
+        "webhooks": len(warm),
+    }
+
+
+PHASE_COLUMNS = (
+    ("provider", "provider reads"),
+    ("deciding", "deciding"),
+    ("dynamodb", "DynamoDB client"),
+    ("sns", "SNS client"),
+    ("aws_other", "other AWS clients"),
+    ("function", "function total"),
+    ("simulator", "simulator (apart)"),
+)
+
+
+def model_sections(results: list[dict[str, Any]], import_s: float) -> list[str]:
+    """The CPU per job by phase, the projections at the deployed MemorySize, the memory and cost table and the
+    time to know."""
+    lines = [
+        "",
+        "CPU milliseconds per job by phase (thread CPU time, so waits do not count; bench/cpu.py). `function "
+        "total` is the bench process's CPU less the simulator's, which runs in the process but is no part of the "
+        "function; moto's runs in its own process. `changed`: what a moved job costs beyond an unchanged one.",
+        "",
+        "| provider | job | " + " | ".join(title for _, title in PHASE_COLUMNS) + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in PHASE_COLUMNS) + " |",
+    ]
+    for result in results:
+        for kind, phases in per_job_phases(result).items():
+            cells = " | ".join(f"{phases.get(phase, 0.0):.3f}" for phase, _ in PHASE_COLUMNS)
+            lines.append(f"| {result['provider']} | {kind} | {cells} |")
+    lines += [
+        "",
+        f"Model (bench/model.py): duration at MemorySize M = function CPU s x {model.FULL_CPU_MB} / min(M, "
+        f"{model.FULL_CPU_MB}) + waits: the provider requests' injected latency where one was pending, and "
+        "DynamoDB's once per call of the invocation's thread and once per CONCURRENCY calls of its workers; "
+        "50,000 jobs scale what a cycle takes beyond a poll of no job (`empty`). Prices: us-east-1, Lambda "
+        f"{DEPLOYED['architecture']} ${model.PRICES['lambda_gb_s'][DEPLOYED['architecture']]} per GB-s and "
+        "$0.20 per million requests, DynamoDB on-demand $0.625 / $0.125 per million write / read units, SNS $0.50 "
+        "per million publishes, SQS $0.40 per million requests; `+ bus`: EventBridge PutEvents at $1 per million.",
+        "",
+        "| provider | cycle | function CPU s | simulator CPU s | waits s | "
+        + " | ".join(f"{memory} MB s" for memory in model.MEMORY_SIZES)
+        + " |",
+        "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in model.MEMORY_SIZES) + " |",
+    ]
+    for result in results:
+        for name, cycle in result["cycles"].items():
+            cells = " | ".join(f"{cycle_seconds(cycle, memory):.2f}" for memory in model.MEMORY_SIZES)
+            lines.append(
+                f"| {result['provider']} | {name} | {cycle['cpu_phases_s']['function']:.3f} "
+                f"| {cycle['cpu_phases_s']['simulator']:.3f} | {cycle['waits_s']:.3f} | {cells} |"
+            )
+    lines += [
+        "",
+        "50,000 active jobs at the deployed MemorySize (template.yaml): a quiet poll (target "
+        f"{model.QUIET_TARGET_S} s) and a poll where all 50,000 change (the scheduled invocation, which must end "
+        f"within the function's Timeout, then the queue drained; target {model.PERIOD_S} s, one period):",
+        "",
+        "| provider | MemorySize | quiet poll s | all change: scheduled s (Timeout) + drain s = total s | met |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    for result in results:
+        memory = provider_memory(result["provider"])
+        fan = fanout_projection(result, memory)
+        timeout = DEPLOYED["functions"][result["provider"]]["timeout_s"]
+        missed = projection_misses(result)
+        lines.append(
+            f"| {result['provider']} | {memory} MB | {quiet_projection(result, memory)} "
+            f"| {fan['scheduled_s']} ({timeout}) + {fan['drain_s']} = {fan['total_s']} "
+            f"| {'yes' if not missed else 'NO'} |"
+        )
+    titles = {
+        "quiet_2000": "a quiet poll of 2,000 active jobs",
+        "changed_2000": "a poll where 2,000 active jobs all change and finish (a write and an event each)",
+        "fanout_50000": "50,000 active jobs all changing: scheduled invocation + 250 consumer invocations",
+    }
+    for scenario, title in titles.items():
+        lines += [
+            "",
+            f"Memory and cost: {title}; projected seconds, USD (`+ bus`: with an EventBridge bus):",
+            "",
+            "| provider | " + " | ".join(f"{memory} MB" for memory in model.MEMORY_SIZES) + " | + bus |",
+            "| --- | " + " | ".join("---" for _ in model.MEMORY_SIZES) + " | ---: |",
+        ]
+        for result in results:
+            row = cost_table(result)[scenario]
+            cells = " | ".join(f"{row[str(m)]['s']} s, ${row[str(m)]['usd']:.5f}" for m in model.MEMORY_SIZES)
+            lines.append(f"| {result['provider']} | {cells} | ${row[str(model.MEMORY_SIZES[0])]['bus_usd']:.5f} |")
+    lines += [
+        "",
+        "Time to know, s: from a provider's change to its event on the topic. Webhook: the provider calls, the "
+        "function reads the job (VOD Station: from the callback itself), writes and publishes before it answers; "
+        f"p50 / p99 of warm invocations, and a cold start (first invocation plus the import, {import_s:.2f} CPU s "
+        "here, both at the CPU share). Poll: half a period on average (a whole one at worst) plus a "
+        "2,000-active-job `changed` poll's own time.",
+        "",
+        "| provider | MemorySize | webhooks timed | webhook p50 / p99 warm | webhook cold | poll mean / worst |",
+        "| --- | ---: | ---: | --- | ---: | --- |",
+    ]
+    for result in results:
+        for memory in sorted({provider_memory(result["provider"]), model.FULL_CPU_MB}):
+            know = time_to_know(result, import_s, memory)
+            lines.append(
+                f"| {result['provider']} | {memory} MB | {know['webhooks']} "
+                f"| {know['webhook_p50_s']} / {know['webhook_p99_s']} | {know['webhook_cold_s']} "
+                f"| {know['poll_mean_s']} / {know['poll_max_s']} |"
+            )
+    return lines
+
+
+def projection_misses(result: dict[str, Any]) -> list[str]:
+    """50,000 active jobs at the provider function's deployed MemorySize: a quiet poll within 60 s; a poll
+    where all of them change within one period, its scheduled invocation within the function's Timeout."""
+    provider, memory = result["provider"], provider_memory(result["provider"])
+    timeout = DEPLOYED["functions"][provider]["timeout_s"]
+    where = f"{provider} at {memory} MB, 50,000 active jobs"
+    missed = []
+    quiet = quiet_projection(result, memory)
+    if quiet > model.QUIET_TARGET_S:
+        missed.append(f"{where}: a quiet poll projects {quiet} s > {model.QUIET_TARGET_S} s")
+    if result.get("fanout"):
+        fan = fanout_projection(result, memory)
+        if fan["scheduled_s"] > timeout:
+            missed.append(f"{where}: the scheduled invocation projects {fan['scheduled_s']} s > Timeout {timeout} s")
+        if fan["total_s"] > model.PERIOD_S:
+            missed.append(
+                f"{where}, all changing: {fan['scheduled_s']} s scheduled + {fan['drain_s']} s drain "
+                f"= {fan['total_s']} s > {model.PERIOD_S} s"
+            )
+    return missed
+
+
 def hourly_cost(result: dict[str, Any]) -> dict[str, float]:
     per_job = 1000 / result["jobs"]
     polls = per_job * POLLS_PER_HOUR
@@ -625,8 +1065,10 @@ def hourly_cost(result: dict[str, Any]) -> dict[str, float]:
     wru = changed["write_units"] * polls + finish["write_units"] * per_job
     rru = changed["read_units"] * polls + finish["read_units"] * per_job
     sns = finish["sns_messages"] * per_job
-    seconds = changed["wall_s"] * polls + finish["wall_s"] * per_job
-    usd = wru * PRICE_WRU / 1e6 + rru * PRICE_RRU / 1e6 + sns * PRICE_SNS / 1e6 + seconds * 0.25 * PRICE_GB_S
+    memory = provider_memory(result["provider"])
+    seconds = cycle_seconds(changed, memory) * polls + cycle_seconds(finish, memory) * per_job
+    gb_s_price = model.PRICES["lambda_gb_s"][DEPLOYED["architecture"]]
+    usd = model.requests_cost(wru, rru, sns) + seconds * memory / 1024 * gb_s_price
     return {"requests": requests, "wru": wru, "rru": rru, "sns": sns, "usd": usd}
 
 
@@ -645,10 +1087,22 @@ def checks(results: list[dict[str, Any]]) -> list[str]:
                 missed.append(f"{where}: {cycle['sns_messages']} events published, {cycle['sns_messages_bound']} due")
             if cycle["sns_calls"] > cycle["sns_calls_bound"]:
                 missed.append(f"{where}: {cycle['sns_calls']} publish calls > {cycle['sns_calls_bound']}")
-            if cycle["provider_requests"] > cycle["provider_requests_bound"]:
+            if cycle["provider_requests"] > cycle["provider_requests_bound"] and name != "empty":
                 missed.append(f"{where}: {cycle['provider_requests']} requests > {cycle['provider_requests_bound']}")
         missed += fanout_checks(result)
+        missed += webhook_checks(result)
+        missed += projection_misses(result)
     return missed
+
+
+def webhook_checks(result: dict[str, Any]) -> list[str]:
+    """Every timed webhook answered 200 and had its event on the topic by then."""
+    hooks = result.get("webhooks")
+    if not hooks:
+        return []
+    timed = [hooks["cold"], *hooks["warm"]]
+    failed = sum(1 for hook in timed if hook["status"] != 200 or not hook["published"])
+    return [f"{result['provider']} webhooks: {failed} of {len(timed)} without their event"] if failed else []
 
 
 def fanout_checks(result: dict[str, Any]) -> list[str]:
@@ -683,25 +1137,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--memory", type=int, metavar="N", help="only the peak heap of a changed poll of N active jobs (10000: target)"
     )
+    parser.add_argument(
+        "--cpu-share",
+        type=float,
+        metavar="S",
+        help="check the model: the function's threads held to share S of one core (cgroup v1 CPU quota; 0.145 "
+        "is 256 MB's), each cycle's time beside its projection from bench-<N>.json",
+    )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="measure nothing: project and check bench-<N>.json's measurements again with template.yaml as it is now",
+    )
     args = parser.parse_args(argv)
     _environment()
     warnings.filterwarnings("ignore")
     chosen = [p for p in PROVIDERS if not args.providers or p.id in args.providers.split(",")]
     if args.memory:
         return memory_only(chosen, args.memory)
-    import_s = bench_import()
-    results = []
-    with moto_server_process():
-        aws = AwsCalls()
-        for provider in chosen:
-            print(f"{provider.id}: {JOBS} jobs ...", flush=True)
-            with contextlib.redirect_stdout(io.StringIO()):
-                results.append(bench_provider(provider, aws))
+    if args.cpu_share:
+        with cpu_quota_group(args.cpu_share):
+            return model_check(chosen, args.cpu_share)
+    stem = f"bench-{JOBS}"
+    if args.again:  # the measurements kept, the projections and checks made again (e.g. a MemorySize changed)
+        kept = json.loads((RESULTS / f"{stem}.json").read_text())
+        if "empty" not in kept["results"][0]["cycles"]:
+            print(f"bench/results/{stem}.json predates the Lambda model: run the bench again with BENCH_JOBS={JOBS}")
+            return 2
+        import_s, results = kept["import_s"], [r for r in kept["results"] if r["provider"] in {p.id for p in chosen}]
+    else:
+        import_s = bench_import()
+        results = run_all(chosen)
     text = markdown(results, import_s)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"bench-{JOBS}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps({"import_s": import_s, "results": results}, indent=2) + "\n")
+    if not args.again:
+        (RESULTS / f"{stem}.json").write_text(json.dumps({"import_s": import_s, "results": results}, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(text)
     print(f"written: bench/results/{stem}.json, bench/results/{stem}.md")
     missed = checks(results)
@@ -709,6 +1180,117 @@ def main(argv: list[str] | None = None) -> int:
         print(f"BOUND EXCEEDED: {line}")
     if args.check:
         return 1 if missed else 0
+    return 0
+
+
+def run_all(chosen: list[Provider]) -> list[dict[str, Any]]:
+    import boto3
+
+    results = []
+    with moto_server_process():
+        aws = AwsCalls()
+        CPU.hook_botocore(boto3.DEFAULT_SESSION.events)
+        CPU.hook_adapters()
+        for provider in chosen:
+            print(f"{provider.id}: {JOBS} jobs ...", flush=True)
+            with contextlib.redirect_stdout(io.StringIO()):
+                results.append(bench_provider(provider, aws))
+    return results
+
+
+def throttled_s() -> float:
+    """Seconds the --cpu-share quota has held the function's threads back so far (0 without a quota)."""
+    if not CPU_QUOTA:
+        return 0.0
+    for line in (CPU_QUOTA["group"] / "cpu.stat").read_text().splitlines():
+        if line.startswith("throttled_time "):
+            return int(line.split()[1]) / 1e9
+    return 0.0
+
+
+def quota_stat() -> str:
+    stat = dict(line.split() for line in (CPU_QUOTA["group"] / "cpu.stat").read_text().splitlines())
+    return (
+        f"{stat.get('nr_throttled', '?')} of {stat.get('nr_periods', '?')} periods of 100 ms throttled, "
+        f"{int(stat.get('throttled_time', 0)) / 1e9:.1f} s in all"
+    )
+
+
+def model_check(chosen: list[Provider], share: float) -> int:
+    """The bench again with the function held to `share` of a core, each cycle's time (less moto's) beside
+    what the model projects for that share from the full-speed run of the same size (bench-<N>.json)."""
+    baseline_path = RESULTS / f"bench-{JOBS}.json"
+    if not baseline_path.exists():
+        print(f"{baseline_path.relative_to(ROOT)} is missing: run the bench at full speed with BENCH_JOBS={JOBS} first")
+        return 2
+    baseline = {result["provider"]: result for result in json.loads(baseline_path.read_text())["results"]}
+    chosen = [provider for provider in chosen if provider.id in baseline]
+    results = run_all(chosen)
+    rows = []
+    memory = round(share * model.FULL_CPU_MB)
+    for result in results:
+        full = baseline[result["provider"]]
+        pairs = [(name, cycle, full["cycles"][name]) for name, cycle in result["cycles"].items()]
+        pairs.append(("fanout scheduled", result["fanout"]["scheduled"], full["fanout"]["scheduled"]))
+        for name, held, before in pairs:
+            cpu = held["cpu_phases_s"]["function"]
+            rows.append(
+                {
+                    "provider": result["provider"],
+                    "cycle": name,
+                    "function_cpu_s": cpu,
+                    "throttled_s": round(held["cpu_phases_s"].get("throttled", 0.0), 3),
+                    "stretch_projected_s": round(cpu / share - cpu, 3),
+                    "full_wall_s": before["wall_s"],
+                    "held_wall_s": held["wall_s"],
+                    # moto's time taken from the full-speed run: under the quota its round trips also hold
+                    # the client's throttled time
+                    "projected_wall_s": round(
+                        model.duration(before["cpu_phases_s"]["function"], before["waits_s"], memory)
+                        + before["wall_s"]
+                        - before["wall_without_moto_s"],
+                        3,
+                    ),
+                }
+            )
+    lines = [
+        f"# Model check: the function held to {share:.1%} of one core ({memory} MB's share), {JOBS} active jobs",
+        "",
+        "A cgroup CPU quota holds the bench's function threads (the simulator's threads and moto's process stay "
+        "outside it). The model's CPU part: the time the quota held the function back in each cycle (cgroup "
+        "`throttled_time`) beside what the model adds for that share (function CPU x (1 / share - 1)). The whole: "
+        "the cycle's wall time under the quota beside the model's duration for that share from the full-speed run "
+        f"(`bench-{JOBS}.json`) plus moto's time in that run (moto's speed on this shared machine varies from run to "
+        "run by as much as the function's whole time, so this one is rough).",
+        "",
+        "| provider | cycle | function CPU s | held back s | model: CPU / share - CPU s | ratio "
+        "| wall at full speed s | wall held s | model + moto s | ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['provider']} | {row['cycle']} | {row['function_cpu_s']:.3f} | {row['throttled_s']} "
+            f"| {row['stretch_projected_s']} | {ratio(row['throttled_s'], row['stretch_projected_s'])} "
+            f"| {row['full_wall_s']} | {row['held_wall_s']} | {row['projected_wall_s']} "
+            f"| {ratio(row['held_wall_s'], row['projected_wall_s'])} |"
+        )
+    lines += ["", f"The quota's own count (cgroup cpu.stat, the whole run): {quota_stat()}."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    stem = f"model-check-{JOBS}"
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(
+        json.dumps(
+            {
+                "share": share,
+                "rows": rows,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"written: bench/results/{stem}.json, bench/results/{stem}.md")
     return 0
 
 
