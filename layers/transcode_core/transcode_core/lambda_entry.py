@@ -1,6 +1,10 @@
 """The Lambda edge: the only module that knows Lambda events. Each provider function's app.py is
 `lambda_handler = provider_handler("<id>")`; this tells the two triggers apart, maps the core's errors to
-HTTP answers in one place and hands everything else to the pipeline."""
+HTTP answers in one place and hands everything else to the pipeline.
+
+The jobs API imports this module too, for its services and error answers. What only the provider functions
+use (the pipeline, the adapters, requests) is imported by provider_handler(), which each provider function
+calls at its cold start, and the functions it builds: the jobs API's cold start never loads it."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import requests
 from aws_lambda_powertools.utilities import parameters
 
 from transcode_core import aws
@@ -26,19 +29,18 @@ from transcode_core.errors import (
     Unauthorized,
 )
 from transcode_core.fanout import FanOutQueue
-from transcode_core.http import build_session
 from transcode_core.notify import Notifier
 from transcode_core.observability import MetricUnit, logger, metrics, tracer, use_metric_dimensions
-from transcode_core.pipeline import Pipeline, Report
-from transcode_core.providers import get_spec
-from transcode_core.providers.base import Adapter, ProviderSpec
 from transcode_core.secrets import load_credentials
 from transcode_core.store import JobStore
-from transcode_core.webhook import WebhookBody, authenticate, check_size
 
 if TYPE_CHECKING:
+    import requests
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from transcode_core.pipeline import Report
+    from transcode_core.providers.base import Adapter, ProviderSpec
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,6 @@ class Services:
     settings: Settings
     store: JobStore
     notifier: Notifier
-    session: requests.Session
     fanout: FanOutQueue | None = None
 
 
@@ -76,13 +77,22 @@ def services() -> Services:
         store=JobStore(settings.table_name, history_days=settings.history_days, client=client("dynamodb")),
         notifier=Notifier(settings.topic_arn, client=client("sns")),
         fanout=FanOutQueue(settings.fanout_queue_url, client("sqs")) if settings.fanout_queue_url else None,
-        session=build_session(
-            retries=settings.http_retries,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            pool_size=max(16, settings.concurrency),
-            max_retry_wait=settings.max_retry_wait,
-        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def provider_session() -> requests.Session:
+    """The provider functions' HTTP session, shared by a warm Lambda's invocations (the jobs API calls no
+    provider)."""
+    from transcode_core.http import build_session
+
+    settings = services().settings
+    return build_session(
+        retries=settings.http_retries,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        pool_size=max(16, settings.concurrency),
+        max_retry_wait=settings.max_retry_wait,
     )
 
 
@@ -95,6 +105,7 @@ def secrets_client() -> Any:
 def reset_services() -> None:
     """Forget cached clients, settings and secrets (tests and the local runner change the environment)."""
     services.cache_clear()
+    provider_session.cache_clear()
     secrets_client.cache_clear()
     parameters.clear_caches()
 
@@ -105,7 +116,7 @@ def build_adapter(
     return spec.adapter(
         api_url=svc.settings.provider_api_url or spec.default_api_url,
         credentials=credentials,
-        session=svc.session,
+        session=provider_session(),
         settings=svc.settings,
         deadline=deadline or Deadline.none(),
     )
@@ -123,6 +134,8 @@ def credentials_of(spec: ProviderSpec, svc: Services) -> dict[str, str]:
 def run_poll(spec: ProviderSpec, deadline: Deadline | None = None) -> Report:
     """One poll. Raises PollFailed when it tried to write jobs and every write failed (after logging its
     report, its metrics emitted): a poll that could change nothing fails like one that could not run."""
+    from transcode_core.pipeline import Pipeline
+
     svc = services()
     credentials = credentials_of(spec, svc)
     pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings, fanout=svc.fanout)
@@ -139,6 +152,8 @@ def run_fanout(spec: ProviderSpec, event: dict, context: Any) -> dict:
     be applied is reported, and only it comes back (then, after maxReceiveCount, goes to the DLQ)."""
     # Imported here: only a fan-out invocation needs batch processing, so a poll's cold start skips it.
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    from transcode_core.pipeline import Pipeline
 
     svc = services()
     pipeline = Pipeline(spec.id, svc.store, svc.notifier, svc.settings)
@@ -208,6 +223,11 @@ def install_error_answers(app: APIGatewayHttpResolver) -> None:
 
 
 def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
+    # At the provider function's cold start, as a module's imports would be (see the module's docstring).
+    from transcode_core.pipeline import Pipeline
+    from transcode_core.providers import get_spec
+    from transcode_core.webhook import WebhookBody, authenticate, check_size
+
     spec = get_spec(provider)
     app = None
 
