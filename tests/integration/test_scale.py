@@ -223,6 +223,7 @@ def test_a_repeated_or_late_fan_out_message_changes_nothing_and_a_bad_one_fails_
     assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
 
 
+@pytest.mark.slow  # 30 jobs through 12 polls and 30 fan-out batches, each a cold invocation (seconds of CPU)
 def test_the_scheduled_function_fans_out_and_its_sqs_trigger_applies(stack, queue):
     # encoding.com end to end: the handler polls the simulator, fans out, and applies its own messages
     with EncodingComSimulator(user_id="u", user_key="k") as sim:
