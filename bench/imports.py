@@ -33,12 +33,10 @@ BUILD = ROOT / ".aws-sam" / "build"
 LAYER_ID = "CoreLayer"
 SDK_PACKAGES = ("boto3", "botocore", "s3transfer")
 TARGET_RATIO = 1.5
-# Prints the CPU seconds (user + system) one import takes; sys.path is set before the clock starts. CPU, not
-# wall time: an import is CPU work (the files come from the page cache after the warm-up round), and CPU time
-# stays the same on a machine that other jobs share, where wall time grows with the load.
+# Prints the seconds one import takes; sys.path is set before the clock starts.
 TIMER = (
-    "import sys, time; sys.path[:0] = {path!r}; t = time.process_time(); import {module}; "
-    "print(time.process_time() - t)"
+    "import sys, time; sys.path[:0] = {path!r}; t = time.perf_counter(); import {module}; "
+    "print(time.perf_counter() - t)"
 )
 
 
@@ -120,7 +118,7 @@ def check(repeat: int = 9, out: Any = None) -> bool:
     print(f"built layer: {unzipped:.1f} MB unzipped, {zipped:.1f} MB zipped, {count} files", file=out)
     shipped = ", ".join(shipped_sdk) or "none"
     print(f"AWS SDK in the layer: {shipped} (the runtime's: {sdk.relative_to(ROOT)})", file=out)
-    print(f"cold imports (CPU time), python3.13 -I -B -S, median of {repeat} fresh processes:", file=out)
+    print(f"cold imports, python3.13 -I -B -S, median of {repeat} fresh processes:", file=out)
     baseline = statistics.median(runs.pop("import boto3"))
     print(f"  {'import boto3':<24} {baseline * 1000:7.0f} ms   1.00x", file=out)
     missed = bool(shipped_sdk)
