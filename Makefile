@@ -116,7 +116,7 @@ bench: $(STAMP) ## Benchmark all four providers (BENCH_JOBS=2000 ... ARGS="--pro
 	$(PY) -m bench $(ARGS)
 
 bench-imports: build ## Cold import of each built function vs `import boto3`, in a python3.13 runtime emulation
-	$(WITH_PYTHON313) $(PY) -m bench.imports
+	$(WITH_PYTHON313) $(PY) -m bench.imports --check
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .ruff_cache .benchmarks

@@ -128,8 +128,20 @@ def aws(monkeypatch):
     from moto import mock_aws
 
     serialize_moto(monkeypatch)
-    with mock_aws():
+    # moto's backends start empty for every test; boto3's default session is kept from one test to the next
+    # (moto would make a new one per test: its handlers registered again, about 15 ms of CPU a test). No test
+    # keeps a hook on it: test_faults removes its own.
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
         yield
+
+
+@pytest.fixture
+def no_aws_retry_waits(monkeypatch):
+    """The AWS SDK tries an unreachable endpoint as often as deployed, without the waits between the tries
+    (seconds of jittered backoff, which no test checks)."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
 
 
 def serialize_moto(monkeypatch) -> None:

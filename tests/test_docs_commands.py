@@ -6,6 +6,7 @@ names must exist. A command no rule knows fails the test: classify it below."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import shutil
@@ -164,6 +165,9 @@ def test_every_make_target_the_pages_name_exists_and_make_help_runs():
             assert set(named) <= set(re.findall(r"^\s+([a-z][\w-]*)\s", result.stdout, re.M))
 
 
+# The tests that run a module's or the CLI's --help start a Python process per module (seconds in all):
+# `make test` runs them, `make check-fast` leaves them out.
+@pytest.mark.slow
 def test_make_arguments_the_pages_show_are_ones_the_targets_take():
     """`make demo ARGS=--keep-running`, `make invoke FUNCTION=... EVENT=...`: ARGS are options of the module
     the target runs, FUNCTION a function of template.yaml, EVENT a file."""
@@ -191,6 +195,7 @@ def test_make_arguments_the_pages_show_are_ones_the_targets_take():
                 assert option in help_text, f"{command.where}: {option} is not an option of {module.group(1)}"
 
 
+@functools.cache  # one process per module, whichever test asks
 def module_help(module: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
@@ -199,6 +204,7 @@ def module_help(module: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_every_python_module_command_runs_with_the_options_the_pages_show():
     by_module: dict[str, list[Command]] = defaultdict(list)
     for command in ALL_COMMANDS:
@@ -212,6 +218,7 @@ def test_every_python_module_command_runs_with_the_options_the_pages_show():
                 assert option in help_text, f"{command.where}: {option} is not an option of python -m {module}"
 
 
+@pytest.mark.slow
 def test_the_cli_runs_and_every_cli_command_the_pages_show_parses_as_written():
     from click.testing import CliRunner
 

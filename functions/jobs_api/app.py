@@ -9,7 +9,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from transcode_core.errors import BadRequest
 from transcode_core.lambda_entry import begin_invocation, install_error_answers, services
 from transcode_core.observability import logger, metrics, tracer, use_metric_dimensions
-from transcode_core.providers import PROVIDER_IDS, get_spec
+from transcode_core.providers import PROVIDER_IDS
+from transcode_core.providers.job_ids import check_job_id
 from transcode_core.store import public_item
 
 # The route's job_id is greedy ({job_id+} in template.yaml): VOD Station ids hold the file's path, slashes
@@ -26,7 +27,7 @@ def _job_id(provider: str) -> str:
         raise BadRequest(f"unknown provider {provider!r}; known: {', '.join(PROVIDER_IDS)}")
     raw_job_id = app.current_event.path.split("/", 3)[3]  # /jobs/<provider>/<the rest>
     job_id = (app.current_event.path_parameters or {}).get("job_id") or unquote(raw_job_id)
-    get_spec(provider).check_job_id(job_id)
+    check_job_id(provider, job_id)
     return job_id
 
 

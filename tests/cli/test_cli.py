@@ -180,12 +180,14 @@ class _Publisher:
         self.request = [{"TopicArn": stack.topic_arn, **sns_message(event)} for event in events]
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run)
+        # Built here, not in the thread: botocore reads the whole environment (its proxies) when it builds a
+        # client, which fails while the CLI runner sets COLUMNS in the test's thread.
+        self.sns = boto3.client("sns")
 
     def _run(self):
-        sns = boto3.client("sns")
         while not self.stop.wait(0.2):
             for request in self.request:
-                sns.publish(**request)
+                self.sns.publish(**request)
 
     def __enter__(self):
         self.thread.start()

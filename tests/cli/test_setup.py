@@ -127,6 +127,7 @@ def test_empty_input_stores_nothing(deployed):
     assert stored(deployed["XvidSecretArn"])["client_id"] == ""
 
 
+@pytest.mark.slow  # a moto server and a Python process
 def test_setup_as_a_process_reads_hidden_answers_from_a_pipe():
     """The way a script feeds it: credentials piped on stdin, no terminal."""
     import os

@@ -128,6 +128,7 @@ def test_a_jobs_own_snapshots_are_applied_in_order_on_the_pool(stack, build):
     assert len(stack.event_ids()) == 20
 
 
+@pytest.mark.slow  # 50 jobs polled twice against the clock (seconds of CPU)
 def test_the_time_budget_stops_new_work_and_the_next_run_finishes_it(stack, build):
     pipeline, _ = build(concurrency=4)
     pipeline.poll(ScriptedAdapter(processing(50)))
@@ -184,6 +185,7 @@ def queue(stack):
     return boto3.client("sqs").create_queue(QueueName=f"fanout-{uuid.uuid4().hex[:8]}")["QueueUrl"]
 
 
+@pytest.mark.slow  # 60 jobs polled twice, then fanned out and applied (seconds of CPU)
 def test_a_poll_past_the_threshold_fans_its_changes_out_and_the_function_applies_them(stack, build, queue):
     pipeline, counter = build(fanout_threshold=10, fanout_batch_size=25)
     pipeline.fanout = FanOutQueue(queue, boto3.client("sqs"))
@@ -276,6 +278,7 @@ def test_a_repeated_or_late_fan_out_message_changes_nothing_and_a_bad_one_fails_
     assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
 
 
+@pytest.mark.slow  # 30 jobs through 12 polls and 30 fan-out batches, each a cold invocation (seconds of CPU)
 def test_the_scheduled_function_fans_out_and_its_sqs_trigger_applies(stack, queue):
     # encoding.com end to end: the handler polls the simulator, fans out, and applies its own messages
     with EncodingComSimulator(user_id="u", user_key="k") as sim:
@@ -298,6 +301,7 @@ def test_the_scheduled_function_fans_out_and_its_sqs_trigger_applies(stack, queu
     assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
 
 
+@pytest.mark.slow  # 60 jobs, two runs at once (seconds of CPU)
 def test_two_runs_racing_over_the_same_jobs_end_exact(stack, build):
     import threading
 

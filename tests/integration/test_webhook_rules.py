@@ -50,7 +50,7 @@ def test_base64_encoded_form_body_is_accepted(encoding):
     assert stack.job("encoding_com", media_id)["provider_status"] == simulator.status_of(media_id)
 
 
-def test_table_unreachable_is_503_and_the_next_poll_catches_up(encoding, monkeypatch):
+def test_table_unreachable_is_503_and_the_next_poll_catches_up(encoding, monkeypatch, no_aws_retry_waits):
     stack, simulator = encoding
     media_id = simulator.add_job()
     simulator.advance(media_id, 10)  # finished
@@ -66,7 +66,7 @@ def test_table_unreachable_is_503_and_the_next_poll_catches_up(encoding, monkeyp
     assert stack.event_ids() == [f"encoding_com#{media_id}#1#COMPLETE"]
 
 
-def test_topic_unreachable_is_503_then_the_event_is_published_once(encoding):
+def test_topic_unreachable_is_503_then_the_event_is_published_once(encoding, no_aws_retry_waits):
     stack, simulator = encoding
     media_id = simulator.add_job()
     simulator.advance(media_id, 10)

@@ -269,3 +269,16 @@ def test_email_text_and_subject_keep_each_value_on_its_line():
     assert "1:x\\nStatus: COMPLETE\\r\\nWhen: never\\u2028\\u202e\\x00" in text
     title = subject(event)
     assert title.isascii() and title.isprintable() and "\n" not in title
+
+
+def test_every_providers_job_id_check_is_the_one_its_adapter_uses():
+    # The jobs API checks ids with job_ids alone; a provider missing there, or an adapter checking its
+    # provider's ids with another function, would accept what the other refuses.
+    from transcode_core.providers import PROVIDER_IDS, get_spec
+    from transcode_core.providers.job_ids import IS_JOB_ID, check_job_id
+
+    assert set(IS_JOB_ID) == set(PROVIDER_IDS)
+    for provider in PROVIDER_IDS:
+        assert get_spec(provider).is_job_id is IS_JOB_ID[provider]
+        with pytest.raises(BadRequest, match="control character"):
+            check_job_id(provider, "1\n2")

@@ -15,6 +15,9 @@ from urllib3.util.timeout import Timeout
 from transcode_core import PROJECT, __version__
 from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
+from transcode_core.observability import tracer
+
+tracer.patch(("requests",))  # every provider call an X-Ray subsegment (when tracing is on)
 
 USER_AGENT = f"{PROJECT}/{__version__} (+https://github.com/transcode-status)"
 RETRY_STATUSES = (429, 500, 502, 503, 504)

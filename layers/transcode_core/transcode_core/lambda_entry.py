@@ -1,6 +1,10 @@
 """The Lambda edge: the only module that knows Lambda events. Each provider function's app.py is
 `lambda_handler = provider_handler("<id>")`; this tells the two triggers apart, maps the core's errors to
-HTTP answers in one place and hands everything else to the pipeline."""
+HTTP answers in one place and hands everything else to the pipeline.
+
+The jobs API imports this module too, for its services and error answers. What only the provider functions
+use (the pipeline, the adapters, requests) is imported by provider_handler(), which each provider function
+calls at its cold start, and the functions it builds: the jobs API's cold start never loads it."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import requests
 from aws_lambda_powertools.utilities import parameters
 
 from transcode_core import aws
@@ -26,19 +29,18 @@ from transcode_core.errors import (
     Unauthorized,
 )
 from transcode_core.fanout import FanOutQueue
-from transcode_core.http import build_session
 from transcode_core.notify import EventBus, Notifier
 from transcode_core.observability import MetricUnit, logger, metrics, tracer, use_metric_dimensions
-from transcode_core.pipeline import Pipeline, Report
-from transcode_core.providers import get_spec
-from transcode_core.providers.base import READ_SCALE_UP, Adapter, ProviderSpec
 from transcode_core.secrets import load_credentials
 from transcode_core.store import JobStore
-from transcode_core.webhook import WebhookBody, authenticate, check_size
 
 if TYPE_CHECKING:
+    import requests
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from transcode_core.pipeline import Pipeline, Report
+    from transcode_core.providers.base import Adapter, ProviderSpec
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,12 @@ class Services:
     settings: Settings
     store: JobStore
     notifier: Notifier
-    session: requests.Session
     fanout: FanOutQueue | None = None
     bus: EventBus | None = None  # EVENT_BUS_NAME unset: no bus, no client
 
     def pipeline(self, provider: str, *, fanout: bool = False) -> Pipeline:
+        from transcode_core.pipeline import Pipeline  # the jobs API never loads the pipeline
+
         return Pipeline(
             provider, self.store, self.notifier, self.settings, fanout=self.fanout if fanout else None, bus=self.bus
         )
@@ -87,13 +90,23 @@ def services() -> Services:
             if settings.event_bus_name
             else None
         ),
-        session=build_session(
-            retries=settings.http_retries,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            pool_size=max(16, settings.concurrency * READ_SCALE_UP),
-            max_retry_wait=settings.max_retry_wait,
-        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def provider_session() -> requests.Session:
+    """The provider functions' HTTP session, shared by a warm Lambda's invocations (the jobs API calls no
+    provider)."""
+    from transcode_core.http import build_session
+    from transcode_core.providers.base import READ_SCALE_UP
+
+    settings = services().settings
+    return build_session(
+        retries=settings.http_retries,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        pool_size=max(16, settings.concurrency * READ_SCALE_UP),
+        max_retry_wait=settings.max_retry_wait,
     )
 
 
@@ -106,6 +119,7 @@ def secrets_client() -> Any:
 def reset_services() -> None:
     """Forget cached clients, settings and secrets (tests and the local runner change the environment)."""
     services.cache_clear()
+    provider_session.cache_clear()
     secrets_client.cache_clear()
     parameters.clear_caches()
 
@@ -116,7 +130,7 @@ def build_adapter(
     return spec.adapter(
         api_url=svc.settings.provider_api_url or spec.default_api_url,
         credentials=credentials,
-        session=svc.session,
+        session=provider_session(),
         settings=svc.settings,
         deadline=deadline or Deadline.none(),
     )
@@ -219,6 +233,11 @@ def install_error_answers(app: APIGatewayHttpResolver) -> None:
 
 
 def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
+    # At the provider function's cold start, as a module's imports would be (see the module's docstring).
+    import transcode_core.pipeline  # noqa: F401  (loaded at the cold start, not on the first poll)
+    from transcode_core.providers import get_spec
+    from transcode_core.webhook import WebhookBody, authenticate, check_size
+
     spec = get_spec(provider)
     app = None
 

@@ -184,7 +184,9 @@ install_redaction()
 mask_values(os.environ.get(name) for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
 
 logger = Logger()
-tracer = Tracer(patch_modules=("botocore", "requests"))  # what the code calls; patching all costs more imports
+# What the code calls; patching all costs more imports. requests is patched where the provider calls are made
+# (transcode_core.http): a function that never calls a provider (the jobs API) does not import it.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
 # An invocation that counted nothing (a jobs API read, a webhook naming no tracked job) is normal here;
 # Powertools' warning about it would read as a fault in the function's log (and the local run's output).

@@ -1,10 +1,12 @@
-"""The provider registry: one module per provider, each exporting SPEC."""
+"""The provider registry: one module per provider, each exporting SPEC (what their job ids look like: job_ids)."""
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from transcode_core.providers.base import ProviderSpec
+if TYPE_CHECKING:  # importing the registry (its ids) loads no adapter
+    from transcode_core.providers.base import ProviderSpec
 
 PROVIDER_IDS = ("encoding_com", "transparent_edge", "xvid", "vod_station")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -17,8 +16,9 @@ import requests
 
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
-from transcode_core.errors import BadRequest, ProviderError
+from transcode_core.errors import ProviderError
 from transcode_core.model import Snapshot
+from transcode_core.providers import job_ids
 from transcode_core.webhook import WebhookBody
 
 Item = TypeVar("Item")
@@ -105,19 +105,6 @@ class Adapter(ABC):
         return snapshots
 
 
-# Characters no provider's job id holds: control characters (a newline or NUL would forge lines in the
-# e-mail text and the logs), line and paragraph separators, and lone surrogates (no UTF-8 form to store).
-_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-
-
-def unprintable_character(text: str) -> str | None:
-    """The first character of `text` that no job id may hold, as U+XXXX; None when there is none."""
-    for character in text:
-        if unicodedata.category(character) in _UNPRINTABLE_CATEGORIES:
-            return f"U+{ord(character):04X}"
-    return None
-
-
 @dataclass(frozen=True)
 class ProviderSpec:
     id: str
@@ -131,11 +118,7 @@ class ProviderSpec:
     def check_job_id(self, job_id: str) -> None:
         """BadRequest, saying why, unless `job_id` can name one of this provider's jobs: one line of
         printable text (whatever the provider allows) in the provider's own form."""
-        character = unprintable_character(job_id)
-        if character:
-            raise BadRequest(f"a {self.id} job id cannot hold a control character ({character})")
-        if not self.is_job_id(job_id):
-            raise BadRequest(f"{job_id[:100]!r} is not a {self.id} job id")
+        job_ids.check_job_id(self.id, job_id)
 
 
 # How many times CONCURRENCY an adapter may read side by side when CONCURRENCY would not fit the time left

@@ -40,6 +40,7 @@ from transcode_core.providers.base import (
     iter_chunks,
     read_concurrently,
 )
+from transcode_core.providers.job_ids import is_media_id
 from transcode_core.times import is_later, parse_time, zone
 from transcode_core.urls import redact_url
 from transcode_core.webhook import WebhookBody
@@ -61,7 +62,6 @@ STATUS_WORDS = status_words(
     }
 )
 
-_MEDIA_ID = re.compile(r"[0-9]{1,20}")
 _DESTINATION_ERROR = re.compile(r"error\b\s*[:\-]?\s*(.*)", re.IGNORECASE | re.DOTALL)
 _NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9]{1,20}(?![0-9A-Za-z])")
 _ABOUT_A_MEDIA = re.compile(r"\bmedia\b", re.IGNORECASE)  # "Media ID is not found"; not "Wrong user id or key!"
@@ -368,11 +368,6 @@ def _result_of(document: Any) -> dict[str, Any]:
 
 
 # --- small readers ----------------------------------------------------------------------------------
-def is_media_id(value: str) -> bool:
-    """encoding.com media ids are positive integers."""
-    return bool(_MEDIA_ID.fullmatch(value)) and int(value) > 0
-
-
 def _media_key(media_id: str) -> str:
     return str(int(media_id))
 

@@ -57,6 +57,7 @@ from transcode_core.providers.base import (
     StoredJob,
     read_concurrently,
 )
+from transcode_core.providers.job_ids import is_order_id
 from transcode_core.times import is_later, parse_time, to_datetime
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody
@@ -78,7 +79,6 @@ STATUS_WORDS = status_words(
     }
 )
 
-MAX_ORDER_ID_LENGTH = 200
 # Detail reads are planned at this round trip each (a request across the Internet; the simulator's bench
 # latency is 50 ms) and may use half the time left, the rest being the writes, publishes and stall checks.
 PLANNED_DETAIL_SECONDS = 0.1
@@ -451,11 +451,6 @@ def _progress_number(value: Any) -> _Progress | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def is_order_id(value: str) -> bool:
-    """Whether `value` can be an order id: any text (ids are URL-quoted into paths) but "." and ".."."""
-    return bool(value) and value not in (".", "..") and len(value) <= MAX_ORDER_ID_LENGTH and value.isprintable()
 
 
 SPEC = ProviderSpec(

@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -74,8 +73,8 @@ from transcode_core.providers.base import (
     ProviderSpec,
     StoredJob,
     read_concurrently,
-    unprintable_character,
 )
+from transcode_core.providers.job_ids import is_vod_station_job_id as is_job_id
 from transcode_core.times import from_epoch_ms, iso_z, to_datetime, to_epoch_ms
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody
@@ -100,9 +99,6 @@ MAX_SEARCH_BACK = timedelta(days=366)  # how far back a job registered but never
 KST = timezone(timedelta(hours=9))  # the service's own time: lastWorkTime without an offset is read in it
 FUTURE_MARGIN = timedelta(minutes=5)  # the gateway's clock may run ahead of ours
 AUTH_REJECTED = (401, 403)  # wrong keys, signature or clock: no page can be read this run
-# `pk` ("vod_station#" + job id) is also the ActiveJobs index's sort key, which holds at most 1024 bytes.
-MAX_JOB_ID_BYTES = 1000
-_JOB_ID = re.compile(r"[0-9]+:.+", re.DOTALL)
 MAX_PAGES = 1000  # a guard against a `total` that never ends
 
 
@@ -152,16 +148,6 @@ def derive_status(outputs: Sequence[Output]) -> Status:
 def summarize_words(outputs: Sequence[Output]) -> str:
     """The outputs' words, deduplicated and sorted: "COMPLETE" when all agree, else e.g. "COMPLETE,RUNNING"."""
     return ",".join(sorted({output.provider_status or "" for output in outputs} - {""})) or "UNKNOWN"
-
-
-def is_job_id(value: str) -> bool:
-    """`<categoryId>:<filePath>`, one line of printable text short enough (in UTF-8 bytes) to be a key of the
-    table and its index."""
-    return (
-        bool(_JOB_ID.fullmatch(value))
-        and unprintable_character(value) is None
-        and len(value.encode("utf-8")) <= MAX_JOB_ID_BYTES
-    )
 
 
 def job_id_of(category_id: object, file_path: str) -> str:

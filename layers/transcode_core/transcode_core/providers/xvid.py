@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -43,13 +42,13 @@ from transcode_core.providers.base import (
     StoredJob,
     read_concurrently,
 )
+from transcode_core.providers.job_ids import is_xvid_job_id as is_job_id
 from transcode_core.webhook import WebhookBody
 
 PROVIDER = "xvid"
 DEFAULT_API_URL = "https://api.xvid.com/v1/"
 MAX_PAGE_SIZE = 5000  # the largest `limit` GET jobs takes
 MAX_ERROR_CHARS = 1000  # an error_msg is stored and mailed: keep a runaway one from bloating the item
-_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a safe path segment; Xvid's own ids are 24 hex digits
 
 STATUS_WORDS = status_words(
     {
@@ -65,10 +64,6 @@ STATUS_WORDS = status_words(
     }
 )
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL)
-
-
-def is_job_id(value: object) -> bool:
-    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
 
 
 class XvidAdapter(Adapter):
