@@ -130,6 +130,20 @@ def test_the_50000_job_check_passes_when_the_projection_fits():
     assert bench_main.projection_misses(fits) == []
 
 
+def test_a_known_miss_is_reported_apart_and_a_met_one_is_named_for_removal():
+    memory = bench_main.provider_memory("transparent_edge")
+    share = model.cpu_share(memory)
+    over = measured_result("transparent_edge", per_job_cpu_s=6 * share * 60 / 50_000)
+    # Its quiet poll is no known miss, so --check fails on it; the scheduled invocation's miss is reported apart
+    assert [line for line in bench_main.projection_misses(over) if "quiet poll" in line]
+    assert not [line for line in bench_main.projection_misses(over) if "scheduled invocation" in line]
+    known = bench_main.known_misses([over])
+    assert any(line.startswith("KNOWN MISS: ") and "scheduled invocation" in line for line in known)
+    fits = measured_result("transparent_edge", per_job_cpu_s=0.2 * share * 60 / 50_000)
+    assert bench_main.projection_misses(fits) == []
+    assert "KNOWN MISS MET: transparent_edge scheduled: remove it from KNOWN_MISSES" in bench_main.known_misses([fits])
+
+
 def test_the_projection_scales_only_what_a_poll_takes_beyond_a_poll_of_no_job():
     result = measured_result("xvid", per_job_cpu_s=0.001)
     at_full_cpu = bench_main.quiet_projection(result, model.FULL_CPU_MB)
