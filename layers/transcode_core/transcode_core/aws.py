@@ -21,6 +21,7 @@ READ_TIMEOUT = 2.0
 # Tries per call (the first included), with the SDK's standard mode: throttling and transient errors are tried
 # again after a jittered exponential backoff, while the gate lets them.
 MAX_ATTEMPTS = 4
+MAX_BACKOFF_SECONDS = 20.0  # botocore's standard mode: a random share of 2^(attempt-1) s, at most 20 s
 # Kept back from the end of the invocation to report and answer after the last AWS call.
 END_MARGIN_SECONDS = 1.0
 TRY_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT
@@ -50,6 +51,20 @@ class CallBudget:
             operation = event_name.split(".", 1)[-1] or "AWS call"
             raise OutOfTime(operation=operation, left=left, needed=TRY_SECONDS)
 
+    def before_backoff(
+        self, attempts: int = 1, response: Any = None, caught_exception: Any = None, event_name: str = "", **_: Any
+    ) -> None:
+        """botocore `needs-retry` (after each try, before the SDK's retry handler sleeps): a failed try is not
+        retried when the backoff before the next one (at most 2^(attempt-1) s in standard mode) and that try
+        might not both end in time; the gate alone would refuse the try only after the sleep."""
+        failed = caught_exception is not None or (response is not None and response[0].status_code >= 400)
+        if not failed or attempts >= MAX_ATTEMPTS:
+            return
+        left, needed = self.deadline.remaining(), TRY_SECONDS + min(2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+        if left < needed:
+            operation = event_name.split(".", 1)[-1] or "AWS call"
+            raise OutOfTime(operation=operation, left=left, needed=needed)
+
 
 def client(service: str, budget: CallBudget | None = None, *, pool_size: int = 10) -> Any:
     """A boto3 client whose every try fits `budget` (if given). AWS_ENDPOINT_URL(_<SERVICE>) still applies."""
@@ -62,5 +77,7 @@ def client(service: str, budget: CallBudget | None = None, *, pool_size: int = 1
     made = boto3.client(service, config=config)
     if budget is not None:
         # First, so that no other handler (a stub, a test's hook) serves a try the gate refuses.
-        made.meta.events.register_first(f"before-send.{made.meta.service_model.service_id.hyphenize()}", budget.gate)
+        service_id = made.meta.service_model.service_id.hyphenize()
+        made.meta.events.register_first(f"before-send.{service_id}", budget.gate)
+        made.meta.events.register_first(f"needs-retry.{service_id}", budget.before_backoff)
     return made
