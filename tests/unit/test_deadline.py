@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from transcode_core import aws
 from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderUnavailable
 
@@ -47,3 +48,32 @@ def test_from_context_keeps_a_margin_and_honours_a_cap():
     assert 23.9 < Deadline.from_context(object(), margin=5, cap=29).remaining() <= 24.0001
     assert Deadline.from_context(object()).remaining() == math.inf
     assert Deadline.from_context(Context(1_000), margin=5).expired()
+
+
+class Answer:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+
+
+@pytest.mark.parametrize(
+    ("left", "attempts", "answer", "error", "refused"),
+    [
+        (3.9, 1, Answer(503), None, True),  # the next try (3 s) after up to 1 s of backoff might not end in time
+        (4.1, 1, Answer(503), None, False),
+        (6.9, 3, None, TimeoutError(), True),  # the third try's backoff is up to 4 s
+        (1.0, 1, Answer(200), None, False),  # a success is never refused: nothing is retried
+        (1.0, aws.MAX_ATTEMPTS, Answer(500), None, False),  # the SDK gives up on its own: its own error stands
+    ],
+)
+def test_a_failed_aws_try_is_not_retried_when_its_backoff_and_next_try_might_not_end_in_time(
+    left, attempts, answer, error, refused
+):
+    clock = Clock()
+    budget = aws.CallBudget()
+    budget.begin(Deadline(left, clock=clock))
+    response = (answer, {}) if answer else None
+    if refused:
+        with pytest.raises(aws.OutOfTime):
+            budget.before_backoff(attempts=attempts, response=response, caught_exception=error)
+    else:
+        budget.before_backoff(attempts=attempts, response=response, caught_exception=error)
