@@ -13,6 +13,7 @@ import botocore.handlers
 import pytest
 
 from local.simulators.encoding_com import EncodingComSimulator
+from tests.integration.test_faults import emitted_metrics
 
 PROVIDER = "encoding_com"
 CREDENTIALS = {"user_id": "u1", "user_key": "k1"}
@@ -191,17 +192,6 @@ def test_the_bus_metrics_are_emitted_beside_the_totals_the_alarm_counts(bus_stac
     # PublishFailures (what PublishFailuresAlarm sums) counts the bus's refusal; the Bus* metrics its share.
     assert emitted["PublishFailures"] == 1 and emitted["BusPublishFailures"] == 1
     assert emitted["EventsPublished"] == 3 and emitted["BusEventsPublished"] == 1
-
-
-def emitted_metrics(output: str) -> Counter:
-    emitted: Counter = Counter()
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            document = json.loads(line)
-            for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = document[metric["Name"]]
-                emitted[metric["Name"]] += sum(value) if isinstance(value, list) else value
-    return emitted
 
 
 def test_without_a_bus_nothing_changes_no_client_no_call_the_same_table_writes(aws, sim, calls, capsys):

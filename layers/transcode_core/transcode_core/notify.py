@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -158,19 +158,33 @@ def _size(message: Mapping[str, Any]) -> int:
     return len(message["Message"].encode()) + len(message["Subject"]) + attributes
 
 
-def publish_batches(events: Sequence[Mapping[str, Any]]) -> list[list[tuple[Mapping[str, Any], dict[str, Any]]]]:
-    """Events grouped for PublishBatch: at most 10 a call and 256 KiB of messages together."""
-    batches: list[list[tuple[Mapping[str, Any], dict[str, Any]]]] = []
+Batches = list[list[tuple[Mapping[str, Any], dict[str, Any]]]]
+
+
+def batched(
+    events: Sequence[Mapping[str, Any]],
+    build: Callable[[Mapping[str, Any]], dict[str, Any]],
+    size_of: Callable[[dict[str, Any]], int],
+    limit: int,
+    max_bytes: int,
+) -> Batches:
+    """(event, what is sent for it) grouped for a call that takes at most `limit` entries of `max_bytes`."""
+    batches: Batches = []
     batch_bytes = 0
     for event in events:
-        message = sns_message(event)
-        size = _size(message)
-        if not batches or len(batches[-1]) == PUBLISH_BATCH_LIMIT or batch_bytes + size > PUBLISH_BATCH_BYTES:
+        sent = build(event)
+        size = size_of(sent)
+        if not batches or len(batches[-1]) == limit or batch_bytes + size > max_bytes:
             batches.append([])
             batch_bytes = 0
-        batches[-1].append((event, message))
+        batches[-1].append((event, sent))
         batch_bytes += size
     return batches
+
+
+def publish_batches(events: Sequence[Mapping[str, Any]]) -> Batches:
+    """Events grouped for PublishBatch: at most 10 a call and 256 KiB of messages together."""
+    return batched(events, sns_message, _size, PUBLISH_BATCH_LIMIT, PUBLISH_BATCH_BYTES)
 
 
 class Notifier:
@@ -239,21 +253,11 @@ def _entry_size(entry: Mapping[str, Any]) -> int:
     return size + sum(len(resource.encode()) for resource in entry["Resources"])
 
 
-def put_events_batches(
-    events: Sequence[Mapping[str, Any]], bus_name: str, source: str
-) -> list[list[tuple[Mapping[str, Any], dict[str, Any]]]]:
+def put_events_batches(events: Sequence[Mapping[str, Any]], bus_name: str, source: str) -> Batches:
     """Events grouped for PutEvents: at most 10 a call and 256 KB of entries together."""
-    batches: list[list[tuple[Mapping[str, Any], dict[str, Any]]]] = []
-    batch_bytes = 0
-    for event in events:
-        entry = bus_entry(event, bus_name, source)
-        size = _entry_size(entry)
-        if not batches or len(batches[-1]) == PUT_EVENTS_LIMIT or batch_bytes + size > PUT_EVENTS_BYTES:
-            batches.append([])
-            batch_bytes = 0
-        batches[-1].append((event, entry))
-        batch_bytes += size
-    return batches
+    return batched(
+        events, lambda event: bus_entry(event, bus_name, source), _entry_size, PUT_EVENTS_LIMIT, PUT_EVENTS_BYTES
+    )
 
 
 class EventBus:
