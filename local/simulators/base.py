@@ -3,6 +3,8 @@ and JSON/text answers. Subclasses implement `handle()` with the provider's API."
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import secrets
 import threading
@@ -90,7 +92,9 @@ class Simulator:
                     if name.lower() != "content-type":
                         self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                # The client may have given up waiting (a test of its timeouts): nobody is left to answer.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
