@@ -4,7 +4,6 @@ and JSON/text answers. Subclasses implement `handle()` with the provider's API."
 from __future__ import annotations
 
 import contextlib
-
 import json
 import secrets
 import threading
