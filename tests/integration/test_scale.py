@@ -12,6 +12,7 @@ import pytest
 
 from local.lambda_events import sqs_event
 from local.simulators.encoding_com import EncodingComSimulator
+from local.simulators.transparent_edge import TransparentEdgeSimulator
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import DependencyUnavailable
@@ -299,6 +300,89 @@ def test_the_scheduled_function_fans_out_and_its_sqs_trigger_applies(stack, queu
     assert report["jobs_tracked"] == 0 or report["jobs_fanned_out"] == 0
     assert Counter(stack.event_ids()) == Counter(f"{PROVIDER}#{media_id}#1#COMPLETE" for media_id in media)
     assert {job["status"] for job in stack.jobs(PROVIDER)} == {"COMPLETE"}
+
+
+TE = "transparent_edge"
+TE_CREDENTIALS = {"company_id": "4711", "client_id": "te-client", "client_secret": "te-secret"}
+
+
+@pytest.fixture
+def te_sim(stack, queue):
+    """TransparentEdge through its handler, fanning out past 2 active orders in messages of 2."""
+    with TransparentEdgeSimulator(**TE_CREDENTIALS) as sim:
+        stack.configure(
+            TE,
+            sim.url,
+            TE_CREDENTIALS,
+            env={"FANOUT_QUEUE_URL": queue, "FANOUT_THRESHOLD": "2", "FANOUT_BATCH_SIZE": "2"},
+        )
+        yield sim
+
+
+def queued_reads(queue_url):
+    """The order ids the queue's messages name to read (the messages stay queued)."""
+    sqs, named = boto3.client("sqs"), []
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    for message in received.get("Messages", []):
+        named.append(sorted(json.loads(message["Body"])["read"]))
+    return sorted(named)
+
+
+def test_a_fanned_out_transparent_edge_poll_hands_the_detail_reads_to_the_consumers(stack, queue, te_sim):
+    # Given 5 tracked orders (the first poll, of no active order, reads their details itself)
+    orders = [te_sim.add_order() for _ in range(5)]
+    assert stack.poll(TE)["jobs_fanned_out"] == 0 and te_sim.detail_calls() == 5
+    for order in orders:
+        te_sim.finish(order)
+    te_sim.reset_log()
+
+    # When a poll past the threshold sees all five moved in the list
+    report = stack.poll(TE)
+
+    # Then it read no detail: its messages name the orders to read, two a message, and nothing was written
+    assert te_sim.detail_calls() == 0 and te_sim.list_calls() == 1
+    assert report["jobs_fanned_out"] == 5 and report["provider_failures"] == []
+    named = queued_reads(queue)
+    assert sorted(map(len, named)) == [1, 2, 2] and sorted(sum(named, [])) == sorted(orders)
+    assert {job["status"] for job in stack.jobs(TE)} == {"QUEUED"} and stack.events() == []
+    # When the function drains the queue, its consumers read each order once and apply it as a poll would
+    assert drain(stack, TE, queue) == []
+    assert te_sim.detail_calls() == 5 and all(te_sim.detail_calls(order) == 1 for order in orders)
+    assert Counter(stack.event_ids()) == Counter(f"{TE}#{order}#1#COMPLETE" for order in orders)
+    finished = stack.job(TE, orders[0])
+    assert (finished["status"], finished["provider_status"], finished["progress"]) == ("COMPLETE", "FINISHED", 100)
+    assert finished["created_at"] and finished["outputs"][0]["destinations"]  # the list's created_on, the detail
+    # And the next poll finds nothing left to read
+    te_sim.reset_log()
+    stack.poll(TE)
+    assert te_sim.detail_calls() == 0 and len(stack.events()) == 5
+
+
+def test_a_fan_out_consumer_whose_reads_fail_reports_its_message_and_loses_nothing(stack, queue, te_sim):
+    # Given 4 tracked orders that all finish, and a poll that hands their reads over in two messages
+    orders = [te_sim.add_order() for _ in range(4)]
+    stack.poll(TE)
+    for order in orders:
+        te_sim.finish(order)
+    assert stack.poll(TE)["jobs_fanned_out"] == 4
+
+    # When the provider is down while the consumer reads
+    te_sim.fail_next = [503] * 50
+    failed = drain(stack, TE, queue, batch_size=10)
+
+    # Then both messages are reported failed (they come back) and every order stays as stored
+    assert len(failed) == 2
+    assert {job["status"] for job in stack.jobs(TE)} == {"QUEUED"} and stack.events() == []
+    # When one order alone cannot be read, the other of its message is applied, and the message comes back
+    te_sim.fail_next = []
+    te_sim.answer_next("detail", {"detail": "Not found."}, 404)
+    failed = drain(stack, TE, queue, batch_size=10)
+    assert len(failed) == 1
+    assert Counter(job["status"] for job in stack.jobs(TE)) == {"COMPLETE": 3, "QUEUED": 1}
+    # And when it comes back, it is applied: one event an order, none twice
+    assert drain(stack, TE, queue, batch_size=10) == []
+    assert Counter(stack.event_ids()) == Counter(f"{TE}#{order}#1#COMPLETE" for order in orders)
+    assert {job["status"] for job in stack.jobs(TE)} == {"COMPLETE"}
 
 
 @pytest.mark.slow  # 60 jobs, two runs at once (seconds of CPU)

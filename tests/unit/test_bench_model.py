@@ -131,17 +131,17 @@ def test_the_50000_job_check_passes_when_the_projection_fits():
 
 
 def test_a_known_miss_is_reported_apart_and_a_met_one_is_named_for_removal():
-    memory = bench_main.provider_memory("transparent_edge")
+    memory = bench_main.provider_memory("encoding_com")
     share = model.cpu_share(memory)
-    over = measured_result("transparent_edge", per_job_cpu_s=6 * share * 60 / 50_000)
-    # Its quiet poll is no known miss, so --check fails on it; the scheduled invocation's miss is reported apart
-    assert [line for line in bench_main.projection_misses(over) if "quiet poll" in line]
-    assert not [line for line in bench_main.projection_misses(over) if "scheduled invocation" in line]
+    over = measured_result("encoding_com", per_job_cpu_s=6 * share * 60 / 50_000)
+    # Its scheduled invocation is no known miss, so --check fails on it; the quiet poll's miss is reported apart
+    assert [line for line in bench_main.projection_misses(over) if "scheduled invocation" in line]
+    assert not [line for line in bench_main.projection_misses(over) if "quiet poll" in line]
     known = bench_main.known_misses([over])
-    assert any(line.startswith("KNOWN MISS: ") and "scheduled invocation" in line for line in known)
-    fits = measured_result("transparent_edge", per_job_cpu_s=0.2 * share * 60 / 50_000)
+    assert any(line.startswith("KNOWN MISS: ") and "quiet poll" in line for line in known)
+    fits = measured_result("encoding_com", per_job_cpu_s=0.2 * share * 60 / 50_000)
     assert bench_main.projection_misses(fits) == []
-    assert "KNOWN MISS MET: transparent_edge scheduled: remove it from KNOWN_MISSES" in bench_main.known_misses([fits])
+    assert "KNOWN MISS MET: encoding_com quiet: remove it from KNOWN_MISSES" in bench_main.known_misses([fits])
 
 
 def test_the_projection_scales_only_what_a_poll_takes_beyond_a_poll_of_no_job():

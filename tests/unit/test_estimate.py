@@ -98,5 +98,5 @@ def test_a_fanned_out_snapshot_keeps_the_provider_estimate():
     from transcode_core.model import Snapshot, Status
 
     snapshot = Snapshot("encoding_com", "31000001", Status.PROCESSING, "Processing", 50, time_left_seconds=240.0)
-    ((read, _),) = read_message(messages("encoding_com", [(snapshot, None)], 10)[0], "encoding_com")
+    ((read, _),) = read_message(messages("encoding_com", [(snapshot, None)], 10)[0], "encoding_com").jobs
     assert read.time_left_seconds == 240.0

@@ -3,7 +3,10 @@ provider's SQS queue, in messages of FANOUT_BATCH_SIZE jobs, and the same functi
 source, partial batch responses; a message that keeps failing goes to the dead-letter queue).
 
 The poll still makes the provider requests (their count does not grow with invocations): what is fanned
-out is the work that grows with changed jobs, i.e. the writes, publishes and clears. A message carries each
+out is the work that grows with changed jobs, i.e. the writes, publishes and clears. The exception is a
+provider read one request a job (TransparentEdge's order details): its poll sends the jobs to read instead
+(`read` messages, each job id with its listing entry) and the consumer reads and applies them, each read
+failing alone; a message with a failed read comes back. A message carries each
 job's snapshot with the version (and `updated_at`) the poll decided against; the consumer applies it only
 while the job's state is still the one decided against, so a late or repeated message never moves a job
 backwards (the next poll reads it again instead). The outbox's bookkeeping (a run claiming, giving back or
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import boto3
@@ -86,34 +89,57 @@ class FanOutBatch:
         self._jobs.append(job)
         self._size += len(job) + 1
 
+    def add_reads(self, jobs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Sends the jobs to read (id -> listing entry), `batch_size` a message."""
+        job_ids = list(jobs)
+        for start in range(0, len(job_ids), self.batch_size):
+            chunk = {job_id: jobs[job_id] for job_id in job_ids[start : start + self.batch_size]}
+            self._send({"read": chunk}, len(chunk))
+
     def flush(self) -> None:
         """Sends the jobs waiting (a full message, or a poll's last one)."""
         jobs, self._jobs, self._size = self._jobs, [], 0
-        if not jobs:
+        if jobs:
+            self._send(f"[{','.join(jobs)}]", len(jobs))
+
+    def _send(self, content: str | dict[str, Any], count: int) -> None:
+        """Sends one message: `content` is the JSON text of its jobs, or its fields. Once one failed, none is."""
+        if self.error:
+            self.unsent += count
             return
+        if isinstance(content, str):
+            body = f'{{"schema":"{SCHEMA}","provider":{json.dumps(self.provider)},"jobs":{content}}}'
+        else:
+            body = json.dumps({"schema": SCHEMA, "provider": self.provider, **content}, separators=(",", ":"))
         try:
-            self.enqueue(_body(self.provider, jobs))
+            self.enqueue(body)
         except DependencyUnavailable as exc:
             self.error = exc
-            self.unsent += len(jobs)
+            self.unsent += count
             return
-        self.sent += len(jobs)
+        self.sent += count
 
 
-def _body(provider: str, jobs: list[str]) -> str:
-    return f'{{"schema":"{SCHEMA}","provider":{json.dumps(provider)},"jobs":[{",".join(jobs)}]}}'
+@dataclass(frozen=True)
+class FanOutMessage:
+    # (snapshot, {version, updated_at} decided against) pairs
+    jobs: list[tuple[Snapshot, dict[str, Any]]] = field(default_factory=list)
+    reads: dict[str, dict[str, Any]] = field(default_factory=dict)  # jobs to read: id -> listing entry
 
 
-def read_message(body: str, provider: str) -> list[tuple[Snapshot, dict[str, Any]]]:
-    """The (snapshot, {version, updated_at} decided against) pairs of a message; ValueError when it is not one
-    for this provider."""
+def read_message(body: str, provider: str) -> FanOutMessage:
+    """A message's jobs: snapshots to apply, or jobs to read; ValueError when it is not one for this provider."""
     document = json.loads(body)
     if not isinstance(document, dict) or document.get("schema") != SCHEMA or document.get("provider") != provider:
         raise ValueError(f"not a {provider} fan-out message")
-    return [
+    reads = document.get("read", {})
+    if not isinstance(reads, dict) or not all(isinstance(entry, dict) for entry in reads.values()):
+        raise ValueError(f"a {provider} fan-out message whose jobs to read are not an object of objects")
+    jobs = [
         (snapshot_from_dict(job["snapshot"]), {"version": job.get("version"), "updated_at": job.get("updated_at")})
-        for job in document["jobs"]
+        for job in document.get("jobs", [])
     ]
+    return FanOutMessage(jobs, reads)
 
 
 def still_current(item: Mapping[str, Any] | None, decided_against: Mapping[str, Any]) -> bool:

@@ -160,16 +160,23 @@ def run_poll(spec: ProviderSpec, deadline: Deadline | None = None) -> Report:
 
 
 def run_fanout(spec: ProviderSpec, event: dict, context: Any) -> dict:
-    """Applies fan-out messages (SQS event source with ReportBatchItemFailures): a message that could not
-    be applied is reported, and only it comes back (then, after maxReceiveCount, goes to the DLQ)."""
+    """Applies fan-out messages (SQS event source with ReportBatchItemFailures), reading from the provider
+    the jobs a message names to read: a message that could not be read or applied is reported, and only it
+    comes back (then, after maxReceiveCount, goes to the DLQ)."""
     # Imported here: only a fan-out invocation needs batch processing, so a poll's cold start skips it.
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     svc = services()
     pipeline = svc.pipeline(spec.id)
+    deadline = Deadline.from_context(context)
+
+    @lru_cache(maxsize=1)
+    def adapter() -> Adapter:
+        # Built at the first message of jobs to read (TransparentEdge): one token serves the invocation.
+        return build_adapter(spec, svc, credentials_of(spec, svc), deadline)
 
     def apply(record: SQSRecord) -> None:
-        report = pipeline.apply_fanned_out(record.body)
+        report = pipeline.apply_fanned_out(record.body, adapter)
         logger.info("fan-out batch applied", extra={"report": report.to_dict()})
 
     # A batch that failed whole is answered like any other (its messages listed), not raised: same retry.

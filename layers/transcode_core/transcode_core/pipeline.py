@@ -30,7 +30,7 @@ from transcode_core.model import Change, Kind, Snapshot, Status, decide, is_term
 from transcode_core.notify import EventBus, Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
 from transcode_core.outbox import EventDispatch
-from transcode_core.providers.base import Adapter, PollContext, PollFailure
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ReadLater
 from transcode_core.store import Conflict, JobStore, is_leased, job_key, needs_index, new_lease, public_item, unleased
 from transcode_core.times import is_later, iso_z, to_datetime, utc_now
 
@@ -60,7 +60,7 @@ class Report:
     unknown_words: int = 0
     race_retries: int = 0
     jobs_deferred: int = 0  # jobs left for the next run: the time budget ran out, or a fan-out came late
-    jobs_fanned_out: int = 0  # changed jobs handed to the fan-out queue
+    jobs_fanned_out: int = 0  # jobs handed to the fan-out queue: changed ones, and ones to read (TransparentEdge)
     terminal: Counter = field(default_factory=Counter)  # jobs that entered COMPLETE / ERROR / CANCELED
     outbox_oldest_age: float = 0.0  # seconds the oldest event still unpublished after the sweep has waited
     table_unreachable: bool = field(default=False, repr=False)
@@ -253,11 +253,13 @@ class Pipeline:
             stored_by_id.update({job_id: None for job_id in job_ids if job_id not in stored_by_id})
             return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
 
-        context = PollContext(active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings)
         fanned_out = (
             FanOutBatch(self.provider, self.settings.fanout_batch_size, self.fanout.enqueue)
             if self.fanout and len(to_poll) > self.settings.fanout_threshold
             else None
+        )
+        context = PollContext(
+            active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings, defer_reads=fanned_out is not None
         )
         changed: set[str] = set()
         seen: set[str] = set()
@@ -270,6 +272,12 @@ class Pipeline:
             if isinstance(result, PollFailure):
                 if _hides_jobs(result):
                     unread.update(result.job_ids or stored_by_id)  # naming no job, it may hide any of them
+                continue
+            if isinstance(result, ReadLater):
+                if fanned_out is not None:  # the consumers read them: no stall check here either
+                    fanned_out.add_reads(result.jobs)
+                    seen.update(result.jobs)
+                    changed.update(result.jobs)
                 continue
             job_id = result.job_id
             seen.add(job_id)
@@ -301,7 +309,7 @@ class Pipeline:
 
     def _results(
         self, adapter: Adapter, context: PollContext, to_poll: Sequence[Mapping[str, Any]], report: Report
-    ) -> Iterator[Snapshot | PollFailure]:
+    ) -> Iterator[Snapshot | PollFailure | ReadLater]:
         """The adapter's results, with every failure logged and counted; an adapter that gives up entirely
         (e.g. its token was refused) ends as one failure naming every job it was to poll."""
         try:
@@ -328,24 +336,48 @@ class Pipeline:
             raise DependencyUnavailable("a job events target could not be reached; events wait in the outbox")
         return report
 
-    def apply_fanned_out(self, body: str) -> Report:
+    def apply_fanned_out(self, body: str, adapter: Callable[[], Adapter] | None = None) -> Report:
         """Applies one fan-out message: each job whose state is still the one the poll decided against (else
-        the next poll reads it again). Raises DependencyUnavailable when a job could not be applied, so that
-        the queue delivers the message again (jobs already applied are then skipped)."""
+        the next poll reads it again), or each job to read, read now from the provider (`adapter` builds the
+        adapter). Raises DependencyUnavailable when a job could not be read or applied, so that the queue
+        delivers the message again (jobs already applied are then unchanged)."""
         report = self._report("fanout")
-        entries = read_message(body, self.provider)
-        stored = self.store.get_many(self.provider, [snapshot.job_id for snapshot, _ in entries])
+        message = read_message(body, self.provider)
+        stored = self.store.get_many(
+            self.provider, [snapshot.job_id for snapshot, _ in message.jobs] + list(message.reads)
+        )
         current = []
-        for snapshot, decided_against in entries:
+        for snapshot, decided_against in message.jobs:
             item = stored.get(snapshot.job_id)
             if still_current(item, decided_against):
                 current.append((snapshot, item))
             else:
                 report.record(jobs_deferred=1)
+        if message.reads:
+            if adapter is None:
+                raise ValueError(f"a {self.provider} fan-out message of jobs to read, and no provider to read them")
+            current.extend(self._read_fanned_out(adapter(), message.reads, stored, report))
         self._apply_all(current, "poll", report)
-        if report.job_failures:
-            raise DependencyUnavailable(f"{len(report.job_failures)} fanned-out jobs could not be applied")
+        if report.job_failures or report.provider_failures:
+            raise DependencyUnavailable(
+                f"{len(report.provider_failures)} fanned-out jobs could not be read, "
+                f"{len(report.job_failures)} could not be applied"
+            )
         return report
+
+    def _read_fanned_out(
+        self, adapter: Adapter, reads: Mapping[str, Any], stored: Mapping[str, Any], report: Report
+    ) -> list[tuple[Snapshot, Mapping[str, Any] | None]]:
+        """The jobs a poll handed over to read, read (each failing alone: it stays as stored, and the message
+        comes back), with the items to decide them against."""
+        read = []
+        for result in adapter.read_deferred(reads, {job_id: stored[job_id] for job_id in reads if job_id in stored}):
+            if isinstance(result, PollFailure):
+                self._provider_failure(result.error, report, result.job_ids)
+                continue
+            self._note_unknown(result, report)
+            read.append((result, stored.get(result.job_id)))
+        return read
 
     def _apply_all(
         self, work: Sequence[tuple[Snapshot, Mapping[str, Any] | None]], source: str, report: Report

@@ -34,6 +34,14 @@ class PollFailure:
     job_ids: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ReadLater:
+    """Jobs a poll hands to the fan-out consumers to read (PollContext.defer_reads), each with what the poll
+    already knows of it (its listing entry, JSON; {} when none): a consumer hands both to `read_deferred`."""
+
+    jobs: Mapping[str, Mapping[str, Any]]
+
+
 @dataclass
 class PollContext:
     """What an adapter knows of the store when it polls."""
@@ -43,6 +51,9 @@ class PollContext:
     now: datetime
     settings: Settings
     stats: Counter[str] = field(default_factory=Counter)  # adapter counters the pipeline turns into metrics
+    # The poll fans out: an adapter that reads jobs one request each may yield ReadLater instead of reading
+    # them, so that the fan-out consumers make those requests (adapters that read in batches ignore it).
+    defer_reads: bool = False
 
     @cached_property
     def active_by_id(self) -> dict[str, StoredJob]:
@@ -91,6 +102,13 @@ class Adapter(ABC):
     @abstractmethod
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
         """The current state of these jobs, read from the provider's API."""
+
+    def read_deferred(
+        self, jobs: Mapping[str, Mapping[str, Any]], stored: Mapping[str, StoredJob]
+    ) -> Iterator[Snapshot | PollFailure]:
+        """The jobs of a ReadLater this adapter yielded, read now (in a fan-out consumer) with what the poll
+        knew of them and their stored items."""
+        return self.read_jobs(list(jobs))
 
     def webhook_snapshots(
         self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]

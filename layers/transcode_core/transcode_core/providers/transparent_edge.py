@@ -12,7 +12,8 @@ than stored, a later processing `timestamp` than the stored start (the document'
 moves it), or not listed at all while active. An active order that shows no move is read again only when it
 was last read DETAIL_REFRESH_MINUTES ago (for its progress): the store keeps when a read changed nothing
 (`read_at`), since `updated_at` moves only on a change. Details are read CONCURRENCY at a time, or more
-(`detail_concurrency`) when that many would not fit the invocation's time: the API has no batch read.
+(`detail_concurrency`) when that many would not fit the invocation's time: the API has no batch read. A poll
+that fans out reads none: it hands the orders to read to the fan-out consumers (`ReadLater`).
 The scale of `progress` (fractions or percentages) is decided once per order and kept in its details;
 `progress` may come as a number or as text ("42", "42%").
 """
@@ -54,6 +55,7 @@ from transcode_core.providers.base import (
     PollContext,
     PollFailure,
     ProviderSpec,
+    ReadLater,
     StoredJob,
     read_concurrently,
 )
@@ -146,7 +148,7 @@ class TransparentEdgeAdapter(Adapter):
             api_url=self.api_url, credentials=self.credentials, session=self.session, deadline=self.deadline
         )
 
-    def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
+    def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure | ReadLater]:
         stats = context.stats
         active = context.active_by_id
         self.client.token()  # without a token nothing can be done: raise before anything else
@@ -158,7 +160,7 @@ class TransparentEdgeAdapter(Adapter):
         except ProviderError as exc:
             # Nothing can be discovered, but the tracked orders can still be read one by one.
             yield PollFailure(exc)
-            yield from self._read(list(active), {}, stats, active)
+            yield from self._read_or_hand_over(list(active), {}, context, active)
             return
 
         listed, malformed = _index_listing(listing)
@@ -166,7 +168,22 @@ class TransparentEdgeAdapter(Adapter):
             yield PollFailure(ProviderError(PROVIDER, f"{malformed} listed order(s) without an id or not an object"))
         to_read, stored = self._orders_to_read(listed, context)
         missing = [job_id for job_id in active if job_id not in listed]  # never miss a finish
-        yield from self._read(to_read + missing, listed, stats, {**stored, **active})
+        yield from self._read_or_hand_over(to_read + missing, listed, context, {**stored, **active})
+
+    def _read_or_hand_over(
+        self,
+        order_ids: Sequence[str],
+        listed: Mapping[str, Mapping[str, Any]],
+        context: PollContext,
+        stored: Mapping[str, StoredJob],
+    ) -> Iterator[Snapshot | PollFailure | ReadLater]:
+        """The orders' details, or, when the poll fans out, the orders handed to the fan-out consumers to read:
+        with no batch read, 50,000 moved orders are 50,000 requests, more than one invocation's time."""
+        if context.defer_reads:
+            if order_ids:
+                yield ReadLater({order_id: listed.get(order_id, {}) for order_id in order_ids})
+            return
+        yield from self._read(order_ids, listed, context.stats, stored)
 
     def _orders_to_read(
         self, listed: dict[str, dict[str, Any]], context: PollContext
@@ -255,6 +272,12 @@ class TransparentEdgeAdapter(Adapter):
 
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
         return self._read(list(job_ids), {}, Counter(), {})
+
+    def read_deferred(
+        self, jobs: Mapping[str, Mapping[str, Any]], stored: Mapping[str, StoredJob]
+    ) -> Iterator[Snapshot | PollFailure]:
+        """As the poll would have read them: with their list entries (`created_on`) and stored progress scale."""
+        return self._read(list(jobs), jobs, Counter(), stored)
 
     def webhook_snapshots(
         self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]
