@@ -90,10 +90,17 @@ class FanOutBatch:
         self._size += len(job) + 1
 
     def add_reads(self, jobs: Mapping[str, Mapping[str, Any]]) -> None:
-        """Sends the jobs to read (id -> listing entry), `batch_size` a message."""
-        job_ids = list(jobs)
-        for start in range(0, len(job_ids), self.batch_size):
-            chunk = {job_id: jobs[job_id] for job_id in job_ids[start : start + self.batch_size]}
+        """Sends the jobs to read (id -> listing entry), at most `batch_size` and MESSAGE_BYTES a message."""
+        chunk: dict[str, Any] = {}
+        size = 0
+        for job_id, entry in jobs.items():
+            entry_size = len(json.dumps({job_id: entry}, separators=(",", ":"), default=str))
+            if chunk and (len(chunk) == self.batch_size or size + entry_size > MESSAGE_BYTES):
+                self._send({"read": chunk}, len(chunk))
+                chunk, size = {}, 0
+            chunk[job_id] = entry
+            size += entry_size
+        if chunk:
             self._send({"read": chunk}, len(chunk))
 
     def flush(self) -> None:
