@@ -15,6 +15,9 @@ from click.testing import CliRunner
 from tests.cli.test_cli import api, seeded, sims  # noqa: F401 - fixtures shared with the CLI's main tests
 from transcode_status_cli.main import cli
 
+# Every command at several widths: seconds of CPU, so `make test` runs it and `make check-fast` does not.
+pytestmark = pytest.mark.slow
+
 WIDTHS = (80, 120)
 LONG_VOD_ID = "10019:/media/2026/keynote-final-version-three-with-subtitles-and-a-long-name.mp4"
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")

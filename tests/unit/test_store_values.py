@@ -4,6 +4,7 @@ TypeSerializer / TypeDeserializer (which the store used before converting the pl
 from __future__ import annotations
 
 import math
+import os
 from decimal import Decimal
 
 import pytest
@@ -66,13 +67,13 @@ def outcome(convert, value):
         return type(exc)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")), deadline=None)
 @given(items)
 def test_items_convert_to_attribute_values_as_boto3_converts_them(item):
     assert outcome(_to_dynamo, item) == outcome(boto3_to_dynamo, item)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")), deadline=None)
 @given(items)
 def test_attribute_values_convert_back_as_boto3_converts_them(item):
     raw = outcome(boto3_to_dynamo, item)
