@@ -1041,8 +1041,6 @@ KNOWN_MISSES = {
     ("transparent_edge", "scheduled"): "50,000 detail reads in one invocation: they belong in the fan-out "
     "consumers (the scheduled invocation would hand over the orders to read, not their snapshots)",
     ("transparent_edge", "period"): "follows from the scheduled invocation's miss",
-    ("encoding_com", "quiet"): "0.6 ms of CPU an unchanged job (GetStatus parsing, the active index's items, "
-    "deciding): about a tenth too many",
 }
 
 
