@@ -5,8 +5,10 @@ For each snapshot the rules of change (model.decide) say what to write; the stor
 already taken by this run (a lease), and is published in batches right after to each target (the topic, and
 the EventBridge bus where one is configured), then cleared. A publish that fails gives the lease back (noting
 the targets that have the event) and the next run sends it to the others. The per-job work runs on a bounded pool
-(CONCURRENCY), a job's own steps in order; a poll stops starting new work when its Deadline runs out, and
-a poll of more than FANOUT_THRESHOLD active jobs hands its changes to the fan-out queue (fanout.py).
+(CONCURRENCY), a job's own steps in order (a polled snapshot that changes nothing is decided on the poll's
+own thread: most of a poll's jobs, each spared a hand-off); a poll stops starting new work when its
+Deadline runs out, and a poll of more than FANOUT_THRESHOLD active jobs hands its changes to the fan-out queue
+(fanout.py).
 """
 
 from __future__ import annotations
