@@ -204,6 +204,22 @@ def test_a_quiet_job_is_reported_stalled_once_per_attempt(parts):
     assert messages[0]["attributes"] == {"provider": "encoding_com", "status": "PROCESSING", "event": "job.stalled"}
 
 
+def test_a_job_the_provider_shows_unchanged_writes_nothing_until_it_has_stalled(parts):
+    stack, store, _, pipeline = parts
+    seen = snap("1", Status.PROCESSING, "Processing", progress=40)
+    pipeline.poll(ScriptedAdapter(seen))
+    # Polls that see the very same state count it unchanged and write nothing
+    report = pipeline.poll(ScriptedAdapter(seen))
+    assert dict(report.changes) == {"unchanged": 1} and store.get("encoding_com", "1")["version"] == 1
+    # Past STALL_MINUTES the same unchanged answer makes it stalled, once
+    later = utc_now() + timedelta(minutes=pipeline.settings.stall_minutes + 1)
+    pipeline.clock = lambda: later
+    report = pipeline.poll(ScriptedAdapter(seen))
+    pipeline.poll(ScriptedAdapter(seen))
+    assert dict(report.changes) == {"unchanged": 1, "stalled": 1}
+    assert stack.event_ids() == ["encoding_com#1#1#STALLED"]
+
+
 def test_jobs_api_put_on_a_finished_job_watches_it_again(parts):
     stack, store, _, pipeline = parts
     assert stack.track("encoding_com", "5") == 201

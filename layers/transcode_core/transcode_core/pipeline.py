@@ -5,8 +5,10 @@ For each snapshot the rules of change (model.decide) say what to write; the stor
 already taken by this run (a lease), and is published in batches right after to each target (the topic, and
 the EventBridge bus where one is configured), then cleared. A publish that fails gives the lease back (noting
 the targets that have the event) and the next run sends it to the others. The per-job work runs on a bounded pool
-(CONCURRENCY), a job's own steps in order; a poll stops starting new work when its Deadline runs out, and
-a poll of more than FANOUT_THRESHOLD active jobs hands its changes to the fan-out queue (fanout.py).
+(CONCURRENCY), a job's own steps in order (a polled snapshot that changes nothing is decided on the poll's
+own thread: most of a poll's jobs, each spared a hand-off); a poll stops starting new work when its
+Deadline runs out, and a poll of more than FANOUT_THRESHOLD active jobs hands its changes to the fan-out queue
+(fanout.py).
 """
 
 from __future__ import annotations
@@ -136,6 +138,11 @@ class JobWorkers:
         with self._lock:
             self._last[job_id] = future
         future.add_done_callback(lambda done: self._done(job_id, done))
+
+    def busy(self, job_id: str) -> bool:
+        """Whether a task of this job is queued or running."""
+        with self._lock:
+            return job_id in self._last
 
     def _done(self, job_id: str, future: Future) -> None:
         self._slots.release()
@@ -287,6 +294,8 @@ class Pipeline:
             self._note_unknown(result, report)
             if fanned_out is not None:
                 self._decide_for_fanout(result, stored_by_id.get(job_id), fanned_out, changed, report)
+            elif not workers.busy(job_id) and _plainly_unchanged(stored_by_id.get(job_id), result):
+                report.record_change("unchanged")  # most jobs of a poll: decided here, no hand-off to a worker
             else:
                 workers.submit(job_id, self._apply_polled, result, stored_by_id, changed, report, dispatch)
         not_reached = {item["job_id"] for item in to_poll} - seen if deadline.expired() else set()
@@ -296,14 +305,16 @@ class Pipeline:
         workers.drain()
 
         # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
-        for item in to_poll:
+        stale_before = self._stale_before(now)
+        for item in to_poll if stale_before else ():
             job_id = item["job_id"]
             if deadline.expired():
                 break  # the remaining stall checks wait for the next run
             if job_id in changed or job_id in unread or job_id in not_reached:
                 continue
-            if not is_terminal(item.get("status", "SUBMITTED")):
-                workers.submit(job_id, self._check_stall, stored_by_id.get(job_id) or item, now, report, dispatch)
+            stored = stored_by_id.get(job_id) or item
+            if not is_terminal(item.get("status", "SUBMITTED")) and _may_have_stalled(stored, stale_before):
+                workers.submit(job_id, self._check_stall, stored, report, dispatch)
         workers.drain()
         return context
 
@@ -551,12 +562,13 @@ class Pipeline:
             item["active_provider"] = self.provider
         return item, taken
 
-    def _check_stall(self, stored: Mapping[str, Any], now: datetime, report: Report, dispatch: EventDispatch) -> None:
+    def _stale_before(self, now: datetime) -> str | None:
+        """The time before which a job's last change makes it stalled; None when stall checks are off."""
         threshold = timedelta(minutes=self.settings.stall_minutes)
-        if threshold <= timedelta(0) or stored.get("stalled_attempt") == stored.get("attempt", 1):
-            return
-        if not is_later(iso_z(now - threshold), stored.get("updated_at")):
-            return
+        return iso_z(now - threshold) if threshold > timedelta(0) else None
+
+    def _check_stall(self, stored: Mapping[str, Any], report: Report, dispatch: EventDispatch) -> None:
+        """Marks a job `_may_have_stalled` chose as stalled, unless it changed meanwhile."""
         change = Change(Kind.STALLED, snapshot_part(stored), Status(stored["status"]), True)
         item, taken = self._next_item(stored["job_id"], stored, change)
         item["stalled_attempt"] = item["attempt"]
@@ -652,6 +664,25 @@ class Pipeline:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         if report.events_uncleared:  # a fault's trace: sent only when it happens (each metric costs a month)
             metrics.add_metric(name="EventsUncleared", unit=MetricUnit.Count, value=report.events_uncleared)
+
+
+def _plainly_unchanged(stored: Mapping[str, Any] | None, snapshot: Snapshot) -> bool:
+    """Whether applying the snapshot would write, publish and note nothing: a stored job it leaves as it is,
+    with no event pending and no read time to note. Anything else (or a snapshot `decide` cannot read) goes
+    the full way on a worker, which counts and logs what it finds."""
+    if not stored or stored.get("untracked_at") or stored.get("outbox") or snapshot.note_read:
+        return False
+    try:
+        return decide(stored, snapshot) is None
+    except Exception:  # the worker's path records the failure
+        return False
+
+
+def _may_have_stalled(stored: Mapping[str, Any], stale_before: str) -> bool:
+    """Whether a job's attempt has not been marked stalled yet and its last change is before `stale_before`."""
+    if stored.get("stalled_attempt") == stored.get("attempt", 1):
+        return False
+    return is_later(stale_before, stored.get("updated_at"))
 
 
 def pending_event_age(item: Mapping[str, Any], now: datetime) -> float:

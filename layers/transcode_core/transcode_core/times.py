@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
+_COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -28,7 +30,7 @@ def parse_time(value: object, *, assume: tzinfo = UTC) -> str | None:
     if not text or text.startswith("0000-00-00"):
         return None
     # Python 3.11 reads "+09:00" but not "+0900" in fromisoformat; normalize the offset.
-    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text.replace("Z", "+00:00"))
+    text = _COMPACT_OFFSET.sub(r"\1:\2", text.replace("Z", "+00:00"))
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -48,12 +48,16 @@ def redact_url(url: str | None) -> str | None:
     if not url:
         return url
     try:
-        parts = urlsplit(_without_userinfo(url))
+        parts = urlsplit(_without_userinfo(url) if "@" in url else url)
     except ValueError:
         return None  # not a URL we can clean: keep nothing rather than a secret
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode(
-        [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if not _is_secret(name)]
+    query = (
+        urlencode(
+            [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if not _is_secret(name)]
+        )
+        if parts.query
+        else ""  # most URLs have none: what urlencode would make of no parameters
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
