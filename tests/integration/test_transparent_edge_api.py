@@ -557,10 +557,8 @@ def test_the_progress_scale_is_decided_once_per_order_and_a_wrong_guess_does_not
         assert store.items[order]["progress"] == expected, values
 
 
-def test_details_are_read_concurrently_up_to_the_concurrency_setting(sim):
-    # Given six new orders whose details each take a while to read
-    orders = [sim.add_order() for _ in range(6)]
-    adapter = adapter_with(sim, concurrency=3)
+def slow_detail_reads(adapter, seconds: float) -> list[int]:
+    """Makes each detail read take `seconds`; returns a list whose one element is the most read at once."""
     in_flight, most, lock = [0], [0], threading.Lock()
     read = adapter.client.order
 
@@ -568,7 +566,7 @@ def test_details_are_read_concurrently_up_to_the_concurrency_setting(sim):
         with lock:
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
-        time.sleep(0.2)
+        time.sleep(seconds)
         try:
             return read(order_id)
         finally:
@@ -576,6 +574,14 @@ def test_details_are_read_concurrently_up_to_the_concurrency_setting(sim):
                 in_flight[0] -= 1
 
     adapter.client.order = slow_read
+    return most
+
+
+def test_details_are_read_concurrently_up_to_the_concurrency_setting(sim):
+    # Given six new orders whose details each take a while to read
+    orders = [sim.add_order() for _ in range(6)]
+    adapter = adapter_with(sim, concurrency=3)
+    most = slow_detail_reads(adapter, 0.2)
 
     # When a poll discovers them
     snapshots, _ = TimedStore().poll(adapter)
@@ -591,21 +597,7 @@ def test_more_details_than_concurrency_fits_the_time_left_are_read_more_at_a_tim
     orders = [sim.add_order() for _ in range(40)]
     adapter = adapter_with(sim, concurrency=2)
     adapter.deadline = Deadline(2.5)
-    in_flight, most, lock = [0], [0], threading.Lock()
-    read = adapter.client.order
-
-    def slow_read(order_id):
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        time.sleep(0.05)
-        try:
-            return read(order_id)
-        finally:
-            with lock:
-                in_flight[0] -= 1
-
-    adapter.client.order = slow_read
+    most = slow_detail_reads(adapter, 0.05)
 
     snapshots, _ = TimedStore().poll(adapter)
 
