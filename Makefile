@@ -115,7 +115,7 @@ invoke: $(STAMP) ## Run a built function like Lambda: FUNCTION=<LogicalId> EVENT
 deploy: build ## sam deploy --guided
 	$(VENV)/bin/sam deploy --guided
 
-bench: $(STAMP) ## Benchmark all four providers (BENCH_JOBS=2000 ... ARGS="--providers xvid", "--memory 10000"; results in bench/results/)
+bench: $(STAMP) build ## Benchmark all four providers (BENCH_JOBS=2000 ... ARGS="--providers xvid", "--memory 10000"; results in bench/results/)
 	$(PY) -m bench $(ARGS)
 
 bench-imports: build ## Cold import of each built function vs `import boto3`, in a python3.13 runtime emulation

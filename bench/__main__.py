@@ -25,7 +25,8 @@ on the topic, by webhook and by poll). Results go to bench/results/ as JSON and 
 writes, publishes, every provider's requests, the fan-out cycle's counts, a webhook's event) or when 50,000
 active jobs project past their targets at the deployed MemorySize: a quiet poll within 60 s; a poll where all
 change within the function's Timeout (the scheduled invocation) and one 5-minute period (with the queue
-drained). `--cpu-share S` checks the model: the function held to a CPU share by a cgroup quota, measured
+drained); or when a built function's cold import exceeds its share of `import boto3` (bench/imports.py, on
+`make build`'s artifact). `--cpu-share S` checks the model: the function held to a CPU share by a cgroup quota, measured
 against its projection. `--again` projects and checks the kept measurements again (a MemorySize changed).
 """
 
@@ -1210,6 +1211,11 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"{stem}.md").write_text(text)
     print(f"written: bench/results/{stem}.json, bench/results/{stem}.md")
     missed = checks(results)
+    if not args.again:
+        from bench import imports  # the built functions' cold imports (needs `make build` and a python3.13)
+
+        if not imports.check():
+            missed.append("cold imports: see above and bench/results/imports.md")
     for line in known_misses(results):
         print(line)
     for line in missed:

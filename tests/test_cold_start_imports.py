@@ -1,6 +1,7 @@
 """What a function's cold start imports, in a fresh process with the function's path and tracing on as
-deployed: the jobs API loads none of the provider functions' machinery (the adapters, requests, the pipeline),
-which `make bench-imports` holds to 1.5x `import boto3`; a provider function still traces its provider calls."""
+deployed: the jobs API loads none of the provider functions' machinery (the adapters, requests, the pipeline,
+the secrets' reader, the publishers), which `make bench-imports` holds to 1.5x `import boto3`; a provider function
+still traces its provider calls and has its secrets' reader and publishers loaded before its first poll."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow  # each test starts a Python process that imports boto3 and Powertools
 # Loaded at the jobs API's cold start only if something drags the provider functions' machinery in.
 PROVIDER_ONLY = (
+    "aws_lambda_powertools.utilities.parameters",
     "requests",
+    "transcode_core.fanout",
+    "transcode_core.notify",
     "transcode_core.pipeline",
     "transcode_core.providers.base",
     "transcode_core.providers.encoding_com",
@@ -58,3 +62,5 @@ def test_a_provider_function_traces_its_provider_calls_from_its_cold_start():
     loaded = cold_start("xvid")
     assert {"botocore", "requests"} <= set(loaded["traced"])
     assert {"requests", "transcode_core.pipeline", "transcode_core.providers.xvid"} <= set(loaded["modules"])
+    # Loaded at the cold start (Lambda's init), not during the first poll.
+    assert {"aws_lambda_powertools.utilities.parameters", "transcode_core.notify"} <= set(loaded["modules"])

@@ -9,11 +9,8 @@ calls at its cold start, and the functions it builds: the jobs API's cold start 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
-
-from aws_lambda_powertools.utilities import parameters
 
 from transcode_core import aws
 from transcode_core.config import Settings
@@ -28,8 +25,6 @@ from transcode_core.errors import (
     ProviderUnavailable,
     Unauthorized,
 )
-from transcode_core.fanout import FanOutQueue
-from transcode_core.notify import EventBus, Notifier
 from transcode_core.observability import MetricUnit, logger, metrics, tracer, use_metric_dimensions
 from transcode_core.secrets import load_credentials
 from transcode_core.store import JobStore
@@ -39,19 +34,41 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+    from transcode_core.fanout import FanOutQueue
+    from transcode_core.notify import EventBus, Notifier
     from transcode_core.pipeline import Pipeline, Report
     from transcode_core.providers.base import Adapter, ProviderSpec
 
 
-@dataclass(frozen=True)
 class Services:
-    """What a warm Lambda reuses between invocations."""
+    """What a warm Lambda reuses between invocations. The notifier, the fan-out queue and the bus (and their
+    clients) are built when first used: the jobs API, which only reads and writes the table, builds none."""
 
-    settings: Settings
-    store: JobStore
-    notifier: Notifier
-    fanout: FanOutQueue | None = None
-    bus: EventBus | None = None  # EVENT_BUS_NAME unset: no bus, no client
+    def __init__(self, settings: Settings, client: Callable[[str], Any]) -> None:
+        self.settings = settings
+        self._client = client
+        self.store = JobStore(settings.table_name, history_days=settings.history_days, client=client("dynamodb"))
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from transcode_core.notify import Notifier
+
+        return Notifier(self.settings.topic_arn, client=self._client("sns"))
+
+    @cached_property
+    def fanout(self) -> FanOutQueue | None:
+        from transcode_core.fanout import FanOutQueue
+
+        url = self.settings.fanout_queue_url
+        return FanOutQueue(url, self._client("sqs")) if url else None
+
+    @cached_property
+    def bus(self) -> EventBus | None:
+        """None when EVENT_BUS_NAME is unset: no bus, no client."""
+        from transcode_core.notify import EventBus
+
+        name = self.settings.event_bus_name
+        return EventBus(name, self.settings.event_source, self._client("events")) if name else None
 
     def pipeline(self, provider: str, *, fanout: bool = False) -> Pipeline:
         from transcode_core.pipeline import Pipeline  # the jobs API never loads the pipeline
@@ -80,17 +97,7 @@ def services() -> Services:
     def client(service: str) -> Any:
         return aws.client(service, INVOCATION_BUDGET, pool_size=pool_size)
 
-    return Services(
-        settings=settings,
-        store=JobStore(settings.table_name, history_days=settings.history_days, client=client("dynamodb")),
-        notifier=Notifier(settings.topic_arn, client=client("sns")),
-        fanout=FanOutQueue(settings.fanout_queue_url, client("sqs")) if settings.fanout_queue_url else None,
-        bus=(
-            EventBus(settings.event_bus_name, settings.event_source, client("events"))
-            if settings.event_bus_name
-            else None
-        ),
-    )
+    return Services(settings, client)
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +125,8 @@ def secrets_client() -> Any:
 
 def reset_services() -> None:
     """Forget cached clients, settings and secrets (tests and the local runner change the environment)."""
+    from aws_lambda_powertools.utilities import parameters
+
     services.cache_clear()
     provider_session.cache_clear()
     secrets_client.cache_clear()
@@ -241,6 +250,8 @@ def install_error_answers(app: APIGatewayHttpResolver) -> None:
 
 def provider_handler(provider: str) -> Callable[[dict, Any], dict]:
     # At the provider function's cold start, as a module's imports would be (see the module's docstring).
+    import aws_lambda_powertools.utilities.parameters  # noqa: F401  (the secrets' reader, as the pipeline)
+
     import transcode_core.pipeline  # noqa: F401  (loaded at the cold start, not on the first poll)
     from transcode_core.providers import get_spec
     from transcode_core.webhook import WebhookBody, authenticate, check_size
