@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from transcode_core.chunks import SizeLimitedChunks
 from transcode_core.errors import DependencyUnavailable
 from transcode_core.model import Destination, JobError, Output, Snapshot, Status
 
@@ -76,36 +77,37 @@ class FanOutBatch:
         self.unsent = 0
         self.error: DependencyUnavailable | None = None
         self._jobs: list[str] = []
-        self._size = 0
+        self._chunks = SizeLimitedChunks(batch_size, MESSAGE_BYTES)
 
     def add(self, snapshot: Snapshot, stored: Mapping[str, Any] | None) -> None:
         decided_against = {"version": stored.get("version"), "updated_at": stored.get("updated_at")} if stored else {}
         job = json.dumps({"snapshot": snapshot_to_dict(snapshot), **decided_against}, separators=(",", ":"))
-        if self._jobs and (len(self._jobs) == self.batch_size or self._size + len(job) > MESSAGE_BYTES):
-            self.flush()
+        if self._chunks.cut_before(len(job) + 1):  # and its comma in the message's list
+            self._send_waiting()
         if self.error:
             self.unsent += 1
             return
         self._jobs.append(job)
-        self._size += len(job) + 1
 
     def add_reads(self, jobs: Mapping[str, Mapping[str, Any]]) -> None:
         """Sends the jobs to read (id -> listing entry), at most `batch_size` and MESSAGE_BYTES a message."""
         chunk: dict[str, Any] = {}
-        size = 0
+        chunks = SizeLimitedChunks(self.batch_size, MESSAGE_BYTES)
         for job_id, entry in jobs.items():
-            entry_size = len(json.dumps({job_id: entry}, separators=(",", ":"), default=str))
-            if chunk and (len(chunk) == self.batch_size or size + entry_size > MESSAGE_BYTES):
+            if chunks.cut_before(len(json.dumps({job_id: entry}, separators=(",", ":"), default=str))):
                 self._send({"read": chunk}, len(chunk))
-                chunk, size = {}, 0
+                chunk = {}
             chunk[job_id] = entry
-            size += entry_size
         if chunk:
             self._send({"read": chunk}, len(chunk))
 
     def flush(self) -> None:
-        """Sends the jobs waiting (a full message, or a poll's last one)."""
-        jobs, self._jobs, self._size = self._jobs, [], 0
+        """Sends the jobs waiting: a poll's last message."""
+        self._send_waiting()
+        self._chunks = SizeLimitedChunks(self.batch_size, MESSAGE_BYTES)
+
+    def _send_waiting(self) -> None:
+        jobs, self._jobs = self._jobs, []
         if jobs:
             self._send(f"[{','.join(jobs)}]", len(jobs))
 

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from transcode_core.chunks import SizeLimitedChunks
 from transcode_core.estimate import BASIS_TEXT
 from transcode_core.model import EVENT_NAMES, STALLED, STALLED_EVENT, Status
 from transcode_core.observability import logger
@@ -170,15 +171,12 @@ def batched(
 ) -> Batches:
     """(event, what is sent for it) grouped for a call that takes at most `limit` entries of `max_bytes`."""
     batches: Batches = []
-    batch_bytes = 0
+    chunks = SizeLimitedChunks(limit, max_bytes)
     for event in events:
         sent = build(event)
-        size = size_of(sent)
-        if not batches or len(batches[-1]) == limit or batch_bytes + size > max_bytes:
+        if chunks.cut_before(size_of(sent)) or not batches:
             batches.append([])
-            batch_bytes = 0
         batches[-1].append((event, sent))
-        batch_bytes += size
     return batches
 
 
