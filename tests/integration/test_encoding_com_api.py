@@ -13,6 +13,7 @@ import requests
 
 from local.simulators.base import SimResponse
 from local.simulators.encoding_com import EncodingComSimulator
+from tests.integration.simulators import simulator_fixtures
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
@@ -25,16 +26,7 @@ from transcode_core.xmlsafe import parse_xml, to_plain
 FORMATS = ["xml", "json"]
 
 
-@pytest.fixture(scope="module")
-def running_sim():
-    with EncodingComSimulator(user_id="u", user_key="k") as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(running_sim):
-    running_sim.reset()
-    return running_sim
+running_sim, sim = simulator_fixtures(EncodingComSimulator, user_id="u", user_key="k")
 
 
 def make_adapter(sim, *, api_format="xml", user_key="k", **setting_changes) -> EncodingComAdapter:

@@ -9,22 +9,14 @@ from urllib.parse import urlencode
 import pytest
 
 from local.simulators.encoding_com import EncodingComSimulator
+from tests.integration.simulators import simulator_fixtures
 
 PROVIDER = "encoding_com"
 CREDENTIALS = {"user_id": "u", "user_key": "k"}
 FORM = "application/x-www-form-urlencoded"
 
 
-@pytest.fixture(scope="module")
-def running_sim():
-    with EncodingComSimulator(**CREDENTIALS) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(running_sim):
-    running_sim.reset()
-    return running_sim
+running_sim, sim = simulator_fixtures(EncodingComSimulator, **CREDENTIALS)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from local.lambda_events import LambdaContext, sqs_event
 from local.simulators.xvid import XvidSimulator
 from local.template import load_template
+from tests.integration.simulators import simulator_fixtures
 from tests.integration.test_provider_time_budget import timed
 from transcode_core import store as store_module
 from transcode_core.config import Settings
@@ -35,16 +36,7 @@ PROVIDER = "xvid"
 CREDENTIALS = {"client_id": "cid", "client_secret": "csecret"}
 
 
-@pytest.fixture(scope="module")
-def running_sim():
-    with XvidSimulator(**CREDENTIALS) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(running_sim):
-    running_sim.reset()
-    return running_sim
+running_sim, sim = simulator_fixtures(XvidSimulator, **CREDENTIALS)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 
 from local.simulators.base import SimResponse
 from local.simulators.xvid import XvidSimulator
+from tests.integration.simulators import simulator_fixtures
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderUnavailable
@@ -24,16 +25,7 @@ CREDENTIALS = {"client_id": "cid", "client_secret": "csecret"}
 SETTINGS = Settings(table_name="t", topic_arn="arn", provider_api_url=None, provider_secret_id=None)
 
 
-@pytest.fixture(scope="module")
-def running_sim():
-    with XvidSimulator(**CREDENTIALS) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(running_sim):
-    running_sim.reset()
-    return running_sim
+running_sim, sim = simulator_fixtures(XvidSimulator, **CREDENTIALS)
 
 
 def rate_limited(sim, key: str, seconds: int, times: int = 4) -> None:

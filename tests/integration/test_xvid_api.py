@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from local.simulators.xvid import XvidSimulator
+from tests.integration.simulators import simulator_fixtures
 from transcode_core import oauth
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
@@ -20,16 +21,7 @@ from transcode_core.times import utc_now
 SETTINGS = Settings(table_name="t", topic_arn="arn", provider_api_url=None, provider_secret_id=None)
 
 
-@pytest.fixture(scope="module")
-def running_sim():
-    with XvidSimulator(client_id="cid", client_secret="csecret") as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(running_sim):
-    running_sim.reset()
-    return running_sim
+running_sim, sim = simulator_fixtures(XvidSimulator, client_id="cid", client_secret="csecret")
 
 
 def make_adapter(sim, *, api_url=None, client_secret=None, **settings):

@@ -8,21 +8,13 @@ import json
 import pytest
 
 from local.simulators.xvid import XvidSimulator
+from tests.integration.simulators import simulator_fixtures
 
 PROVIDER = "xvid"
 CREDENTIALS = {"client_id": "cid", "client_secret": "csecret"}
 
 
-@pytest.fixture(scope="module")
-def running_sim():
-    with XvidSimulator(**CREDENTIALS) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def sim(running_sim):
-    running_sim.reset()
-    return running_sim
+running_sim, sim = simulator_fixtures(XvidSimulator, **CREDENTIALS)
 
 
 @pytest.fixture
