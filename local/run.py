@@ -195,8 +195,8 @@ def check(
     """What the CONTRACT promises: one event per job and terminal attempt, none twice, none missing; with a
     bus, the same on the bus: every event on the topic and on the bus, exactly once each."""
     layer_on_path()
-    from transcode_core.model import is_terminal
     from transcode_core.notify import event_id
+    from transcode_core.status import is_terminal
 
     targets = {"topic": events} if bus_events is None else {"topic": events, "bus": bus_events}
     problems = []

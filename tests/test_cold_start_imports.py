@@ -20,6 +20,7 @@ PROVIDER_ONLY = (
     "aws_lambda_powertools.utilities.parameters",
     "requests",
     "transcode_core.fanout",
+    "transcode_core.model",  # snapshots and the rules of change: the jobs API only reads and writes statuses
     "transcode_core.notify",
     "transcode_core.pipeline",
     "transcode_core.providers.base",

@@ -19,8 +19,8 @@ from local.artifact import resolve
 from local.template import load_template, resource
 from transcode_core.config import Settings
 from transcode_core.errors import ConfigurationError
-from transcode_core.model import EVENT_NAMES, STALLED_EVENT
 from transcode_core.providers import PROVIDER_IDS
+from transcode_core.status import EVENT_NAMES, STALLED_EVENT
 from transcode_status_cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent

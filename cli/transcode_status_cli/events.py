@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from transcode_core.model import STALLED_EVENT, Status, is_terminal
 from transcode_core.notify import build_event, sns_message
 from transcode_core.providers import PROVIDER_IDS
+from transcode_core.status import STALLED_EVENT, Status, is_terminal
 from transcode_core.store import JobStore, public_item
 from transcode_core.times import iso_z, utc_now
 from transcode_status_cli import render

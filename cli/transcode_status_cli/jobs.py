@@ -14,8 +14,8 @@ from rich.text import Text
 
 from transcode_core.errors import DependencyUnavailable
 from transcode_core.estimate import BASIS_TEXT, ESTIMATE_FIELDS
-from transcode_core.model import is_terminal
 from transcode_core.providers import PROVIDER_IDS, get_spec
+from transcode_core.status import is_terminal
 from transcode_core.store import public_item
 from transcode_core.times import utc_now
 from transcode_status_cli import listing, render

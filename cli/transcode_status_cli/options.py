@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from transcode_core.model import Status
 from transcode_core.providers import PROVIDER_IDS
+from transcode_core.status import Status
 from transcode_status_cli.target import Target
 
 PROVIDER = click.Choice(PROVIDER_IDS)

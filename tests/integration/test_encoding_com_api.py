@@ -17,9 +17,10 @@ from tests.integration.simulators import simulator_fixtures
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
-from transcode_core.model import Snapshot, Status
+from transcode_core.model import Snapshot
 from transcode_core.providers.base import PollContext, PollFailure
 from transcode_core.providers.encoding_com import EncodingComAdapter
+from transcode_core.status import Status
 from transcode_core.webhook import WebhookBody
 from transcode_core.xmlsafe import parse_xml, to_plain
 

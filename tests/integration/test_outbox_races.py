@@ -14,9 +14,10 @@ from botocore.exceptions import EndpointConnectionError
 
 from transcode_core.config import Settings
 from transcode_core.errors import DependencyUnavailable
-from transcode_core.model import Snapshot, Status
+from transcode_core.model import Snapshot
 from transcode_core.notify import Notifier
 from transcode_core.pipeline import Pipeline, Report
+from transcode_core.status import Status
 from transcode_core.store import JobStore
 
 PROVIDER = "encoding_com"

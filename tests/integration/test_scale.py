@@ -17,10 +17,11 @@ from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import DependencyUnavailable
 from transcode_core.fanout import FanOutQueue
-from transcode_core.model import Snapshot, Status
+from transcode_core.model import Snapshot
 from transcode_core.notify import Notifier
 from transcode_core.pipeline import Pipeline
 from transcode_core.providers.base import Adapter
+from transcode_core.status import Status
 from transcode_core.store import JobStore
 
 PROVIDER = "encoding_com"

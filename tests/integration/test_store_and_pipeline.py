@@ -12,10 +12,11 @@ import pytest
 
 from transcode_core.config import Settings
 from transcode_core.errors import DependencyUnavailable, ProviderError
-from transcode_core.model import Snapshot, Status
+from transcode_core.model import Snapshot
 from transcode_core.notify import Notifier
 from transcode_core.pipeline import Pipeline, Report
 from transcode_core.providers.base import Adapter, PollFailure
+from transcode_core.status import Status
 from transcode_core.store import Conflict, JobStore
 from transcode_core.times import iso_z, utc_now
 

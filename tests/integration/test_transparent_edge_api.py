@@ -17,9 +17,10 @@ from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
-from transcode_core.model import TERMINAL, Kind, Snapshot, Status, decide
+from transcode_core.model import Kind, Snapshot, decide
 from transcode_core.providers.base import PollContext, PollFailure
 from transcode_core.providers.transparent_edge import TransparentEdgeAdapter, detail_concurrency
+from transcode_core.status import TERMINAL, Status
 from transcode_core.webhook import WebhookBody
 
 COMPANY, CLIENT, SECRET = "4711", "te-client", "te-secret"

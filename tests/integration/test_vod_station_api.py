@@ -16,9 +16,10 @@ from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
-from transcode_core.model import Status, decide
+from transcode_core.model import decide
 from transcode_core.providers.base import PollContext, PollFailure
 from transcode_core.providers.vod_station import AuthenticationRejected, VodStationAdapter
+from transcode_core.status import Status
 from transcode_core.webhook import WebhookBody
 
 ACCESS_KEY, SECRET_KEY = "AK-test", "SK-test"

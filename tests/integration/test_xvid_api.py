@@ -13,9 +13,10 @@ from transcode_core import oauth
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
-from transcode_core.model import JobError, Snapshot, Status, snapshot_fields
+from transcode_core.model import JobError, Snapshot, snapshot_fields
 from transcode_core.providers import xvid
 from transcode_core.providers.base import PollContext, PollFailure
+from transcode_core.status import Status
 from transcode_core.times import utc_now
 
 SETTINGS = Settings(table_name="t", topic_arn="arn", provider_api_url=None, provider_secret_id=None)

@@ -11,7 +11,7 @@ import requests
 
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError
-from transcode_core.model import Status, snapshot_fields
+from transcode_core.model import snapshot_fields
 from transcode_core.providers import get_spec
 from transcode_core.providers.encoding_com import (
     SPEC,
@@ -22,6 +22,7 @@ from transcode_core.providers.encoding_com import (
     provider_errors,
     query_form,
 )
+from transcode_core.status import Status
 from transcode_core.times import zone
 from transcode_core.webhook import WebhookBody
 from transcode_core.xmlsafe import parse_xml, to_plain

@@ -95,7 +95,8 @@ def test_a_time_left_is_read_as_seconds(text, expected):
 
 def test_a_fanned_out_snapshot_keeps_the_provider_estimate():
     from transcode_core.fanout import messages, read_message
-    from transcode_core.model import Snapshot, Status
+    from transcode_core.model import Snapshot
+    from transcode_core.status import Status
 
     snapshot = Snapshot("encoding_com", "31000001", Status.PROCESSING, "Processing", 50, time_left_seconds=240.0)
     ((read, _),) = read_message(messages("encoding_com", [(snapshot, None)], 10)[0], "encoding_com").jobs

@@ -2,18 +2,8 @@
 
 import pytest
 
-from transcode_core.model import (
-    Destination,
-    JobError,
-    Kind,
-    Output,
-    Snapshot,
-    Status,
-    clamp_progress,
-    decide,
-    map_status,
-    status_words,
-)
+from transcode_core.model import Destination, JobError, Kind, Output, Snapshot, clamp_progress, decide
+from transcode_core.status import Status, map_status, status_words
 
 
 def snap(status: Status, word: str | None = None, **fields) -> Snapshot:

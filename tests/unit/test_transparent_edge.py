@@ -9,9 +9,10 @@ import requests
 
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError
-from transcode_core.model import Status, snapshot_fields
+from transcode_core.model import snapshot_fields
 from transcode_core.providers import get_spec
 from transcode_core.providers.transparent_edge import SPEC, STATUS_WORDS, TransparentEdgeAdapter, normalize_order
+from transcode_core.status import Status
 from transcode_core.webhook import WebhookBody
 
 # The seed's detail example, with credentials added to the URLs the way real configurations carry them.

@@ -13,7 +13,7 @@ import requests
 
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError
-from transcode_core.model import Output, Status, decide, snapshot_fields
+from transcode_core.model import Output, decide, snapshot_fields
 from transcode_core.observability import logger
 from transcode_core.providers import get_spec
 from transcode_core.providers.base import PollContext, PollFailure
@@ -25,6 +25,7 @@ from transcode_core.providers.vod_station import (
     sign,
     summarize_words,
 )
+from transcode_core.status import Status
 from transcode_core.webhook import WebhookBody
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -10,9 +10,10 @@ import requests
 
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ProviderError
-from transcode_core.model import JobError, Status
+from transcode_core.model import JobError
 from transcode_core.providers import get_spec
 from transcode_core.providers.xvid import XvidAdapter, mark_new_run, page_jobs, single_job, to_snapshot
+from transcode_core.status import Status
 from transcode_core.webhook import WebhookBody
 
 # The job of the seed document (shared/seeds/xvid-get-job.txt), as JSON.

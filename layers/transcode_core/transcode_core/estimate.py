@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from transcode_core.model import is_terminal
+from transcode_core.status import is_terminal
 from transcode_core.times import iso_z, to_datetime
 
 ESTIMATE_FIELDS = ("estimated_finish_at", "estimate_basis")

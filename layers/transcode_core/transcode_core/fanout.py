@@ -26,7 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transcode_core.chunks import SizeLimitedChunks
 from transcode_core.errors import DependencyUnavailable
-from transcode_core.model import Destination, JobError, Output, Snapshot, Status
+from transcode_core.model import Destination, JobError, Output, Snapshot
+from transcode_core.status import Status
 
 # An SQS message holds 256 KiB; a batch is cut earlier when its snapshots are large.
 MESSAGE_BYTES = 240 * 1024

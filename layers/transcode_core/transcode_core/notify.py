@@ -16,8 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transcode_core.chunks import SizeLimitedChunks
 from transcode_core.estimate import BASIS_TEXT
-from transcode_core.model import EVENT_NAMES, STALLED, STALLED_EVENT, Status
 from transcode_core.observability import logger
+from transcode_core.status import EVENT_NAMES, STALLED, STALLED_EVENT, Status
 from transcode_core.times import to_datetime
 
 SCHEMA = "transcode-status.job-event/1"

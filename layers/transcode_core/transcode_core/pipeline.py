@@ -28,11 +28,12 @@ from transcode_core.deadline import Deadline
 from transcode_core.errors import DependencyUnavailable, ProviderError, ProviderUnavailable
 from transcode_core.estimate import estimate_fields
 from transcode_core.fanout import FanOutBatch, FanOutQueue, read_message, still_current
-from transcode_core.model import Change, Kind, Snapshot, Status, decide, is_terminal, snapshot_part
+from transcode_core.model import Change, Kind, Snapshot, decide, snapshot_part
 from transcode_core.notify import EventBus, Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
 from transcode_core.outbox import EventDispatch
 from transcode_core.providers.base import Adapter, PollContext, PollFailure, ReadLater
+from transcode_core.status import Status, is_terminal
 from transcode_core.store import Conflict, JobStore, is_leased, job_key, needs_index, new_lease, public_item, unleased
 from transcode_core.times import is_later, iso_z, to_datetime, utc_now
 

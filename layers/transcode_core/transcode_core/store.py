@@ -23,7 +23,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transcode_core.errors import DependencyUnavailable
-from transcode_core.model import Status, is_terminal
+from transcode_core.status import Status, is_terminal
 from transcode_core.times import is_later, iso_z, utc_now
 
 ACTIVE_INDEX = "ActiveJobs"

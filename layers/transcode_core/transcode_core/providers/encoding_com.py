@@ -20,16 +20,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError, ProviderUnavailable
 from transcode_core.http import json_body, send
-from transcode_core.model import (
-    Destination,
-    JobError,
-    Output,
-    Snapshot,
-    Status,
-    clamp_progress,
-    map_status,
-    status_words,
-)
+from transcode_core.model import Destination, JobError, Output, Snapshot, clamp_progress
 from transcode_core.providers import values
 from transcode_core.providers.base import (
     Adapter,
@@ -41,6 +32,7 @@ from transcode_core.providers.base import (
     read_concurrently,
 )
 from transcode_core.providers.job_ids import is_media_id
+from transcode_core.status import Status, map_status, status_words
 from transcode_core.times import is_later, parse_time, zone
 from transcode_core.urls import redact_url
 from transcode_core.webhook import WebhookBody

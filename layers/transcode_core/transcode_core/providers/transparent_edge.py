@@ -33,19 +33,7 @@ import requests
 
 from transcode_core.deadline import Deadline
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError, ProviderUnavailable
-from transcode_core.model import (
-    TERMINAL,
-    Destination,
-    JobError,
-    Output,
-    Snapshot,
-    Status,
-    clamp_progress,
-    map_status,
-    mean_progress,
-    normalize_word,
-    status_words,
-)
+from transcode_core.model import Destination, JobError, Output, Snapshot, clamp_progress, mean_progress
 from transcode_core.oauth import ClientCredentialsToken
 from transcode_core.observability import logger
 from transcode_core.providers import values
@@ -60,6 +48,7 @@ from transcode_core.providers.base import (
     read_concurrently,
 )
 from transcode_core.providers.job_ids import is_order_id
+from transcode_core.status import TERMINAL, Status, map_status, normalize_word, status_words
 from transcode_core.times import is_later, parse_time, to_datetime
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody

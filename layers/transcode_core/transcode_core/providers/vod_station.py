@@ -50,20 +50,7 @@ from urllib.parse import urlencode, urlsplit
 
 from transcode_core.errors import BadRequest, ConfigurationError, ProviderError
 from transcode_core.http import json_body, send
-from transcode_core.model import (
-    Destination,
-    JobError,
-    Output,
-    Snapshot,
-    Status,
-    clamp_progress,
-    drop_none,
-    is_terminal,
-    map_status,
-    mean_progress,
-    rank,
-    status_words,
-)
+from transcode_core.model import Destination, JobError, Output, Snapshot, clamp_progress, drop_none, mean_progress
 from transcode_core.observability import logger
 from transcode_core.providers import values
 from transcode_core.providers.base import (
@@ -75,6 +62,7 @@ from transcode_core.providers.base import (
     read_concurrently,
 )
 from transcode_core.providers.job_ids import is_vod_station_job_id as is_job_id
+from transcode_core.status import Status, is_terminal, map_status, rank, status_words
 from transcode_core.times import from_epoch_ms, iso_z, to_datetime, to_epoch_ms
 from transcode_core.urls import join_url, redact_url
 from transcode_core.webhook import WebhookBody

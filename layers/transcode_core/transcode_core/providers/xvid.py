@@ -21,17 +21,7 @@ from typing import Any
 
 from transcode_core import times, urls
 from transcode_core.errors import BadRequest, ProviderError, ProviderUnavailable
-from transcode_core.model import (
-    TERMINAL,
-    JobError,
-    Output,
-    Snapshot,
-    Status,
-    clamp_progress,
-    drop_none,
-    map_status,
-    status_words,
-)
+from transcode_core.model import JobError, Output, Snapshot, clamp_progress, drop_none
 from transcode_core.oauth import ClientCredentialsToken
 from transcode_core.providers import values
 from transcode_core.providers.base import (
@@ -43,6 +33,7 @@ from transcode_core.providers.base import (
     read_concurrently,
 )
 from transcode_core.providers.job_ids import is_xvid_job_id as is_job_id
+from transcode_core.status import TERMINAL, Status, map_status, status_words
 from transcode_core.webhook import WebhookBody
 
 PROVIDER = "xvid"
