@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".aws-sam" / "build"
 LAYER_ID = "CoreLayer"
 SDK_PACKAGES = ("boto3", "botocore", "s3transfer")
+BASELINE = "import boto3"
 RESULTS = ROOT / "bench" / "results" / "imports.md"
 JOBS_API_RATIO = 1.5
 PROVIDER_FUNCTION_RATIO = 1.6
@@ -136,17 +137,14 @@ def check(repeat: int = 9, out: Any = None) -> bool:
     shipped_sdk = [name for name in SDK_PACKAGES if (layer / name).exists()]
     targets = functions(load_template(BUILD / "template.yaml"))
     base_env = {"PATH": os.environ.get("PATH", ""), "AWS_REGION": "us-east-1", "TZ": ":UTC"}
-    baseline: list[float] = []
-    times: dict[str, list[float]] = {logical_id: [] for logical_id in targets}
-    for rep in range(repeat + 1):  # the first round only warms the file cache
-        boto3_s = cold_import(python, [str(sdk)], "boto3", base_env)
+    rounds = []  # each round: import boto3, then every handler, each in a fresh process
+    for _ in range(repeat + 1):
+        times = {BASELINE: cold_import(python, [str(sdk)], "boto3", base_env)}
         for logical_id, target in targets.items():
             path = [str(BUILD / logical_id), str(layer), str(sdk)]
-            seconds = cold_import(python, path, target["module"], {**base_env, **target["env"]})
-            if rep:
-                times[logical_id].append(seconds)
-        if rep:
-            baseline.append(boto3_s)
+            times[logical_id] = cold_import(python, path, target["module"], {**base_env, **target["env"]})
+        rounds.append(times)
+    rounds = rounds[1:]  # the first round only warms the file cache
 
     unzipped, zipped, count = layer_size(layer)
     lines = [
@@ -154,15 +152,15 @@ def check(repeat: int = 9, out: Any = None) -> bool:
         f"AWS SDK in the layer: {', '.join(shipped_sdk) or 'none'} (the runtime's: {sdk.relative_to(ROOT)})",
         f"cold imports, python3.13 -I -B -S, {repeat} rounds of fresh processes (medians; ratio: of each round's "
         "pair):",
-        f"  {'import boto3':<24} {statistics.median(baseline) * 1000:7.0f} ms   1.00x",
+        f"  {BASELINE:<24} {statistics.median(times[BASELINE] for times in rounds) * 1000:7.0f} ms   1.00x",
     ]
     missed = bool(shipped_sdk)
-    for logical_id, samples in times.items():
-        ratio = statistics.median(seconds / base for seconds, base in zip(samples, baseline, strict=True))
+    for logical_id in targets:
+        ratio = statistics.median(times[logical_id] / times[BASELINE] for times in rounds)
         target = RATIO_TARGETS.get(logical_id, PROVIDER_FUNCTION_RATIO)
         missed |= ratio > target
         verdict = "ok" if ratio <= target else "MISSED"
-        median_ms = statistics.median(samples) * 1000
+        median_ms = statistics.median(times[logical_id] for times in rounds) * 1000
         lines.append(f"  {logical_id:<24} {median_ms:7.0f} ms  {ratio:5.2f}x  (target {target}x) {verdict}")
     lines.append(f"targets: {'missed' if missed else 'met'} (and no SDK in the layer)")
     text = "\n".join(lines)

@@ -209,15 +209,21 @@ def test_a_new_attempt_starts_its_own_line(stack, clock):
         assert has_no_estimate(rerun)  # the first reading of attempt 2: the old attempt's readings do not count
 
 
+def estimated_by_progress(stack, clock, sim) -> str:
+    """An Xvid job polled at two progress readings 5 minutes apart: it has an estimate from its progress."""
+    job_id = sim.add_job()
+    sim.advance(job_id, 2)
+    stack.poll("xvid")
+    clock.offset += 300
+    sim.advance(job_id, 1)
+    stack.poll("xvid")
+    return job_id
+
+
 def test_a_stall_event_carries_the_estimate_and_its_email_says_when_the_job_was_due(stack, clock):
     with XvidSimulator(**XVID) as sim:
         stack.configure("xvid", sim.url, XVID, env={"STALL_MINUTES": "30"})
-        job_id = sim.add_job()
-        sim.advance(job_id, 2)
-        stack.poll("xvid")
-        clock.offset += 300
-        sim.advance(job_id, 1)
-        stack.poll("xvid")
+        job_id = estimated_by_progress(stack, clock, sim)
         estimate = stack.job("xvid", job_id)["estimated_finish_at"]
 
         clock.offset += 31 * 60  # nothing changes at the provider for longer than STALL_MINUTES
@@ -232,12 +238,7 @@ def test_a_stall_event_carries_the_estimate_and_its_email_says_when_the_job_was_
 def test_the_jobs_api_shows_the_estimate_and_hides_its_bookkeeping(stack, clock):
     with XvidSimulator(**XVID) as sim:
         stack.configure("xvid", sim.url, XVID)
-        job_id = sim.add_job()
-        sim.advance(job_id, 2)
-        stack.poll("xvid")
-        clock.offset += 300
-        sim.advance(job_id, 1)
-        stack.poll("xvid")
+        job_id = estimated_by_progress(stack, clock, sim)
         status, body = stack.jobs_api("GET", "xvid", job_id)
         assert status == 200 and body["estimate_basis"] == "progress" and "estimate_from" not in body
         assert at(body["estimated_finish_at"]) > datetime.now(UTC)
