@@ -14,11 +14,12 @@ import requests
 from local.simulators.base import SimResponse
 from local.simulators.encoding_com import EncodingComSimulator
 from tests.integration.simulators import simulator_fixtures
+from tests.poll_contexts import poll_context
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
 from transcode_core.model import Snapshot
-from transcode_core.providers.base import PollContext, PollFailure
+from transcode_core.providers.base import PollFailure
 from transcode_core.providers.encoding_com import EncodingComAdapter
 from transcode_core.status import Status
 from transcode_core.webhook import WebhookBody
@@ -48,9 +49,8 @@ def make_adapter(sim, *, api_format="xml", user_key="k", **setting_changes) -> E
 
 
 def poll(adapter, media_ids) -> tuple[dict[str, Snapshot], list[PollFailure], dict[str, int]]:
-    context = PollContext(
-        active_jobs=[{"job_id": media_id, "status": "SUBMITTED"} for media_id in media_ids],
-        lookup=lambda ids: {},
+    context = poll_context(
+        [{"job_id": media_id, "status": "SUBMITTED"} for media_id in media_ids],
         now=datetime.now(UTC),
         settings=adapter.settings,
     )
@@ -229,11 +229,8 @@ def test_batches_are_read_concurrently_up_to_the_concurrency_setting_and_yielded
     media_ids = [sim.add_job() for _ in range(40)]
     most = slowed(sim, monkeypatch, 0.15)
     adapter = make_adapter(sim, batch_size=5, concurrency=3)
-    context = PollContext(
-        active_jobs=[{"job_id": media_id} for media_id in media_ids],
-        lookup=lambda ids: {},
-        now=datetime.now(UTC),
-        settings=adapter.settings,
+    context = poll_context(
+        [{"job_id": media_id} for media_id in media_ids], now=datetime.now(UTC), settings=adapter.settings
     )
 
     # When a poll reads them

@@ -31,7 +31,7 @@ class ScriptedAdapter(Adapter):
         self.polled: list[list[str]] = []
 
     def poll(self, context):
-        self.polled.append(sorted(job["job_id"] for job in context.active_jobs))
+        self.polled.append(sorted(context.active_by_id))
         for result in self.results:
             if isinstance(result, Exception):
                 raise result

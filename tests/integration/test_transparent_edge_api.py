@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from local.simulators.transparent_edge import TransparentEdgeSimulator
+from tests.poll_contexts import poll_context
 from transcode_core import oauth
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
@@ -42,7 +43,7 @@ class MemoryStore:
 
     def context(self) -> PollContext:
         active = [item for item in self.items.values() if Status(item.get("status", "SUBMITTED")) not in TERMINAL]
-        return PollContext(active_jobs=active, lookup=self.lookup, now=datetime.now(UTC), settings=SETTINGS)
+        return poll_context(active, self.lookup, now=datetime.now(UTC), settings=SETTINGS)
 
     def lookup(self, job_ids):
         self.lookups.append(list(job_ids))

@@ -12,12 +12,13 @@ import pytest
 
 from local.simulators.base import SimRequest, SimResponse
 from local.simulators.vod_station import VodStationSimulator
+from tests.poll_contexts import poll_context
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
 from transcode_core.model import decide
-from transcode_core.providers.base import PollContext, PollFailure
+from transcode_core.providers.base import PollFailure
 from transcode_core.providers.vod_station import AuthenticationRejected, VodStationAdapter
 from transcode_core.status import Status
 from transcode_core.webhook import WebhookBody
@@ -103,11 +104,8 @@ class Store:
 def poll(adapter, store: Store | None = None, active=None):
     """One poll: (snapshots, failures, stats); snapshots are applied to `store` when given."""
     store = store or Store()
-    context = PollContext(
-        active_jobs=store.active() if active is None else active,
-        lookup=store.lookup,
-        now=datetime.now(UTC),
-        settings=adapter.settings,
+    context = poll_context(
+        store.active() if active is None else active, store.lookup, now=datetime.now(UTC), settings=adapter.settings
     )
     snapshots, failures = [], []
     for result in adapter.poll(context):

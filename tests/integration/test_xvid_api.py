@@ -9,13 +9,14 @@ import pytest
 
 from local.simulators.xvid import XvidSimulator
 from tests.integration.simulators import simulator_fixtures
+from tests.poll_contexts import poll_context
 from transcode_core import oauth
 from transcode_core.config import Settings
 from transcode_core.errors import ProviderError, ProviderUnavailable
 from transcode_core.http import build_session
 from transcode_core.model import JobError, Snapshot, snapshot_fields
 from transcode_core.providers import xvid
-from transcode_core.providers.base import PollContext, PollFailure
+from transcode_core.providers.base import PollFailure
 from transcode_core.status import Status
 from transcode_core.times import utc_now
 
@@ -41,7 +42,7 @@ def poll(adapter, active_jobs=(), stored=None):
     def lookup(job_ids):
         return {job_id: table[job_id] for job_id in job_ids if job_id in table}
 
-    context = PollContext(active_jobs=list(active_jobs), lookup=lookup, now=utc_now(), settings=SETTINGS)
+    context = poll_context(active_jobs, lookup, now=utc_now(), settings=SETTINGS)
     results = list(adapter.poll(context))
     return results, context.stats
 

@@ -13,9 +13,10 @@ from xml.sax.saxutils import escape
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.poll_contexts import poll_context
 from tests.unit.test_encoding_com import EXTENDED_XML
 from tests.unit.test_transparent_edge import LISTED, SEED_DETAIL
 from tests.unit.test_xvid import SEED_JOB
@@ -23,7 +24,7 @@ from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ProviderError
 from transcode_core.model import Snapshot
 from transcode_core.providers import get_spec
-from transcode_core.providers.base import PollContext, PollFailure
+from transcode_core.providers.base import PollFailure
 from transcode_core.providers.encoding_com import normalize_job
 from transcode_core.providers.transparent_edge import normalize_order
 from transcode_core.providers.xvid import page_jobs, single_job, to_snapshot
@@ -178,7 +179,7 @@ def test_a_poll_normalizes_any_answer_or_reports_a_provider_error(provider):
     @given(body=SAMPLES[provider], status=st.sampled_from([200, 200, 200, 400, 401, 404]))
     def poll_with(body, status):
         adapter = adapter_for(provider, CannedSession(body, status))
-        context = PollContext(active_jobs=[stored(provider)], lookup=lambda ids: {}, now=NOW, settings=adapter.settings)
+        context = poll_context([stored(provider)], now=NOW, settings=adapter.settings)
         try:
             results = list(adapter.poll(context))
         except ProviderError:
@@ -205,6 +206,7 @@ def test_a_webhook_is_applied_or_refused_with_a_typed_error(provider):
 
 @BOUNDED
 @given(job=mutated(SEED_JOB), listing=json_values)
+@example(job={**SEED_JOB, "outputs": [{"thumbnails": 1}]}, listing=None)  # found by this test: thumbnails not a list
 def test_xvid_readers_take_any_document(job, listing):
     for read in (lambda: to_snapshot(job), lambda: page_jobs(listing), lambda: single_job(listing)):
         with contextlib.suppress(ProviderError):

@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from tests.poll_contexts import poll_context
 from transcode_core.config import Settings
 from transcode_core.errors import BadRequest, ConfigurationError
 from transcode_core.model import Output, decide, snapshot_fields
 from transcode_core.observability import logger
 from transcode_core.providers import get_spec
-from transcode_core.providers.base import PollContext, PollFailure
+from transcode_core.providers.base import PollFailure
 from transcode_core.providers.vod_station import (
     SPEC,
     VodStationAdapter,
@@ -223,7 +224,7 @@ def windows_read(adapter: VodStationAdapter, active_jobs: list[dict]) -> list[tu
         return {"content": [other], "total": 1}
 
     adapter.list_page = list_page
-    context = PollContext(active_jobs=active_jobs, lookup=lambda job_ids: {}, now=NOW, settings=adapter.settings)
+    context = poll_context(active_jobs, now=NOW, settings=adapter.settings)
     list(adapter.poll(context))
     return [(datetime.fromtimestamp(a / 1000, UTC), datetime.fromtimestamp(b / 1000, UTC)) for a, b in sent]
 

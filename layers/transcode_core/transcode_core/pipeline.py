@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from transcode_core.config import Settings
@@ -32,9 +33,10 @@ from transcode_core.model import Change, Kind, Snapshot, decide, snapshot_part
 from transcode_core.notify import EventBus, Notifier, build_event
 from transcode_core.observability import MetricUnit, logger, metrics
 from transcode_core.outbox import EventDispatch
-from transcode_core.providers.base import Adapter, PollContext, PollFailure, ReadLater
+from transcode_core.providers.base import Adapter, PollContext, PollFailure, ReadLater, iter_chunks
 from transcode_core.status import Status, is_terminal
 from transcode_core.store import Conflict, JobStore, is_leased, job_key, needs_index, new_lease, public_item, unleased
+from transcode_core.stored_items import READ_AHEAD, ActiveJobs, StoredItems
 from transcode_core.times import is_later, iso_z, to_datetime, utc_now
 
 MAX_RACE_RETRIES = 5
@@ -196,15 +198,15 @@ class Pipeline:
         report = self._report("poll")
         dispatch = self._dispatch(report)
         now = self.clock()
-        tracked = self.store.active_jobs(self.provider)
-        report.jobs_tracked = len(tracked)
+        items = StoredItems(partial(self.store.get_many, self.provider))
         context: PollContext | None = None
         with JobWorkers(self.settings.concurrency) as workers:
-            to_poll = self._sweep_all(tracked, now, workers, dispatch, report, deadline)
+            to_poll, may_stall = self._sweep_all(now, workers, dispatch, report, deadline)
             if deadline.expired():
                 report.record(jobs_deferred=len(to_poll))
             else:
-                context = self._poll_jobs(adapter, to_poll, now, workers, dispatch, report, deadline)
+                active = ActiveJobs(to_poll, items)
+                context = self._poll_jobs(adapter, active, items, may_stall, now, workers, dispatch, report, deadline)
         dispatch.finish()
         for name, value in (context.stats if context else {}).items():
             metrics.add_metric(name=_metric_name(name), unit=MetricUnit.Count, value=value)
@@ -219,108 +221,119 @@ class Pipeline:
         return report
 
     def _sweep_all(
-        self,
-        tracked: list[dict[str, Any]],
-        now: datetime,
-        workers: JobWorkers,
-        dispatch: EventDispatch,
-        report: Report,
-        deadline: Deadline,
-    ) -> list[dict[str, Any]]:
-        """Takes and sends the events earlier runs left pending; finished jobs with nothing left leave the
-        index. Returns the jobs to poll, as they now are."""
+        self, now: datetime, workers: JobWorkers, dispatch: EventDispatch, report: Report, deadline: Deadline
+    ) -> tuple[list[str], set[str]]:
+        """Reads the ActiveJobs index a page at a time, keeping no page: takes and sends the events earlier runs
+        left pending, and finished jobs with nothing left leave the index. Returns the ids of the jobs to poll,
+        and of those whose last change is old enough that they may have stalled (checked after the poll). When
+        the time runs out, the pages not read yet wait for the next run."""
         now_iso = iso_z(now)
-        swept: dict[str, dict[str, Any]] = {}
-        for item in tracked:
+        stale_before = self._stale_before(now)
+        to_poll: list[str] = []
+        may_stall: set[str] = set()
+        for page in self.store.active_pages(self.provider):
+            report.record(jobs_tracked=len(page))
+            swept: dict[str, dict[str, Any]] = {}
+            for item in page:
+                if deadline.expired():
+                    break
+                if item.get("outbox") or not needs_index(item, now_iso):
+                    workers.submit(item["job_id"], self._sweep, item, now_iso, swept, dispatch, report)
+            workers.drain()
+            for item in page:
+                current = swept.get(item["job_id"], item)
+                report.outbox_oldest_age = max(report.outbox_oldest_age, pending_event_age(current, now))
+                if not needs_index({**current, "outbox": {}}, now_iso):
+                    continue
+                to_poll.append(current["job_id"])
+                if stale_before and _may_have_stalled(current, stale_before):
+                    may_stall.add(current["job_id"])
             if deadline.expired():
                 break
-            if item.get("outbox") or not needs_index(item, now_iso):
-                workers.submit(item["job_id"], self._sweep, item, now_iso, swept, dispatch, report)
-        workers.drain()
-        current = [swept.get(item["job_id"], item) for item in tracked]
-        report.outbox_oldest_age = max((pending_event_age(item, now) for item in current), default=0.0)
-        return [item for item in current if needs_index({**item, "outbox": {}}, now_iso)]
+        return to_poll, may_stall
 
     def _poll_jobs(
         self,
         adapter: Adapter,
-        to_poll: list[dict[str, Any]],
+        active: ActiveJobs,
+        items: StoredItems,
+        may_stall: set[str],
         now: datetime,
         workers: JobWorkers,
         dispatch: EventDispatch,
         report: Report,
         deadline: Deadline,
     ) -> PollContext:
-        """The adapter's snapshots applied on the pool (or fanned out), then the stall checks."""
-        stored_by_id: dict[str, Any] = {item["job_id"]: item for item in to_poll}
-
-        def lookup(job_ids: Sequence[str]) -> dict[str, Any]:
-            # What an adapter looks up is remembered, so its snapshots are decided against the stored job.
-            wanted = [job_id for job_id in job_ids if job_id not in stored_by_id]
-            stored_by_id.update(self.store.get_many(self.provider, wanted))
-            stored_by_id.update({job_id: None for job_id in job_ids if job_id not in stored_by_id})
-            return {job_id: stored_by_id[job_id] for job_id in job_ids if stored_by_id.get(job_id)}
-
+        """The adapter's snapshots applied on the pool (or fanned out), then the stall checks. Each snapshot is
+        decided against its stored item (`items`: what the adapter looked up, or read now)."""
         fanned_out = (
             FanOutBatch(self.provider, self.settings.fanout_batch_size, self.fanout.enqueue)
-            if self.fanout and len(to_poll) > self.settings.fanout_threshold
+            if self.fanout and len(active) > self.settings.fanout_threshold
             else None
         )
-        context = PollContext(
-            active_jobs=to_poll, lookup=lookup, now=now, settings=self.settings, defer_reads=fanned_out is not None
-        )
-        changed: set[str] = set()
-        seen: set[str] = set()
-        unread: set[str] = set()  # jobs an outage or a failed batch left unread: not proof of a stall
-        results = self._results(adapter, context, to_poll, report)
+        context = PollContext(active, items.items_of, now, self.settings, defer_reads=fanned_out is not None)
+        shown = bytearray(len(active))  # which active jobs the provider showed: a byte a job
+        not_stalled: set[str] = set()  # of may_stall: shown changed, or handed to the fan-out's consumers
+        unread: set[str] = set()  # of may_stall: an outage or a failed batch left them unread, not proof of a stall
+        every_job_unread = False  # a failure naming no job may hide any of them
+        results = self._results(adapter, context, report)
         for result in results:
             if deadline.expired():
                 results.close()  # no new provider calls either
                 break
             if isinstance(result, PollFailure):
                 if _hides_jobs(result):
-                    unread.update(result.job_ids or stored_by_id)  # naming no job, it may hide any of them
+                    unread.update(job_id for job_id in result.job_ids if job_id in may_stall)
+                    every_job_unread = every_job_unread or not result.job_ids
                 continue
             if isinstance(result, ReadLater):
                 if fanned_out is not None:  # the consumers read them: no stall check here either
                     fanned_out.add_reads(result.jobs)
-                    seen.update(result.jobs)
-                    changed.update(result.jobs)
+                    for job_id in result.jobs:
+                        _mark_shown(shown, active, job_id)
+                    not_stalled.update(job_id for job_id in result.jobs if job_id in may_stall)
                 continue
             job_id = result.job_id
-            seen.add(job_id)
+            _mark_shown(shown, active, job_id)
             report.record(snapshots=1)
-            if job_id not in stored_by_id:
-                stored_by_id[job_id] = self.store.get(self.provider, job_id)
+            # An active job's item not looked up is read with the next ones in the index's order (its adapter's).
+            stored = active.get(job_id) if job_id in active else items.item_of(job_id)
             self._note_unknown(result, report)
             if fanned_out is not None:
-                self._decide_for_fanout(result, stored_by_id.get(job_id), fanned_out, changed, report)
-            elif not workers.busy(job_id) and _plainly_unchanged(stored_by_id.get(job_id), result):
+                if self._decide_for_fanout(result, stored, fanned_out, report) and job_id in may_stall:
+                    not_stalled.add(job_id)
+            elif not workers.busy(job_id) and _plainly_unchanged(stored, result):
                 report.record_change("unchanged")  # most jobs of a poll: decided here, no hand-off to a worker
             else:
-                workers.submit(job_id, self._apply_polled, result, stored_by_id, changed, report, dispatch)
-        not_reached = {item["job_id"] for item in to_poll} - seen if deadline.expired() else set()
-        report.record(jobs_deferred=len(not_reached))
+                workers.submit(job_id, self._apply_isolated, result, "poll", items, report, dispatch)
+        report.record(jobs_deferred=shown.count(0) if deadline.expired() else 0)
         if fanned_out is not None:
             self._fan_out_rest(fanned_out, report)
         workers.drain()
 
-        # A job the provider shows unchanged (or keeps failing to find) for too long has stalled.
+        # A job the provider shows unchanged (or keeps failing to find) for too long has stalled: checked
+        # against its item as this poll left it (a job it changed is not old any more).
         stale_before = self._stale_before(now)
-        for item in to_poll if stale_before else ():
-            job_id = item["job_id"]
-            if deadline.expired():
+        candidates = (
+            []
+            if every_job_unread
+            else [
+                job_id
+                for job_id in active
+                if job_id in may_stall and job_id not in not_stalled and job_id not in unread
+            ]
+        )
+        for chunk in iter_chunks(candidates, READ_AHEAD):
+            if deadline.expired() or not stale_before:
                 break  # the remaining stall checks wait for the next run
-            if job_id in changed or job_id in unread or job_id in not_reached:
-                continue
-            stored = stored_by_id.get(job_id) or item
-            if not is_terminal(item.get("status", "SUBMITTED")) and _may_have_stalled(stored, stale_before):
-                workers.submit(job_id, self._check_stall, stored, report, dispatch)
+            for stored in items.items_of(chunk).values():
+                if _may_have_stalled(stored, stale_before):
+                    workers.submit(stored["job_id"], self._check_stall, stored, report, dispatch)
         workers.drain()
         return context
 
     def _results(
-        self, adapter: Adapter, context: PollContext, to_poll: Sequence[Mapping[str, Any]], report: Report
+        self, adapter: Adapter, context: PollContext, report: Report
     ) -> Iterator[Snapshot | PollFailure | ReadLater]:
         """The adapter's results, with every failure logged and counted; an adapter that gives up entirely
         (e.g. its token was refused) ends as one failure naming every job it was to poll."""
@@ -330,7 +343,7 @@ class Pipeline:
                     self._provider_failure(result.error, report, result.job_ids)
                 yield result
         except ProviderError as error:
-            failure = PollFailure(error, tuple(item["job_id"] for item in to_poll))
+            failure = PollFailure(error, tuple(context.active_by_id))
             self._provider_failure(error, report, failure.job_ids)
             yield failure
 
@@ -395,10 +408,12 @@ class Pipeline:
         self, work: Sequence[tuple[Snapshot, Mapping[str, Any] | None]], source: str, report: Report
     ) -> None:
         dispatch = self._dispatch(report)
-        stored_by_id = {snapshot.job_id: stored for snapshot, stored in work}
+        items = StoredItems(partial(self.store.get_many, self.provider), held=max(len(work), 1))
+        for snapshot, stored in work:
+            items.remember(snapshot.job_id, stored)
         with JobWorkers(self.settings.concurrency) as workers:
             for snapshot, _ in work:
-                workers.submit(snapshot.job_id, self._apply_isolated, snapshot, source, stored_by_id, report, dispatch)
+                workers.submit(snapshot.job_id, self._apply_isolated, snapshot, source, items, report, dispatch)
         dispatch.finish()
         self._report_metrics(report)
 
@@ -419,32 +434,20 @@ class Pipeline:
             report.record_job_failure(f"{item['job_id']}: jobs table unreachable", table_unreachable=True)
             logger.exception("jobs table unreachable", extra={"job_id": item["job_id"]})
 
-    def _apply_polled(
-        self,
-        snapshot: Snapshot,
-        stored_by_id: dict[str, Any],
-        changed: set[str],
-        report: Report,
-        dispatch: EventDispatch,
-    ) -> None:
-        kind = self._apply_isolated(snapshot, "poll", stored_by_id, report, dispatch)
-        if kind not in NO_CHANGE:
-            changed.add(snapshot.job_id)
-
     def _apply_isolated(
         self,
         snapshot: Snapshot,
         source: str,
-        stored_by_id: dict[str, Any],
+        items: StoredItems,
         report: Report,
         dispatch: EventDispatch,
     ) -> str | None:
         """Applies one snapshot; returns the kind of change, None when it failed (logged and counted).
-        The job's entry in `stored_by_id` becomes what this write left, for the job's next snapshot."""
+        The job's entry in `items` becomes what this write left, for the job's next snapshot."""
         if source != "poll":  # a poll counts what the provider showed, applied or fanned out
             report.record(snapshots=1)
         try:
-            kind, item = self._apply(snapshot, source, stored_by_id.get(snapshot.job_id), report, dispatch)
+            kind, item = self._apply(snapshot, source, items.item_of(snapshot.job_id), report, dispatch)
         except DependencyUnavailable:
             report.record_job_failure(f"{snapshot.job_id}: jobs table unreachable", table_unreachable=True)
             logger.exception("jobs table unreachable", extra={"job_id": snapshot.job_id})
@@ -453,7 +456,7 @@ class Pipeline:
             report.record_job_failure(f"{snapshot.job_id}: {type(exc).__name__}")
             logger.exception("job could not be applied", extra={"job_id": snapshot.job_id, "source": source})
             return None
-        stored_by_id[snapshot.job_id] = item
+        items.remember(snapshot.job_id, item)
         report.record_change(kind)
         return kind
 
@@ -591,17 +594,17 @@ class Pipeline:
         snapshot: Snapshot,
         stored: Mapping[str, Any] | None,
         fanned_out: FanOutBatch,
-        changed: set[str],
         report: Report,
-    ) -> None:
+    ) -> bool:
         """Unchanged jobs cost nothing; a job that changes goes to the queue with the job it was decided
-        against (its message is sent once full, so the poll does not hold every changed job)."""
+        against (its message is sent once full, so the poll does not hold every changed job). Returns whether
+        it changes."""
         if decide(stored, snapshot) is None:
             self._note_read(snapshot, stored)
             report.record_change("unchanged")
-            return
+            return False
         fanned_out.add(snapshot, stored)
-        changed.add(snapshot.job_id)
+        return True
 
     def _fan_out_rest(self, fanned_out: FanOutBatch, report: Report) -> None:
         fanned_out.flush()
@@ -680,10 +683,16 @@ def _plainly_unchanged(stored: Mapping[str, Any] | None, snapshot: Snapshot) -> 
 
 
 def _may_have_stalled(stored: Mapping[str, Any], stale_before: str) -> bool:
-    """Whether a job's attempt has not been marked stalled yet and its last change is before `stale_before`."""
-    if stored.get("stalled_attempt") == stored.get("attempt", 1):
+    """Whether a job is not terminal, its attempt has not been marked stalled yet and its last change is
+    before `stale_before`."""
+    if is_terminal(stored.get("status", "SUBMITTED")) or stored.get("stalled_attempt") == stored.get("attempt", 1):
         return False
     return is_later(stale_before, stored.get("updated_at"))
+
+
+def _mark_shown(shown: bytearray, active: ActiveJobs, job_id: str) -> None:
+    if job_id in active:
+        shown[active.position(job_id)] = 1
 
 
 def pending_event_age(item: Mapping[str, Any], now: datetime) -> float:

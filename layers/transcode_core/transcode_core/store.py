@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from base64 import b64decode
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -54,6 +54,7 @@ _BATCH_GET_LIMIT = 100
 # or an endpoint does not page (moto answers every item at once: ~10 KiB of transient heap a job while parsing).
 ACTIVE_PAGE_ITEMS = 500
 _UNPARSED_QUERY = "transcode-status-query-items-unparsed"
+_UNPARSED_BATCH_GET = "transcode-status-batch-get-items-unparsed"
 
 
 class Conflict(Exception):
@@ -94,6 +95,9 @@ class JobStore:
         if self.client is None:
             self.client = boto3.client("dynamodb")
         self.client.meta.events.register("before-parse.dynamodb.Query", _items_unparsed, unique_id=_UNPARSED_QUERY)
+        self.client.meta.events.register(
+            "before-parse.dynamodb.BatchGetItem", _items_unparsed, unique_id=_UNPARSED_BATCH_GET
+        )
 
     # --- reads --------------------------------------------------------------------------------------
     def get(self, provider: str, job_id: str) -> dict[str, Any] | None:
@@ -122,10 +126,13 @@ class JobStore:
         return found
 
     def active_jobs(self, provider: str) -> list[dict[str, Any]]:
-        """Every job of this provider on the ActiveJobs index (a Query per page, never a Scan). A page holds at
-        most ACTIVE_PAGE_ITEMS jobs, so reading one costs a bounded amount of memory beside the jobs it adds."""
-        items: list[dict[str, Any]] = []
-        paginator_args = {
+        """Every job of this provider on the ActiveJobs index."""
+        return [item for page in self.active_pages(provider) for item in page]
+
+    def active_pages(self, provider: str) -> Iterator[list[dict[str, Any]]]:
+        """This provider's jobs on the ActiveJobs index, a page (a Query, never a Scan) at a time. A page holds
+        at most ACTIVE_PAGE_ITEMS jobs, so a reader that keeps no page costs the same memory for any number."""
+        query = {
             "TableName": self.table_name,
             "IndexName": ACTIVE_INDEX,
             "KeyConditionExpression": "active_provider = :p",
@@ -133,11 +140,11 @@ class JobStore:
             "Limit": ACTIVE_PAGE_ITEMS,
         }
         while True:
-            answer = self._call("query", **paginator_args)
-            items.extend(_from_dynamo(raw) for raw in answer.get("Items", []))
+            answer = self._call("query", **query)
+            yield [_from_dynamo(raw) for raw in answer.get("Items", [])]
             if "LastEvaluatedKey" not in answer:
-                return items
-            paginator_args["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+                return
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def history(self, provider: str, job_id: str) -> list[dict[str, Any]]:
         answer = self._call(
@@ -559,14 +566,16 @@ def _plain(value: Any) -> Any:
 
 
 def _items_unparsed(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
-    """botocore `before-parse` of a Query: its `Items` are taken from the body as they came (AttributeValue
-    JSON) and handed on beside botocore's parse of the rest, since botocore's parse walks every attribute
-    through the service model (several times the CPU of the conversion above, for every active job a poll
-    reads). An error answer is parsed as botocore parses it."""
+    """botocore `before-parse` of a Query or a BatchGetItem: its items (`Items`, `Responses`) are taken from the
+    body as they came (AttributeValue JSON) and handed on beside botocore's parse of the rest, since botocore's
+    parse walks every attribute through the service model (several times the CPU of the conversion above, for
+    every active job a poll reads). An error answer is parsed as botocore parses it."""
     if response_dict.get("status_code") != 200:
         return
     document = json.loads(response_dict["body"])
-    if not isinstance(document, dict) or "Items" not in document:
+    if not isinstance(document, dict):
         return
-    customized_response_dict["Items"] = document.pop("Items")
+    for name in ("Items", "Responses"):
+        if name in document:
+            customized_response_dict[name] = document.pop(name)
     response_dict["body"] = json.dumps(document).encode()

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -19,11 +18,11 @@ from transcode_core.deadline import Deadline
 from transcode_core.errors import ProviderError
 from transcode_core.model import Snapshot
 from transcode_core.providers import job_ids
+from transcode_core.stored_items import READ_AHEAD, StoredJob
 from transcode_core.webhook import WebhookBody
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-StoredJob = Mapping[str, Any]  # a job item as the store returns it (plain Python values)
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,10 @@ class ReadLater:
 class PollContext:
     """What an adapter knows of the store when it polls."""
 
-    active_jobs: Sequence[StoredJob]  # this provider's jobs that are not terminal, from the active index
-    lookup: Callable[[Sequence[str]], dict[str, StoredJob]]  # job_id -> stored item, for listed jobs
+    # This provider's jobs to poll (not terminal, or watched again), by id: the pipeline gives ActiveJobs, which
+    # holds their ids and reads their items when asked for, in this order (look others up with stored_jobs).
+    active_by_id: Mapping[str, StoredJob]
+    lookup: Callable[[Sequence[str]], Mapping[str, StoredJob]]  # job_id -> stored item, for any job
     now: datetime
     settings: Settings
     stats: Counter[str] = field(default_factory=Counter)  # adapter counters the pipeline turns into metrics
@@ -55,18 +56,15 @@ class PollContext:
     # them, so that the fan-out consumers make those requests (adapters that read in batches ignore it).
     defer_reads: bool = False
 
-    @cached_property
-    def active_by_id(self) -> dict[str, StoredJob]:
-        return {str(job["job_id"]): job for job in self.active_jobs}
-
     def stored_jobs(self, job_ids: Iterable[str]) -> dict[str, StoredJob]:
-        """The stored items of these jobs (missing ones left out): active ones as they are, others looked up."""
-        wanted = list(dict.fromkeys(job_ids))
-        stored = {job_id: self.active_by_id[job_id] for job_id in wanted if job_id in self.active_by_id}
-        others = [job_id for job_id in wanted if job_id not in stored]
-        if others:
-            stored.update(self.lookup(others))
-        return stored
+        """The stored items of these jobs, active or not (missing ones left out). Ask a page at a time
+        (`in_chunks`): a poll holds only the items it works on."""
+        return dict(self.lookup(list(dict.fromkeys(job_ids))))
+
+    def in_chunks(self, job_ids: Iterable[str]) -> Iterator[tuple[Sequence[str], dict[str, StoredJob]]]:
+        """These jobs READ_AHEAD at a time, each chunk with its jobs' stored items (missing ones left out)."""
+        for chunk in iter_chunks(list(dict.fromkeys(job_ids)), READ_AHEAD):
+            yield chunk, self.stored_jobs(chunk)
 
 
 class Adapter(ABC):

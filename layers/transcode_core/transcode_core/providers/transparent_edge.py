@@ -149,22 +149,18 @@ class TransparentEdgeAdapter(Adapter):
         except ProviderError as exc:
             # Nothing can be discovered, but the tracked orders can still be read one by one.
             yield PollFailure(exc)
-            yield from self._read_or_hand_over(list(active), {}, context, active)
+            yield from self._read_or_hand_over(list(active), {}, context)
             return
 
         listed, malformed = _index_listing(listing)
         if malformed:
             yield PollFailure(ProviderError(PROVIDER, f"{malformed} listed order(s) without an id or not an object"))
-        to_read, stored = self._orders_to_read(listed, context)
+        to_read = self._orders_to_read(listed, context)
         missing = [job_id for job_id in active if job_id not in listed]  # never miss a finish
-        yield from self._read_or_hand_over(to_read + missing, listed, context, {**stored, **active})
+        yield from self._read_or_hand_over(to_read + missing, listed, context)
 
     def _read_or_hand_over(
-        self,
-        order_ids: Sequence[str],
-        listed: Mapping[str, Mapping[str, Any]],
-        context: PollContext,
-        stored: Mapping[str, StoredJob],
+        self, order_ids: Sequence[str], listed: Mapping[str, Mapping[str, Any]], context: PollContext
     ) -> Iterator[Snapshot | PollFailure | ReadLater]:
         """The orders' details, or, when the poll fans out, the orders handed to the fan-out consumers to read:
         with no batch read, 50,000 moved orders are 50,000 requests, more than one invocation's time."""
@@ -172,53 +168,56 @@ class TransparentEdgeAdapter(Adapter):
             if order_ids:
                 yield ReadLater({order_id: listed.get(order_id, {}) for order_id in order_ids})
             return
+
+        def stored(order_id: str) -> StoredJob | None:
+            return context.stored_jobs([order_id]).get(order_id)
+
         yield from self._read(order_ids, listed, context.stats, stored)
 
-    def _orders_to_read(
-        self, listed: dict[str, dict[str, Any]], context: PollContext
-    ) -> tuple[list[str], dict[str, StoredJob]]:
+    def _orders_to_read(self, listed: dict[str, dict[str, Any]], context: PollContext) -> list[str]:
         """The listed orders that need a detail call (new, or moved in the list, or due for a progress read),
-        and the stored items looked up to decide it."""
+        decided a page of stored items at a time."""
         stats, active = context.stats, context.active_by_id
         window_start = context.now - timedelta(days=context.settings.discovery_days)
         refresh_before = context.now - timedelta(minutes=self.settings.detail_refresh_minutes)
         recent: set[str] = set()
-        candidates: list[str] = []
+        candidates: list[str] = []  # the listed orders whose stored item tells whether to read them
         for order_id, entry in listed.items():
             if order_id in active:
-                continue
-            if _listed_since(entry, window_start):
+                candidates.append(order_id)
+            elif _listed_since(entry, window_start):
                 recent.add(order_id)
                 candidates.append(order_id)
             elif not _is_terminal_word(entry.get("status")):
                 candidates.append(order_id)  # an old order running again: requeued, if we track it
             else:
                 stats["unchanged"] += 1  # old, terminal in the list, not active: nothing to learn
-        stored = context.stored_jobs(candidates)
+                stats["skipped_old"] += 1
         to_read = []
-        for order_id, entry in listed.items():
-            item = active.get(order_id) or stored.get(order_id)
-            if item is None:
-                if order_id in recent:
-                    stats["discovered"] += 1
+        for chunk, stored in context.in_chunks(candidates):
+            for order_id in chunk:
+                item = stored.get(order_id)
+                if item is None:
+                    if order_id in recent:
+                        stats["discovered"] += 1
+                        to_read.append(order_id)
+                    elif order_id not in active:
+                        stats["skipped_old"] += 1
+                elif _moved(listed[order_id], item):
                     to_read.append(order_id)
-                elif order_id not in active:
-                    stats["skipped_old"] += 1
-            elif _moved(entry, item):
-                to_read.append(order_id)
-            elif order_id in active and _last_read_before(item, refresh_before):
-                stats["progress_reads"] += 1  # unmoved, but its progress has not been read for a while
-                to_read.append(order_id)
-            else:
-                stats["unchanged"] += 1
-        return to_read, stored
+                elif order_id in active and _last_read_before(item, refresh_before):
+                    stats["progress_reads"] += 1  # unmoved, but its progress has not been read for a while
+                    to_read.append(order_id)
+                else:
+                    stats["unchanged"] += 1
+        return to_read
 
     def _read(
         self,
         order_ids: Sequence[str],
         listed: Mapping[str, Mapping[str, Any]],
         stats: Counter[str],
-        stored: Mapping[str, StoredJob],
+        stored: Callable[[str], StoredJob | None],
     ) -> Iterator[Snapshot | PollFailure]:
         """The orders' details, CONCURRENCY at a time, in order. Once the provider is unreachable, the reads
         not yet started fail at once instead of each waiting through its retries."""
@@ -234,7 +233,7 @@ class TransparentEdgeAdapter(Adapter):
                     return PollFailure(outage[0], (order_id,))
             try:
                 detail = self.client.order(order_id)
-                return normalize_order(order_id, detail, listed.get(order_id), stored.get(order_id))
+                return normalize_order(order_id, detail, listed.get(order_id), stored(order_id))
             except ProviderUnavailable as exc:
                 with lock:
                     outage.append(exc)
@@ -266,7 +265,7 @@ class TransparentEdgeAdapter(Adapter):
         self, jobs: Mapping[str, Mapping[str, Any]], stored: Mapping[str, StoredJob]
     ) -> Iterator[Snapshot | PollFailure]:
         """As the poll would have read them: with their list entries (`created_on`) and stored progress scale."""
-        return self._read(list(jobs), jobs, Counter(), stored)
+        return self._read(list(jobs), jobs, Counter(), stored.get)
 
     def webhook_snapshots(
         self, body: WebhookBody, lookup: Callable[[Sequence[str]], dict[str, StoredJob]]
@@ -274,7 +273,7 @@ class TransparentEdgeAdapter(Adapter):
         """The named order read from the API, with the progress scale already decided for it."""
         order_ids = self.webhook_job_ids(body)
         snapshots = []
-        for result in self._read(order_ids, {}, Counter(), lookup(order_ids)):
+        for result in self._read(order_ids, {}, Counter(), lookup(order_ids).get):
             if isinstance(result, PollFailure):
                 raise result.error
             snapshots.append(result)

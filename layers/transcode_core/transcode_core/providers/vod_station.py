@@ -225,12 +225,16 @@ class VodStationAdapter(Adapter):
     # --- poll -----------------------------------------------------------------------------------------
     def poll(self, context: PollContext) -> Iterator[Snapshot | PollFailure]:
         now, stats = context.now, context.stats
-        active = {
-            job_id: job
-            for job_id, job in context.active_by_id.items()
-            if not is_terminal(_stored_status(job) or Status.SUBMITTED)
-        }
-        bounds = {job_id: _work_start_bound(job) for job_id, job in active.items()}
+        # Of each job still running, the bound of its work start, and how far back a job never listed was
+        # searched for: what the windows need, not the items (read again, a page at a time, where needed).
+        bounds: dict[str, datetime | None] = {}
+        searched_back: dict[str, datetime | None] = {}
+        for job_id, job in context.active_by_id.items():
+            if is_terminal(_stored_status(job) or Status.SUBMITTED):
+                continue
+            bounds[job_id] = _work_start_bound(job)
+            if bounds[job_id] is None:
+                searched_back[job_id] = _searched_back_to(job)
         # The recent window reaches back to the bounds of jobs found up to one look-back before it (most active
         # jobs were found by an earlier poll's window, which started a little earlier): one read, at most twice
         # as long as the look-back, instead of a second read each poll.
@@ -273,7 +277,7 @@ class VodStationAdapter(Adapter):
 
         # 3. A job never listed (registered through the jobs API) may have started any time before: each poll
         # reads one older slice for it, each as long as all the time already searched, back to MAX_SEARCH_BACK.
-        searched = {job_id: _searched_back_to(active[job_id]) or recent_from for job_id in never_listed}
+        searched = {job_id: searched_back[job_id] or recent_from for job_id in never_listed}
         unfound = [job_id for job_id in never_listed if job_id not in seen]
         advanced: dict[str, datetime] = {}  # jobs whose search went further back this poll
         if unfound and (depth := max(searched[job_id] for job_id in unfound)) > now - MAX_SEARCH_BACK:
@@ -292,10 +296,8 @@ class VodStationAdapter(Adapter):
         # 4. An active job that no read listed ends only on positive evidence: every read that could hold it was
         # complete and listed something (an empty answer may be a gateway that cannot filter as we ask).
         recent_shows = recent.failure is None and recent.entries > 0
-        for job_id, job in active.items():
-            if job_id in seen:
-                continue
-            bound = _work_start_bound(job)
+        for job_id, job in self._unseen(bounds, seen, context):
+            bound = bounds[job_id]
             if bound is None:
                 evident = recent_shows and searched[job_id] <= now - MAX_SEARCH_BACK
             elif bound >= recent_from:
@@ -309,22 +311,32 @@ class VodStationAdapter(Adapter):
             if snapshot is not None:
                 yield snapshot
 
+    @staticmethod
+    def _unseen(
+        bounds: Mapping[str, datetime | None], seen: set[str], context: PollContext
+    ) -> Iterator[tuple[str, StoredJob]]:
+        """The running jobs no read listed, with their stored items (read a page at a time)."""
+        for chunk, stored in context.in_chunks(job_id for job_id in bounds if job_id not in seen):
+            for job_id in chunk:
+                if job_id in stored:
+                    yield job_id, stored[job_id]
+
     def _judge(
         self, items_by_job: Mapping[str, list[_Item]], context: PollContext, *, complete: bool
     ) -> Iterator[Snapshot]:
         """Snapshots of the listed jobs. After an incomplete read a job never stored waits (some of its outputs
         may be on the unread pages); a stored one is updated, its other outputs coming from the store."""
-        stored = context.stored_jobs(items_by_job)
-        for job_id, job_items in items_by_job.items():
-            job = stored.get(job_id)
-            if not complete and job is None:
-                context.stats["discoveries_deferred"] += 1
-                continue
-            snapshot = self._listed_snapshot(job_id, job_items, job)
-            if job_id not in context.active_by_id and job is not None and _settled(job, snapshot):
-                context.stats["settled_jobs_skipped"] += 1  # finished before, and the listing shows no more
-                continue
-            yield snapshot
+        for chunk, stored in context.in_chunks(items_by_job):
+            for job_id in chunk:
+                job = stored.get(job_id)
+                if not complete and job is None:
+                    context.stats["discoveries_deferred"] += 1
+                    continue
+                snapshot = self._listed_snapshot(job_id, items_by_job[job_id], job)
+                if job_id not in context.active_by_id and job is not None and _settled(job, snapshot):
+                    context.stats["settled_jobs_skipped"] += 1  # finished before, and the listing shows no more
+                    continue
+                yield snapshot
 
     def _not_listed(
         self, job_id: str, stored: StoredJob, now: datetime, *, evident: bool, searched_back_to: datetime | None

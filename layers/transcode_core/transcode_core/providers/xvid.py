@@ -90,7 +90,7 @@ class XvidAdapter(Adapter):
                 yield PollFailure(outage, tuple(unlisted))
             return
         for result in self._read_concurrently(unlisted, stats):
-            yield result if isinstance(result, PollFailure) else mark_new_run(result, active[result.job_id])
+            yield result if isinstance(result, PollFailure) else mark_new_run(result, active.get(result.job_id))
 
     def read_jobs(self, job_ids: Sequence[str]) -> Iterator[Snapshot | PollFailure]:
         if job_ids:
@@ -328,9 +328,10 @@ def _outputs(job_id: str, outputs: Any) -> tuple[Output, ...]:
         if not isinstance(output, dict):
             raise ProviderError(PROVIDER, f"job {job_id}: output {index} is not an object", job_ids=(job_id,))
         file_id = _ref_id(output.get("file"))
-        thumbnail_ids = [
-            _ref_id(thumb.get("file")) for thumb in output.get("thumbnails") or [] if isinstance(thumb, dict)
-        ]
+        thumbnails = output.get("thumbnails") or []
+        if not isinstance(thumbnails, list):
+            raise ProviderError(PROVIDER, f"job {job_id}: output {index} thumbnails is not a list", job_ids=(job_id,))
+        thumbnail_ids = [_ref_id(thumb.get("file")) for thumb in thumbnails if isinstance(thumb, dict)]
         result.append(
             Output(
                 id=values.text(output.get("output_name")) or file_id or str(index),
