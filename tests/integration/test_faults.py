@@ -308,6 +308,25 @@ def test_a_poll_with_some_failed_writes_still_succeeds(stack, sim, faults):
     assert len(report["job_failures"]) == 1 and report["changes"] == {"new": 1}
 
 
+def test_a_stored_jobs_read_that_fails_mid_poll_keeps_what_was_applied_and_leaves_the_rest_for_the_next(
+    stack, sim, faults
+):
+    job_ids = finished_jobs(stack, sim, 150)  # two listing pages, each looked up in the table
+    reads = []
+    faults.add(
+        "before-parameter-build.dynamodb.BatchGetItem",
+        throttle("BatchGetItem", when=lambda params: reads.append(params) or len(reads) == 2),
+    )
+    # When the table refuses the read of the second page's stored jobs
+    report = stack.poll(PROVIDER)
+    # Then the first page's jobs are written and published, the failure is counted, and the invocation succeeds
+    assert report["changes"] == {"advance": 100} and report["events_published"] == 100
+    assert len(report["job_failures"]) == 1 and "jobs table unreachable" in report["job_failures"][0]
+    # And the next poll finishes the others: every job's event published exactly once
+    assert stack.poll(PROVIDER)["changes"] == {"advance": 50}
+    assert Counter(stack.event_ids()) == completed(job_ids)
+
+
 # --- fan-out -----------------------------------------------------------------------------------------------
 def drain(stack, queue_url) -> None:
     """Receives like the SQS event source and invokes the function until the queue is empty."""

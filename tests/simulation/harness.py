@@ -67,7 +67,8 @@ PUBLISHES = {"sns.PublishBatch": TOPIC, "events.PutEvents": BUS}
 CLEAR_FAILED_LOG = "published events could not be cleared"
 
 WRITES = ("dynamodb.TransactWriteItems", "dynamodb.UpdateItem")  # the conditional writes
-# The calls a poll that changes a job makes: the active jobs' Query, the commit, the publish, the clear.
+# The calls a poll that changes a job makes: the active jobs' Query, the commit, the publish, the clear (and
+# the read of its stored items, BatchGetItem, which the fault lists name beside these).
 COMMON_CALLS = ("dynamodb.Query", "dynamodb.TransactWriteItems", "dynamodb.UpdateItem", "sns.PublishBatch")
 SNS_FAULTS = ("sns_error", "sns_timeout", "sns_refuse")
 BUS_FAULTS = ("bus_error", "bus_timeout", "bus_refuse")  # the same three on PutEvents (bus on only)

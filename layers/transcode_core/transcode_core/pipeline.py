@@ -231,7 +231,7 @@ class Pipeline:
         stale_before = self._stale_before(now)
         to_poll: list[str] = []
         may_stall: set[str] = set()
-        for page in self.store.active_pages(self.provider):
+        for page in self._active_pages(report):
             report.record(jobs_tracked=len(page))
             swept: dict[str, dict[str, Any]] = {}
             for item in page:
@@ -251,6 +251,16 @@ class Pipeline:
             if deadline.expired():
                 break
         return to_poll, may_stall
+
+    def _active_pages(self, report: Report) -> Iterator[list[dict[str, Any]]]:
+        """The ActiveJobs index's pages. Unreachable at the first page, the poll fails (nothing could be done);
+        at a later one, the jobs read so far are polled and the others wait for the next run."""
+        pages = self.store.active_pages(self.provider)
+        yield next(pages)
+        try:
+            yield from pages
+        except DependencyUnavailable:
+            self._table_unreachable(report, "jobs table unreachable; the index's other pages wait for the next run")
 
     def _poll_jobs(
         self,
@@ -296,8 +306,12 @@ class Pipeline:
             job_id = result.job_id
             _mark_shown(shown, active, job_id)
             report.record(snapshots=1)
-            # An active job's item not looked up is read with the next ones in the index's order (its adapter's).
-            stored = active.get(job_id) if job_id in active else items.item_of(job_id)
+            try:
+                # An active job's item not looked up is read with the next ones in the index's order (its adapter's).
+                stored = active.get(job_id) if job_id in active else items.item_of(job_id)
+            except DependencyUnavailable:
+                self._table_unreachable(report, "jobs table unreachable", job_id)
+                continue
             self._note_unknown(result, report)
             if fanned_out is not None:
                 if self._decide_for_fanout(result, stored, fanned_out, report) and job_id in may_stall:
@@ -326,7 +340,12 @@ class Pipeline:
         for chunk in iter_chunks(candidates, READ_AHEAD):
             if deadline.expired() or not stale_before:
                 break  # the remaining stall checks wait for the next run
-            for stored in items.items_of(chunk).values():
+            try:
+                stored_chunk = items.items_of(chunk)
+            except DependencyUnavailable:
+                self._table_unreachable(report, "jobs table unreachable; stall checks wait for the next run")
+                break
+            for stored in stored_chunk.values():
                 if _may_have_stalled(stored, stale_before):
                     workers.submit(stored["job_id"], self._check_stall, stored, report, dispatch)
         workers.drain()
@@ -346,6 +365,8 @@ class Pipeline:
             failure = PollFailure(error, tuple(context.active_by_id))
             self._provider_failure(error, report, failure.job_ids)
             yield failure
+        except DependencyUnavailable:  # the stored jobs it looked up: what it showed so far is applied
+            self._table_unreachable(report, "jobs table unreachable; the provider's other jobs wait for the next run")
 
     def ingest(self, snapshots: Sequence[Snapshot], source: str = "webhook") -> Report:
         """Applies webhook-borne snapshots. Raises DependencyUnavailable when the table or the topic
@@ -431,8 +452,7 @@ class Pipeline:
             elif not item.get("outbox") and not needs_index(item, now_iso):
                 self.store.deactivate(item)
         except DependencyUnavailable:
-            report.record_job_failure(f"{item['job_id']}: jobs table unreachable", table_unreachable=True)
-            logger.exception("jobs table unreachable", extra={"job_id": item["job_id"]})
+            self._table_unreachable(report, "jobs table unreachable", item["job_id"])
 
     def _apply_isolated(
         self,
@@ -449,8 +469,7 @@ class Pipeline:
         try:
             kind, item = self._apply(snapshot, source, items.item_of(snapshot.job_id), report, dispatch)
         except DependencyUnavailable:
-            report.record_job_failure(f"{snapshot.job_id}: jobs table unreachable", table_unreachable=True)
-            logger.exception("jobs table unreachable", extra={"job_id": snapshot.job_id})
+            self._table_unreachable(report, "jobs table unreachable", snapshot.job_id)
             return None
         except Exception as exc:  # one bad job never fails the batch
             report.record_job_failure(f"{snapshot.job_id}: {type(exc).__name__}")
@@ -581,8 +600,7 @@ class Pipeline:
         except Conflict:
             return  # it changed meanwhile, so it is not stalled
         except DependencyUnavailable:
-            report.record_job_failure(f"{stored['job_id']}: jobs table unreachable", table_unreachable=True)
-            logger.exception("jobs table unreachable", extra={"job_id": stored["job_id"]})
+            self._table_unreachable(report, "jobs table unreachable", stored["job_id"])
             return
         logger.warning("job stalled", extra={"job_id": stored["job_id"], "status": stored["status"]})
         report.record_change(Kind.STALLED.value)
@@ -635,6 +653,10 @@ class Pipeline:
             )
 
     # --- reporting ----------------------------------------------------------------------------------
+    def _table_unreachable(self, report: Report, text: str, job_id: str | None = None) -> None:
+        report.record_job_failure(f"{job_id}: {text}" if job_id else text, table_unreachable=True)
+        logger.exception(text, extra={"job_id": job_id} if job_id else {})
+
     def _provider_failure(self, error: ProviderError, report: Report, job_ids: Sequence[str]) -> None:
         report.provider_failures.append(error.message)
         logger.error(
