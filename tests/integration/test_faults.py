@@ -26,6 +26,7 @@ from local.template import load_template
 from tests.integration.simulators import simulator_fixtures
 from tests.integration.test_provider_time_budget import timed
 from transcode_core import store as store_module
+from transcode_core import stored_items
 from transcode_core.config import Settings
 from transcode_core.deadline import Deadline
 from transcode_core.errors import PollFailed, ProviderUnavailable
@@ -309,21 +310,24 @@ def test_a_poll_with_some_failed_writes_still_succeeds(stack, sim, faults):
 
 
 def test_a_stored_jobs_read_that_fails_mid_poll_keeps_what_was_applied_and_leaves_the_rest_for_the_next(
-    stack, sim, faults
+    stack, sim, faults, monkeypatch
 ):
-    job_ids = finished_jobs(stack, sim, 150)  # two listing pages, each looked up in the table
+    monkeypatch.setattr(stored_items, "ITEMS_HELD", 50)  # the other 100 jobs' items are read again
+    job_ids = finished_jobs(stack, sim, 150)
     reads = []
     faults.add(
         "before-parameter-build.dynamodb.BatchGetItem",
         throttle("BatchGetItem", when=lambda params: reads.append(params) or len(reads) == 2),
     )
-    # When the table refuses the read of the second page's stored jobs
+    # When the table refuses the second read of the stored jobs the poll does not hold
     report = stack.poll(PROVIDER)
-    # Then the first page's jobs are written and published, the failure is counted, and the invocation succeeds
-    assert report["changes"] == {"advance": 100} and report["events_published"] == 100
+    # Then the jobs it held are written and published, the failure is counted, and the invocation succeeds
+    applied = report["changes"].get("advance", 0)
+    assert 0 < applied < 150 and report["events_published"] == applied
     assert len(report["job_failures"]) == 1 and "jobs table unreachable" in report["job_failures"][0]
     # And the next poll finishes the others: every job's event published exactly once
-    assert stack.poll(PROVIDER)["changes"] == {"advance": 50}
+    faults.clear()
+    assert stack.poll(PROVIDER)["changes"] == {"advance": 150 - applied}
     assert Counter(stack.event_ids()) == completed(job_ids)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transcode_core.stored_items import READ_AHEAD, ActiveJobs, StoredItems
+from transcode_core.stored_items import IN_USE, READ_AHEAD, ActiveJobs, StoredItems
 
 
 class Table:
@@ -17,24 +17,48 @@ class Table:
         return {job_id: self.items[job_id] for job_id in job_ids if job_id in self.items}
 
 
+def numbers(first: int, last: int) -> list[str]:
+    return [str(n) for n in range(first, last)]
+
+
 def test_going_through_the_active_jobs_in_order_reads_a_hundred_a_call_and_holds_a_bounded_number():
     table = Table(1000)
-    items = StoredItems(table.read, held=250)
+    items = StoredItems(table.read, held=400)
     active = ActiveJobs(table.items, items)
     seen = [job_id for job_id, item in active.items() if item["job_id"] == job_id]
     assert seen == list(table.items)
     assert table.reads == [READ_AHEAD] * 10
-    assert len(items) == 250  # the least recently used let go
+    assert len(items) == 400
 
 
-def test_a_job_let_go_is_read_again_when_asked_for():
-    table = Table(300)
-    items = StoredItems(table.read, held=100)
+def test_the_jobs_the_index_gave_are_read_again_only_past_the_items_held():
+    table = Table(400)
+    items = StoredItems(table.read, held=300)
+    for job_id, item in table.items.items():
+        items.hold_while_room(job_id, item)
+    assert len(items) == 300
     active = ActiveJobs(table.items, items)
-    assert active["0"]["job_id"] == "0" and active["250"]["job_id"] == "250"  # 0-99, then 250-299: 0-49 let go
-    table.reads.clear()
-    assert active["0"]["job_id"] == "0"
-    assert table.reads == [50]  # what was let go of the hundred from 0, not what is still held
+    assert [job_id for job_id, _ in active.items()] == list(table.items)
+    assert table.reads == [READ_AHEAD]  # 300-399
+
+
+def test_a_listing_pages_items_are_kept_over_what_was_not_asked_for_and_the_oldest_asked_go_first():
+    table = Table(600)
+    items = StoredItems(table.read, held=300)
+    for job_id in numbers(0, 300):  # the index's first jobs
+        items.hold_while_room(job_id, table.items[job_id])
+    # When a listing's page names jobs the poll does not hold
+    assert len(items.items_of(numbers(300, 400))) == 100
+    # Then the page's items stay for its decisions, and the oldest not asked for yet are let go
+    assert all(items.holds(job_id) for job_id in numbers(100, 400)) and len(items) == 300
+    assert not any(items.holds(job_id) for job_id in numbers(0, 100))
+    active = ActiveJobs(table.items, items)
+    assert all(active[job_id]["job_id"] == job_id for job_id in numbers(300, 400)) and table.reads == [100]
+    # And once more than IN_USE items were asked for, those asked for longest ago go first
+    items.items_of(numbers(400, 500))
+    items.items_of(numbers(500, 600))
+    held = [job_id for job_id in table.items if items.holds(job_id)]
+    assert held == numbers(200, 300) + numbers(400, 600) and IN_USE == 200
 
 
 def test_what_a_write_left_is_kept_over_an_older_read_that_ends_after_it():

@@ -198,10 +198,12 @@ class Pipeline:
         report = self._report("poll")
         dispatch = self._dispatch(report)
         now = self.clock()
-        items = StoredItems(partial(self.store.get_many, self.provider))
+        # Read as the index gives them (eventually consistent, half the units): a write conditional on the
+        # version read re-decides a job whose item lagged.
+        items = StoredItems(partial(self.store.get_many, self.provider, consistent=False))
         context: PollContext | None = None
         with JobWorkers(self.settings.concurrency) as workers:
-            to_poll, may_stall = self._sweep_all(now, workers, dispatch, report, deadline)
+            to_poll, may_stall = self._sweep_all(now, items, workers, dispatch, report, deadline)
             if deadline.expired():
                 report.record(jobs_deferred=len(to_poll))
             else:
@@ -221,12 +223,19 @@ class Pipeline:
         return report
 
     def _sweep_all(
-        self, now: datetime, workers: JobWorkers, dispatch: EventDispatch, report: Report, deadline: Deadline
+        self,
+        now: datetime,
+        items: StoredItems,
+        workers: JobWorkers,
+        dispatch: EventDispatch,
+        report: Report,
+        deadline: Deadline,
     ) -> tuple[list[str], set[str]]:
-        """Reads the ActiveJobs index a page at a time, keeping no page: takes and sends the events earlier runs
-        left pending, and finished jobs with nothing left leave the index. Returns the ids of the jobs to poll,
-        and of those whose last change is old enough that they may have stalled (checked after the poll). When
-        the time runs out, the pages not read yet wait for the next run."""
+        """Reads the ActiveJobs index a page at a time, keeping no page but the items `items` has room for:
+        takes and sends the events earlier runs left pending, and finished jobs with nothing left leave the
+        index. Returns the ids of the jobs to poll, and of those whose last change is old enough that they may
+        have stalled (checked after the poll). When the time runs out, the pages not read yet wait for the next
+        run."""
         now_iso = iso_z(now)
         stale_before = self._stale_before(now)
         to_poll: list[str] = []
@@ -246,10 +255,12 @@ class Pipeline:
                 if not needs_index({**current, "outbox": {}}, now_iso):
                     continue
                 to_poll.append(current["job_id"])
+                items.hold_while_room(current["job_id"], current)
                 if stale_before and _may_have_stalled(current, stale_before):
                     may_stall.add(current["job_id"])
             if deadline.expired():
                 break
+            del page, swept  # not held while the next page is read
         return to_poll, may_stall
 
     def _active_pages(self, report: Report) -> Iterator[list[dict[str, Any]]]:

@@ -106,13 +106,14 @@ class JobStore:
         )
         return _from_dynamo(answer["Item"]) if "Item" in answer else None
 
-    def get_many(self, provider: str, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Stored items by job id (missing ones left out), in batches of 100 with unprocessed keys retried."""
+    def get_many(self, provider: str, job_ids: Sequence[str], consistent: bool = True) -> dict[str, dict[str, Any]]:
+        """Stored items by job id (missing ones left out), in batches of 100 with unprocessed keys retried.
+        An eventually consistent read costs half the read units (what the ActiveJobs index gives is one too)."""
         found: dict[str, dict[str, Any]] = {}
         unique_ids = list(dict.fromkeys(job_ids))
         for start in range(0, len(unique_ids), _BATCH_GET_LIMIT):
             keys = [_to_dynamo(job_key(provider, job_id)) for job_id in unique_ids[start : start + _BATCH_GET_LIMIT]]
-            request = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            request = {self.table_name: {"Keys": keys, "ConsistentRead": consistent}}
             for _ in range(10):
                 answer = self._call("batch_get_item", RequestItems=request)
                 for raw in answer.get("Responses", {}).get(self.table_name, []):
@@ -139,12 +140,18 @@ class JobStore:
             "ExpressionAttributeValues": {":p": {"S": provider}},
             "Limit": ACTIVE_PAGE_ITEMS,
         }
-        while True:
-            answer = self._call("query", **query)
-            yield [_from_dynamo(raw) for raw in answer.get("Items", [])]
-            if "LastEvaluatedKey" not in answer:
-                return
-            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        next_query: dict[str, Any] | None = query
+        while next_query:
+            page, next_query = self._active_page(next_query)
+            yield page
+            del page  # not held while the next page is read
+
+    def _active_page(self, query: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of the index, and the query of the next (None: it was the last)."""
+        answer = self._call("query", **query)
+        last_key = answer.get("LastEvaluatedKey")
+        page = [_from_dynamo(raw) for raw in answer.get("Items", [])]
+        return page, {**query, "ExclusiveStartKey": last_key} if last_key else None
 
     def history(self, provider: str, job_id: str) -> list[dict[str, Any]]:
         answer = self._call(
