@@ -72,6 +72,7 @@ MEMORY_TARGET_MIB = 200  # the peak at 10,000 active jobs (`--memory 10000`)
 # What a poll's peak heap may grow a job past the stored items it holds (stored_items.ITEMS_HELD): the job's id,
 # and its share of the provider's listing where that is held whole (TransparentEdge's one answer). Bytes.
 MEMORY_GROWTH_TARGET = 512
+REREAD_SAMPLE = 2000  # items read again to time a poll's reads past the items it holds
 CHECK_MEMORY_JOBS = (2500, 3500)  # `--check`: the growth between these numbers of active jobs
 FANOUT_CONSUMERS = model.FANOUT_CONSUMERS
 POLLS_PER_HOUR = 12  # PollRate rate(5 minutes)
@@ -394,7 +395,8 @@ def measured_poll(stack: Any, aws: AwsCalls, sim: Any, provider: Provider) -> Me
 def measured_rereads(stack: Any, aws: AwsCalls, provider: Provider, job_ids: list[str]) -> dict[str, Any]:
     """What a poll of more active jobs than it holds items (stored_items.ITEMS_HELD) adds for each job past
     them: its item read again (the index's page gave it once), 100 a BatchGetItem on the poll's own thread, as
-    the poll reads them. Measured on these jobs; the projections scale it to the jobs past ITEMS_HELD."""
+    the poll reads them. Measured on these jobs, read again as often as it takes to read REREAD_SAMPLE items
+    (a few calls alone are too few to time); the projections scale it to the jobs past ITEMS_HELD."""
     from transcode_core.providers.base import iter_chunks
     from transcode_core.store import JobStore
     from transcode_core.stored_items import ITEMS_HELD, READ_AHEAD
@@ -403,10 +405,11 @@ def measured_rereads(stack: Any, aws: AwsCalls, provider: Provider, job_ids: lis
     aws.reset()
     CPU.reset()
     WAITS.reset()
-    for chunk in iter_chunks(job_ids, READ_AHEAD):
+    sample = (job_ids * math.ceil(REREAD_SAMPLE / len(job_ids)))[: max(REREAD_SAMPLE, len(job_ids))]
+    for chunk in iter_chunks(sample, READ_AHEAD):
         store.get_many(provider.id, chunk, consistent=False)
     return {
-        "jobs": len(job_ids),
+        "jobs": len(sample),
         "items_held": ITEMS_HELD,
         "calls": aws.calls.get("dynamodb.BatchGetItem", 0),
         "cpu_s": round(CPU.snapshot()["function"], 4),
@@ -1063,7 +1066,7 @@ def model_sections(results: list[dict[str, Any]], import_s: float) -> list[str]:
         "Both include the items of the jobs past the ones a poll holds read again, 100 a BatchGetItem on the "
         "poll's own thread (measured on this run's jobs, scaled):",
         "",
-        "| provider | items held | jobs read | BatchGetItem calls | CPU s | waits s | read units |",
+        "| provider | items held | items read | BatchGetItem calls | CPU s | waits s | read units |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [

@@ -309,6 +309,28 @@ def test_a_poll_with_some_failed_writes_still_succeeds(stack, sim, faults):
     assert len(report["job_failures"]) == 1 and report["changes"] == {"new": 1}
 
 
+@pytest.mark.slow  # 400 jobs discovered, then finished
+def test_a_poll_of_more_jobs_than_it_holds_reads_only_the_jobs_past_them_again_each_once(
+    stack, sim, faults, monkeypatch
+):
+    monkeypatch.setattr(stored_items, "ITEMS_HELD", 300)
+    job_ids = finished_jobs(stack, sim, 400)
+    read_again = []
+    faults.add(
+        "before-parameter-build.dynamodb.BatchGetItem",
+        lambda params, **_: read_again.extend(
+            key["pk"]["S"] for ask in params["RequestItems"].values() for key in ask["Keys"]
+        ),
+    )
+    # When a poll finds its 400 active jobs finished, holding 300 items at most
+    report = stack.poll(PROVIDER)
+    # Then every job is applied and published once, and of their items only the 100 the index's pages did not
+    # leave held were read again, each once
+    assert report["changes"] == {"advance": 400} and report["events_published"] == 400
+    assert len(read_again) == 100 and len(set(read_again)) == 100
+    assert Counter(stack.event_ids()) == completed(job_ids)
+
+
 def test_a_stored_jobs_read_that_fails_mid_poll_keeps_what_was_applied_and_leaves_the_rest_for_the_next(
     stack, sim, faults, monkeypatch
 ):
