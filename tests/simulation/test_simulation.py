@@ -352,3 +352,21 @@ def test_a_bus_refusal_whose_note_is_throttled_is_noted_later_in_the_run(aws, ca
     outcome = execute("encoding_com", steps, capfd, bus=True)
     assert_holds(outcome)
     assert outcome.events == 4 and not outcome.allowed_by_kind
+
+
+# Seeds whose faults land on the reads of the items a poll does not hold: a throttled read (bus off), and the
+# function killed after one (bus on).
+ONE_ITEM_HELD_SEEDS = {(1002, False): "throttle dynamodb.BatchGetItem", (1004, True): "kill dynamodb.BatchGetItem"}
+
+
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+@pytest.mark.parametrize(("seed", "bus"), ONE_ITEM_HELD_SEEDS)
+def test_the_promises_hold_under_faults_when_a_poll_holds_one_stored_item(provider, seed, bus, aws, capfd, monkeypatch):
+    from transcode_core import stored_items
+
+    # Every item a poll decides against but one is read again (the path of a poll of more jobs than
+    # stored_items.ITEMS_HELD), so the faults land on those reads too.
+    monkeypatch.setattr(stored_items, "ITEMS_HELD", 1)
+    outcome = execute(provider, generate(seed, STEPS, bus=bus), capfd, seed, bus=bus)
+    assert_holds(outcome)
+    assert ONE_ITEM_HELD_SEEDS[seed, bus] in outcome.fired_at, outcome.describe()
