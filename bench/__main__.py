@@ -408,7 +408,7 @@ def measured_rereads(stack: Any, aws: AwsCalls, provider: Provider, job_ids: lis
     CPU.reset()
     WAITS.reset()
     sample = (job_ids * math.ceil(REREAD_SAMPLE / len(job_ids)))[: max(REREAD_SAMPLE, len(job_ids))]
-    for chunk in iter_chunks(sample, READ_AHEAD):
+    for chunk in iter_chunks(sample, READ_AHEAD):  # a call each: get_many reads a repeated id once a call
         store.get_many(provider.id, chunk, consistent=False)
     return {
         "jobs": len(sample),
@@ -421,14 +421,22 @@ def measured_rereads(stack: Any, aws: AwsCalls, provider: Provider, job_ids: lis
 
 
 def rereads_past_held(result: dict[str, Any], jobs: int) -> float:
-    """The share of the measured re-reads a poll of `jobs` active jobs makes (0 up to the items it holds)."""
+    """The share of the measured re-reads a poll of `jobs` active jobs makes (0 up to the items it holds, and
+    for results measured before the poll held ids)."""
     rereads = result.get("rereads")
     return max(0, jobs - rereads["items_held"]) / rereads["jobs"] if rereads else 0.0
 
 
 def reread_seconds(result: dict[str, Any], memory_mb: int, jobs: int) -> float:
-    rereads = result.get("rereads") or {"cpu_s": 0.0, "waits_s": 0.0}
-    return model.duration(rereads["cpu_s"], rereads["waits_s"], memory_mb) * rereads_past_held(result, jobs)
+    if not (share := rereads_past_held(result, jobs)):
+        return 0.0
+    return model.duration(result["rereads"]["cpu_s"], result["rereads"]["waits_s"], memory_mb) * share
+
+
+def reread_units(result: dict[str, Any], jobs: int) -> float:
+    if not (share := rereads_past_held(result, jobs)):
+        return 0.0
+    return result["rereads"]["read_units"] * share
 
 
 def table_writes(calls: dict[str, int]) -> int:
@@ -958,7 +966,7 @@ def cost_table(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]
             + model.requests_cost(
                 consumer["write_units"] * big,
                 (fan["scheduled"]["read_units"] + consumer["read_units"]) * big
-                + result.get("rereads", {}).get("read_units", 0.0) * rereads_past_held(result, model.TARGET_JOBS),
+                + reread_units(result, model.TARGET_JOBS),
                 consumer["sns_messages"] * big,
                 sqs=3 * projected["messages"],  # send, receive, delete
             )

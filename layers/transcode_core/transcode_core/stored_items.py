@@ -53,7 +53,7 @@ class StoredItems:
 
     def holds(self, job_id: str) -> bool:
         with self._lock:
-            return job_id in self._asked or job_id in self._unasked
+            return self._holds(job_id)
 
     def hold_while_room(self, job_id: str, item: StoredJob) -> None:
         """An item read already (the index's), held as not asked for yet unless `held` items are."""
@@ -74,7 +74,7 @@ class StoredItems:
         found: dict[str, StoredJob | None] = {}
         with self._lock:
             for job_id in wanted:
-                if job_id in self._asked or job_id in self._unasked:
+                if self._holds(job_id):
                     found[job_id] = self._touch(job_id) if asked else self._current(job_id)
         unread = [job_id for job_id in wanted if job_id not in found]
         if unread:
@@ -84,8 +84,12 @@ class StoredItems:
                     found[job_id] = self._keep(job_id, read.get(job_id), asked)
         return found
 
+    def _holds(self, job_id: str) -> bool:
+        return job_id in self._asked or job_id in self._unasked
+
     def _current(self, job_id: str) -> StoredJob | None:
-        return self._asked[job_id] if job_id in self._asked else self._unasked[job_id]
+        """The item held for this job (None: held as missing, or not held)."""
+        return self._asked.get(job_id, self._unasked.get(job_id))
 
     def _touch(self, job_id: str) -> StoredJob | None:
         item = self._unasked.pop(job_id) if job_id in self._unasked else self._asked.pop(job_id)
@@ -95,7 +99,7 @@ class StoredItems:
     def _keep(self, job_id: str, read: StoredJob | None, asked: bool) -> StoredJob | None:
         """Holds what was read, unless a write remembered meanwhile is newer (a read can start before a write
         and end after it)."""
-        held = self._asked.get(job_id, self._unasked.get(job_id))
+        held = self._current(job_id)
         if held is not None and (read is None or int(held.get("version", 0)) > int(read.get("version", 0))):
             return self._touch(job_id) if asked else held
         self._hold(job_id, read, asked)
@@ -126,10 +130,8 @@ class ActiveJobs(Mapping[str, StoredJob]):
 
     def __getitem__(self, job_id: str) -> StoredJob:
         position = self._position[job_id]
-        if not self._stored.holds(job_id):
-            self._stored.read_ahead(
-                other for other in self._order[position : position + READ_AHEAD] if not self._stored.holds(other)
-            )
+        if not self._stored.holds(job_id):  # read_ahead reads only those of the window not held
+            self._stored.read_ahead(self._order[position : position + READ_AHEAD])
         item = self._stored.item_of(job_id)
         if item is None:  # deleted from the table since the index was read
             raise KeyError(job_id)
